@@ -1,0 +1,267 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/url"
+	"os"
+	"time"
+)
+
+// Config is the gateway's configuration. Its values come from Default, overlaid by the
+// configuration file (Load) and then by command-line flags (Flags.Apply); Validate checks
+// the result. A Config remembers where each value came from so that problems found later
+// still name the file and line, or the flag.
+//
+// A Config is a plain value. Copies share that bookkeeping, which is never modified in
+// place, so copies may be used independently; none of its methods modify it.
+type Config struct {
+	Edge    Edge
+	Store   Store
+	Uplink  Uplink
+	Devices []Device // one per [device "NAME"] section, in file order
+	Log     Log
+
+	file    string            // configuration file the values were read from, or ""
+	origins map[string]origin // where values came from, by key (see key)
+}
+
+// Edge configures the device-facing AMQP 1.0 server: section [edge].
+type Edge struct {
+	// Listen is the TCP address to accept devices on, host:port (listen). An empty host
+	// means every address.
+	Listen string
+
+	// AllowAnonymous lets a device connect without a user name and password
+	// (allow-anonymous).
+	AllowAnonymous bool
+
+	// MaxFrameSize is the largest frame accepted from a device, in bytes, announced in
+	// the open performative (max-frame-size).
+	MaxFrameSize uint32
+
+	// IdleTimeout is the idle-time-out announced in open: a device that sends nothing
+	// for this long is disconnected. 0 disables it (idle-timeout).
+	IdleTimeout time.Duration
+
+	// MaxMessageSize is the largest message accepted from a device, in bytes, announced
+	// on each link (max-message-size).
+	MaxMessageSize uint64
+
+	// Credit is the link credit granted to each sending device: how many messages it
+	// may send before the gateway grants more (credit).
+	Credit uint32
+}
+
+// Store configures the durable message store: section [store].
+type Store struct {
+	// Dir is the data directory (dir). A relative path in a configuration file is
+	// relative to that file's directory; elsewhere, to the working directory.
+	Dir string
+
+	// MaxBatch is the largest number of writes committed in one transaction
+	// (max-batch).
+	MaxBatch int
+
+	// MaxDelay is how long a write may wait for others to share its transaction; 0
+	// commits at once (max-delay).
+	MaxDelay time.Duration
+}
+
+// Uplink configures the connection to the cloud broker: section [uplink].
+type Uplink struct {
+	// URL is the broker, amqps://HOST[:PORT], port 5671 by default (url). Empty means no
+	// uplink: the gateway only buffers.
+	URL string
+
+	// CA is a PEM file of the certificates that may sign the broker's certificate (ca).
+	// Empty means the system's roots.
+	CA string
+
+	// ServerName is the name the broker's certificate must be valid for (server-name).
+	// Empty means the host of URL; see TLSServerName.
+	ServerName string
+
+	// User is the SASL PLAIN user name (user). Empty means no credentials are sent.
+	User string
+
+	// PasswordFile holds the password for User, on its first line (password-file). The
+	// password itself is never in the configuration file; see UplinkPassword.
+	PasswordFile string
+
+	// AddressPrefix is put in front of a device's target address to make the broker
+	// address, for example "/queue/" for RabbitMQ (address-prefix).
+	AddressPrefix string
+
+	// InFlight is the largest number of messages sent to the broker and not yet settled
+	// (in-flight).
+	InFlight int
+
+	// ReconnectMin and ReconnectMax bound the delay between failed connection attempts,
+	// which doubles per failure with jitter (reconnect-min, reconnect-max).
+	ReconnectMin, ReconnectMax time.Duration
+}
+
+// Device is a device allowed to connect with a user name and password: one
+// [device "NAME"] section.
+type Device struct {
+	// Name is the user name the device authenticates with (the section name).
+	Name string
+
+	// PasswordHash is the device's password hash from `shadowgw passwd`, in the format of
+	// package credential (password-hash). It is redacted by String and LogValue.
+	PasswordHash string
+}
+
+// Log configures logging: section [log].
+type Log struct {
+	// Level is the lowest level logged: debug, info, warn or error (level).
+	Level string
+}
+
+// DefaultUplinkPort is the port of an uplink URL that has none: AMQP over TLS,
+// SECURE-PORT in the AMQP 1.0 transport definitions.
+const DefaultUplinkPort = "5671"
+
+// Default returns the embedded defaults: devices on 127.0.0.1:5672 without credentials,
+// data in ./shadowgw-data relative to the working directory, no uplink.
+func Default() Config {
+	return Config{
+		Edge: Edge{
+			Listen:         "127.0.0.1:5672",
+			AllowAnonymous: true,
+			MaxFrameSize:   65536,
+			IdleTimeout:    60 * time.Second,
+			MaxMessageSize: 1 << 20,
+			Credit:         256,
+		},
+		Store: Store{
+			Dir:      "./shadowgw-data",
+			MaxBatch: 4096,
+			MaxDelay: 0,
+		},
+		Uplink: Uplink{
+			InFlight:     256,
+			ReconnectMin: time.Second,
+			ReconnectMax: time.Minute,
+		},
+		Log: Log{Level: "info"},
+	}
+}
+
+// Check returns the configuration the gateway runs with: Default, overlaid by the file at
+// path (none when path is ""), then by overrides, then validated. Syntax and validation
+// problems are reported together as Errors; a file that cannot be read is reported alone.
+func Check(path string, overrides Flags) (Config, error) {
+	c := Default()
+	var errs Errors
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("config: %w", err)
+		}
+		c, errs = parse(path, data)
+	}
+	overrides.Apply(&c)
+	errs = append(errs, c.validate()...)
+	if len(errs) > 0 {
+		sortErrors(errs)
+		return Config{}, errs
+	}
+	return c, nil
+}
+
+// File returns the configuration file the values were read from, or "" for none.
+func (c Config) File() string { return c.file }
+
+// Enabled reports whether an uplink is configured.
+func (u Uplink) Enabled() bool { return u.URL != "" }
+
+// Addr returns the broker's host:port, with DefaultUplinkPort when URL has no port, or ""
+// when URL is empty or not a valid URL.
+func (u Uplink) Addr() string {
+	p, err := url.Parse(u.URL)
+	if u.URL == "" || err != nil || p.Hostname() == "" {
+		return ""
+	}
+	port := p.Port()
+	if port == "" {
+		port = DefaultUplinkPort
+	}
+	return net.JoinHostPort(p.Hostname(), port)
+}
+
+// TLSServerName returns the name the broker's certificate must be valid for: ServerName,
+// or else the host of URL.
+func (u Uplink) TLSServerName() string {
+	if u.ServerName != "" {
+		return u.ServerName
+	}
+	p, err := url.Parse(u.URL)
+	if err != nil {
+		return ""
+	}
+	return p.Hostname()
+}
+
+// SlogLevel returns Level as a slog.Level; an invalid Level (which Validate rejects)
+// gives slog.LevelInfo.
+func (l Log) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// origin records where a value came from.
+type origin struct {
+	line int    // line in Config.file, or 0
+	flag string // flag that supplied the value, or ""
+}
+
+// key names a value in Config.origins: "SECTION.FIELD" ("edge.listen"), and for devices,
+// which are identified by their index in Devices, "device.I" for the section header and
+// "device.I.FIELD".
+func key(section, field string) string {
+	if field == "" {
+		return section
+	}
+	return section + "." + field
+}
+
+func deviceKey(i int, field string) string {
+	return key(fmt.Sprintf("%s.%d", deviceSection, i), field)
+}
+
+// deviceDisplay returns a device's section as written in errors: device "NAME".
+func deviceDisplay(name string) string {
+	return fmt.Sprintf("%s %q", deviceSection, name)
+}
+
+// cloneOrigins returns a copy of c's origins that may be modified.
+func (c *Config) cloneOrigins() map[string]origin {
+	if c.origins == nil {
+		return make(map[string]origin)
+	}
+	return maps.Clone(c.origins)
+}
+
+// problem returns an Error about a value, located where the value at key came from.
+func (c *Config) problem(section, field, key string, err error, format string, args ...any) *Error {
+	e := &Error{Section: section, Field: field, Msg: fmt.Sprintf(format, args...), Err: err}
+	o := c.origins[key]
+	if o.flag != "" {
+		e.Flag = o.flag
+		return e
+	}
+	e.File = c.file
+	e.Line = o.line
+	return e
+}

@@ -1,0 +1,117 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const fullText = `[edge]
+listen = 0.0.0.0:5672
+allow-anonymous = false
+max-frame-size = 4KiB
+idle-timeout = 1m30s
+max-message-size = 1000
+credit = 12
+
+[store]
+dir = /var/lib/shadowgw
+max-batch = 10
+max-delay = 5ms
+
+[uplink]
+url = amqps://broker.example:5671
+ca = /etc/ssl/ca.pem
+server-name =
+user = "gate#way"
+password-file = /etc/shadowgw/pw
+address-prefix = "/queue/ with ; blanks "
+in-flight = 3
+reconnect-min = 2s
+reconnect-max = 30s
+
+[log]
+level = warn
+
+[device "a"]
+password-hash = ` + testHash + `
+
+[device "b \"quoted\""]
+password-hash =
+`
+
+func TestStringRedacts(t *testing.T) {
+	c, err := parseText(fullText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.String()
+	for _, out := range []string{s, fmt.Sprint(c), fmt.Sprintf("%+v", c), fmt.Sprintf("%v", &c)} {
+		if strings.Contains(out, testHash) || strings.Contains(out, "pEpCrRTj") {
+			t.Errorf("output contains the password hash:\n%s", out)
+		}
+	}
+	if !strings.Contains(s, "password-hash = <redacted>\n") {
+		t.Errorf("String() has no redacted hash:\n%s", s)
+	}
+	// Apart from the redaction, String writes the file it was parsed from.
+	want := strings.Replace(fullText, testHash, "<redacted>", 1)
+	if s != want {
+		t.Errorf("String():\n%s\nwant:\n%s", s, want)
+	}
+}
+
+func TestStringRoundTrip(t *testing.T) {
+	c, err := parseText(fullText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := parseText(c.String())
+	if err != nil {
+		t.Fatalf("parse(String()): %v", err)
+	}
+	if back.Edge != c.Edge || back.Store != c.Store || back.Uplink != c.Uplink || back.Log != c.Log {
+		t.Errorf("round trip changed values:\n%+v\nwant\n%+v", back, c)
+	}
+	wantDevices := []Device{{"a", redacted}, {`b "quoted"`, ""}}
+	if !slices.Equal(back.Devices, wantDevices) {
+		t.Errorf("devices after round trip = %q, want %q", back.Devices, wantDevices)
+	}
+}
+
+func TestStringRedactsURLPassword(t *testing.T) {
+	c := Default()
+	c.Uplink.URL = "amqps://gw:hunter2@broker.example"
+	if s := c.String(); strings.Contains(s, "hunter2") {
+		t.Errorf("String() leaks the URL password:\n%s", s)
+	}
+	c.Uplink.URL = "amqps://gw:hunter2@broker.example:99999999999999"
+	if s := c.String(); strings.Contains(s, "hunter2") {
+		t.Errorf("String() leaks the password of an unparsable URL:\n%s", s)
+	}
+}
+
+func TestLogValueRedacts(t *testing.T) {
+	c, err := parseText(fullText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Uplink.URL = "amqps://gw:hunter2@broker.example"
+	for _, h := range []func(*bytes.Buffer) slog.Handler{
+		func(b *bytes.Buffer) slog.Handler { return slog.NewTextHandler(b, nil) },
+		func(b *bytes.Buffer) slog.Handler { return slog.NewJSONHandler(b, nil) },
+	} {
+		var b bytes.Buffer
+		slog.New(h(&b)).Info("config", "config", c, "ptr", &c)
+		out := b.String()
+		if strings.Contains(out, "pEpCrRTj") || strings.Contains(out, "hunter2") {
+			t.Errorf("log output leaks a secret: %s", out)
+		}
+		if !strings.Contains(out, "0.0.0.0:5672") || !strings.Contains(out, "devices") {
+			t.Errorf("log output lacks the summary: %s", out)
+		}
+	}
+}

@@ -1,0 +1,209 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shadowgw/shadowgw/edge/message"
+)
+
+// Config is the device-facing server's configuration. Zero fields take the defaults
+// documented on each.
+type Config struct {
+	ContainerID      string            // our container-id; default "shadowgw"
+	MaxFrameSize     uint32            // largest frame accepted (§2.7.1); default 65536, at least 512
+	ChannelMax       uint16            // highest channel (session) number; default 31
+	HandleMax        uint32            // highest link handle per session; default 63
+	IdleTimeout      time.Duration     // a peer that sends nothing for this long is closed (§2.4.5); default 60s; negative disables
+	HandshakeTimeout time.Duration     // time to finish protocol header, SASL and open; default 10s
+	MaxMessageSize   uint64            // largest message accepted; default 1 MiB
+	Credit           uint32            // link credit kept open per link; default 256
+	MaxConnections   int               // total device connections; default 1000
+	MaxConnsPerHost  int               // connections from one source address; default 0 (no limit)
+	AllowAnonymous   bool              // ANONYMOUS SASL and connections without SASL
+	Users            map[string]string // SASL PLAIN users: name → credential hash (package credential)
+}
+
+func (c *Config) setDefaults() {
+	if c.ContainerID == "" {
+		c.ContainerID = "shadowgw"
+	}
+	if c.MaxFrameSize == 0 {
+		c.MaxFrameSize = 65536
+	}
+	if c.MaxFrameSize < 512 {
+		c.MaxFrameSize = 512
+	}
+	if c.ChannelMax == 0 {
+		c.ChannelMax = 31
+	}
+	if c.HandleMax == 0 {
+		c.HandleMax = 63
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = 1 << 20
+	}
+	if c.Credit == 0 {
+		c.Credit = 256
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = 1000
+	}
+}
+
+// ErrFull is the error a Sink returns when it has no room; devices are told
+// amqp:resource-limit-exceeded.
+var ErrFull = errors.New("store full")
+
+// Delivery is a complete message received from a device.
+type Delivery struct {
+	Address  string       // the link's target address
+	Source   string       // the SASL user, or the container-id of an anonymous device
+	Payload  []byte       // the message's sections exactly as the device sent them
+	Received time.Time    // when its last frame arrived
+	Info     message.Info // fields read from the message
+}
+
+// Sink stores deliveries. Store must not block for long: it queues d and calls done
+// exactly once, from any goroutine, when d is durable (err == nil) or could not be stored.
+// done never blocks.
+type Sink interface {
+	Store(d *Delivery, done func(error))
+}
+
+// Stats are the server's counters.
+type Stats struct {
+	Connections      int64 // open now
+	ConnectionsTotal uint64
+	Refused          uint64 // connections refused by limits or authentication
+	Messages         uint64 // messages stored
+	Bytes            uint64 // payload bytes stored
+	Rejected         uint64 // messages answered rejected (malformed, not storable)
+	Dropped          uint64 // pre-settled messages that could not be stored
+}
+
+// Server is the device-facing AMQP 1.0 server. It is safe for concurrent use.
+type Server struct {
+	cfg  Config
+	sink Sink
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	conns  map[*conn]struct{}
+	byHost map[string]int
+
+	wg     sync.WaitGroup
+	nextID atomic.Uint64
+
+	open             atomic.Int64
+	connectionsTotal atomic.Uint64
+	refused          atomic.Uint64
+	messages         atomic.Uint64
+	bytes            atomic.Uint64
+	rejected         atomic.Uint64
+	dropped          atomic.Uint64
+}
+
+// New returns a Server that hands messages to sink. log may be nil.
+func New(cfg Config, sink Sink, log *slog.Logger) *Server {
+	cfg.setDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{
+		cfg:    cfg,
+		sink:   sink,
+		log:    log.With("component", "edge"),
+		conns:  make(map[*conn]struct{}),
+		byHost: make(map[string]int),
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Connections:      s.open.Load(),
+		ConnectionsTotal: s.connectionsTotal.Load(),
+		Refused:          s.refused.Load(),
+		Messages:         s.messages.Load(),
+		Bytes:            s.bytes.Load(),
+		Rejected:         s.rejected.Load(),
+		Dropped:          s.dropped.Load(),
+	}
+}
+
+// Serve accepts device connections on ln until ctx is done, then closes ln, asks every
+// connection to finish (acknowledging what the Sink completes within a grace period) and
+// returns once all connection goroutines have exited. It returns nil after a
+// cancellation and the accept error otherwise.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	var tempDelay time.Duration
+	var err error
+	for {
+		var nc net.Conn
+		nc, err = ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				err = nil
+				break
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
+				time.Sleep(tempDelay)
+				continue
+			}
+			err = fmt.Errorf("edge: accept: %w", err)
+			break
+		}
+		tempDelay = 0
+		s.start(ctx, nc)
+	}
+	s.wg.Wait()
+	return err
+}
+
+func (s *Server) start(ctx context.Context, nc net.Conn) {
+	host, _, _ := net.SplitHostPort(nc.RemoteAddr().String())
+	s.mu.Lock()
+	if len(s.conns) >= s.cfg.MaxConnections || (s.cfg.MaxConnsPerHost > 0 && s.byHost[host] >= s.cfg.MaxConnsPerHost) {
+		s.mu.Unlock()
+		s.refused.Add(1)
+		s.log.Warn("connection refused: limit reached", "remote", nc.RemoteAddr().String(),
+			"connections", s.open.Load(), "max", s.cfg.MaxConnections, "per_host_max", s.cfg.MaxConnsPerHost)
+		nc.Close()
+		return
+	}
+	c := newConn(s, nc, s.nextID.Add(1))
+	s.conns[c] = struct{}{}
+	s.byHost[host]++
+	s.mu.Unlock()
+	s.open.Add(1)
+	s.connectionsTotal.Add(1)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		c.serve(ctx)
+		s.mu.Lock()
+		delete(s.conns, c)
+		if s.byHost[host]--; s.byHost[host] <= 0 {
+			delete(s.byHost, host)
+		}
+		s.mu.Unlock()
+		s.open.Add(-1)
+	}()
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# install-test-deps.sh installs, from Debian's packages, the real AMQP 1.0 peers and tools
+# the tests use: RabbitMQ 3.10 (the cloud), Qpid Proton C and Python (devices and test
+# servers), the AMQP 1.0 specification, openssl (throwaway certificates) and qemu-user
+# (ARM test runs). It is idempotent and never starts a system service.
+set -euo pipefail
+
+pkgs=(
+  rabbitmq-server
+  python3-qpid-proton
+  libqpid-proton11-dev
+  libqpid-proton11-dev-examples
+  amqp-specs
+  openssl
+  qemu-user-static
+  procps
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+
+# Keep the package's maintainer scripts from starting the system RabbitMQ: the tests run
+# their own private node.
+cleanup_policy=0
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod 755 /usr/sbin/policy-rc.d
+  cleanup_policy=1
+fi
+trap '[ $cleanup_policy -eq 1 ] && $SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# test.sh runs every test of shadowgw on a fresh Debian 12 machine with Go: it installs
+# the real AMQP 1.0 peers the tests talk to (RabbitMQ, Qpid Proton C and Python) from
+# Debian's packages, then runs vet, the unit, interop and end-to-end tests, each fuzz
+# target briefly, and the store and edge tests on emulated Raspberry Pi CPUs (ARMv6
+# under qemu-arm-static -cpu arm1176, and arm64).
+#
+# Environment: FUZZTIME (default 10s per fuzz target), SKIP_ARM=1 to leave out the
+# emulated runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-test-deps.sh
+
+export SHADOWGW_REQUIRE_PEERS=1 # a missing peer fails the tests instead of skipping them
+fuzztime=${FUZZTIME:-10s}
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test"
+go test -count=1 -timeout 20m ./...
+
+echo "== fuzz (${fuzztime} per target)"
+for pkg in $(go list ./...); do
+  dir=$(go list -f '{{.Dir}}' "$pkg")
+  for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
+    go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg"
+  done
+done
+
+if [ "${SKIP_ARM:-}" != 1 ]; then
+  echo "== store and edge tests on ARMv6 (arm1176, GOARM=6) and arm64 under qemu-user"
+  CGO_ENABLED=0 GOARCH=arm GOARM=6 go test -count=1 -short -timeout 15m \
+    -exec "qemu-arm-static -cpu arm1176" ./store/ ./edge/...
+  CGO_ENABLED=0 GOARCH=arm64 go test -count=1 -short -timeout 15m \
+    -exec qemu-aarch64-static ./store/ ./edge/...
+fi
+echo "== all tests passed"

@@ -1,0 +1,373 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// opKind is what a request asks the committer to do.
+type opKind uint8
+
+const (
+	opAppend opKind = iota + 1
+	opDelete
+	opDeadLetter
+	opDeleteDead
+	opCheck
+)
+
+// String returns the operation name used in error messages.
+func (k opKind) String() string {
+	switch k {
+	case opAppend:
+		return "append"
+	case opDelete:
+		return "delete"
+	case opDeadLetter:
+		return "dead letter"
+	case opDeleteDead:
+		return "delete dead letters"
+	case opCheck:
+		return "check"
+	}
+	return fmt.Sprintf("op %d", uint8(k))
+}
+
+// request is one unit of work for the committer. The fields above done are
+// set by the sender and read-only afterwards; the committer owns the rest.
+type request struct {
+	kind     opKind
+	address  string   // opAppend
+	source   string   // opAppend
+	received int64    // opAppend, Unix nanoseconds
+	payload  []byte   // opAppend
+	seqs     []uint64 // opDelete, opDeadLetter (one seq), opDeleteDead
+	reason   string   // opDeadLetter
+
+	// done is called exactly once, on the committer goroutine, with the
+	// assigned seq (opAppend) and the request's error.
+	done func(seq uint64, err error)
+
+	seq uint64 // assigned seq (opAppend)
+	err error  // the request's own error, if the transaction committed
+}
+
+// weight is how much of Options.MaxBatch the request uses.
+func (r *request) weight() int {
+	if len(r.seqs) > 1 {
+		return len(r.seqs)
+	}
+	return 1
+}
+
+// run is the committer goroutine: it owns all writes until reqs is closed and
+// drained.
+func (s *Store) run() {
+	defer close(s.exited)
+	batch := make([]*request, 0, 64)
+	var timer *time.Timer
+	for {
+		r, ok := <-s.reqs
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], r)
+		n := r.weight()
+		open := true
+		if s.opts.MaxDelay > 0 && n < s.opts.MaxBatch {
+			if timer == nil {
+				timer = time.NewTimer(s.opts.MaxDelay)
+			} else {
+				timer.Reset(s.opts.MaxDelay)
+			}
+		wait:
+			for n < s.opts.MaxBatch {
+				select {
+				case r, ok := <-s.reqs:
+					if !ok {
+						open = false
+						break wait
+					}
+					batch = append(batch, r)
+					n += r.weight()
+				case <-timer.C:
+					break wait
+				}
+			}
+			timer.Stop()
+		}
+	drain:
+		for open && n < s.opts.MaxBatch {
+			select {
+			case r, ok := <-s.reqs:
+				if !ok {
+					open = false
+					break drain
+				}
+				batch = append(batch, r)
+				n += r.weight()
+			default:
+				break drain
+			}
+		}
+		s.commit(batch)
+		clear(batch) // drop references to payloads and callbacks
+		if !open {
+			return
+		}
+	}
+}
+
+// commit applies the write requests of batch in one transaction, then runs
+// the check requests, then completes every request.
+func (s *Store) commit(batch []*request) {
+	writes := 0
+	for _, r := range batch {
+		if r.kind != opCheck {
+			writes++
+		}
+	}
+	var (
+		err      error
+		appended int
+		next     = s.persisted
+	)
+	if writes > 0 {
+		appended, err = s.write(batch, &next)
+		s.arena = s.arena[:0]
+		if cap(s.arena) > 4<<20 {
+			s.arena = nil // do not keep a burst's buffer forever
+		}
+		if err != nil {
+			s.since.commitErrors++
+			if errors.Is(err, berrors.ErrMaxSizeReached) || errors.Is(err, syscall.ENOSPC) {
+				err = fmt.Errorf("commit: %w: %w", ErrFull, err)
+			} else {
+				err = fmt.Errorf("commit: %w", err)
+			}
+			if !s.failing {
+				s.log.Warn("commits failing", "err", err)
+				s.failing = true
+			}
+		} else {
+			s.persisted = next
+			s.since.commits++
+			s.since.appended += uint64(appended)
+			if s.failing {
+				s.log.Info("commits recovered")
+				s.failing = false
+			}
+		}
+		s.publish()
+		if err == nil && appended > 0 {
+			select {
+			case s.notify <- struct{}{}:
+			default:
+			}
+		}
+	}
+	for _, r := range batch {
+		switch {
+		case r.kind == opCheck:
+			r.done(0, s.check())
+		case err != nil:
+			r.done(0, fmt.Errorf("store: %s: %w", r.kind, err))
+		case r.err != nil:
+			r.done(0, r.err)
+		default:
+			r.done(r.seq, nil)
+		}
+	}
+}
+
+// write runs the write requests of batch in one read-write transaction and
+// commits it, updating c to the counters the file holds if it succeeds. It
+// returns the number of messages appended.
+func (s *Store) write(batch []*request, c *counters) (int, error) {
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return 0, err
+	}
+	appended, err := s.apply(tx, batch, c)
+	if err != nil {
+		_ = tx.Rollback()
+		return 0, err
+	}
+	return appended, tx.Commit()
+}
+
+// apply performs the write requests of batch in tx. Errors that concern one
+// request (a missing seq) are stored in the request; errors returned abort
+// the whole transaction.
+func (s *Store) apply(tx *bolt.Tx, batch []*request, c *counters) (int, error) {
+	q := tx.Bucket(bucketQueue)
+	route := q.Bucket(routeDefault)
+	dead := tx.Bucket(bucketDead)
+	// Keys only ever grow, so fill pages completely instead of splitting
+	// them in half.
+	route.FillPercent = 1.0
+	dead.FillPercent = 1.0
+	now := time.Now().UnixNano()
+	appended := 0
+	for _, r := range batch {
+		r.err = nil
+		switch r.kind {
+		case opAppend:
+			// lastSeq advances even if the commit fails, so a seq is never
+			// handed out twice by one process.
+			s.lastSeq++
+			r.seq = s.lastSeq
+			k := s.key(r.seq)
+			start := len(s.arena)
+			s.arena = appendMessageRecord(s.arena, r.received, r.address, r.source, r.payload)
+			if err := route.Put(k, s.arena[start:len(s.arena):len(s.arena)]); err != nil {
+				return 0, fmt.Errorf("put %d: %w", r.seq, err)
+			}
+			c.messages++
+			c.bytes += uint64(len(r.payload))
+			appended++
+		case opDelete:
+			for _, seq := range r.seqs {
+				k := s.key(seq)
+				v := route.Get(k)
+				if v == nil {
+					continue
+				}
+				if err := route.Delete(k); err != nil {
+					return 0, fmt.Errorf("delete %d: %w", seq, err)
+				}
+				sub(&c.messages, 1)
+				sub(&c.bytes, payloadLen(seq, v))
+			}
+		case opDeadLetter:
+			seq := r.seqs[0]
+			k := s.key(seq)
+			v := route.Get(k)
+			if v == nil {
+				r.err = fmt.Errorf("store: %s %d: %w", r.kind, seq, ErrNotFound)
+				continue
+			}
+			n := payloadLen(seq, v)
+			start := len(s.arena)
+			s.arena = appendDeadRecord(s.arena, now, r.reason, v) // copies v before the delete
+			if err := dead.Put(k, s.arena[start:len(s.arena):len(s.arena)]); err != nil {
+				return 0, fmt.Errorf("put dead letter %d: %w", seq, err)
+			}
+			if err := route.Delete(k); err != nil {
+				return 0, fmt.Errorf("delete %d: %w", seq, err)
+			}
+			sub(&c.messages, 1)
+			sub(&c.bytes, n)
+			c.deadLetters++
+			c.deadBytes += n
+		case opDeleteDead:
+			for _, seq := range r.seqs {
+				k := s.key(seq)
+				v := dead.Get(k)
+				if v == nil {
+					continue
+				}
+				var n uint64
+				if h, err := decodeDeadRecord(seq, v); err == nil {
+					n = uint64(len(h.msg.payload))
+				}
+				if err := dead.Delete(k); err != nil {
+					return 0, fmt.Errorf("delete dead letter %d: %w", seq, err)
+				}
+				sub(&c.deadLetters, 1)
+				sub(&c.deadBytes, n)
+			}
+		}
+	}
+	if s.lastSeq > q.Sequence() {
+		if err := q.SetSequence(s.lastSeq); err != nil {
+			return 0, fmt.Errorf("set sequence: %w", err)
+		}
+	}
+	if err := tx.Bucket(bucketMeta).Put(keyStats, c.encode()); err != nil {
+		return 0, fmt.Errorf("put stats: %w", err)
+	}
+	return appended, nil
+}
+
+// key returns seqKey(seq) allocated in the arena, which lives until the
+// transaction ends.
+func (s *Store) key(seq uint64) []byte {
+	start := len(s.arena)
+	s.arena = appendSeqKey(s.arena, seq)
+	return s.arena[start:len(s.arena):len(s.arena)]
+}
+
+// payloadLen returns the payload size of the message record v; a corrupt
+// record counts as its whole length (Check reports the corruption).
+func payloadLen(seq uint64, v []byte) uint64 {
+	h, err := decodeMessageRecord(seq, v)
+	if err != nil {
+		return uint64(len(v))
+	}
+	return uint64(len(h.payload))
+}
+
+// sinceOpen holds the counters that start at zero with every Open.
+type sinceOpen struct {
+	commits      uint64
+	commitErrors uint64
+	appended     uint64
+}
+
+// publish makes the committer's current counters visible to Stats.
+func (s *Store) publish() {
+	s.stats.Store(&Stats{
+		Messages:        s.persisted.messages,
+		Bytes:           s.persisted.bytes,
+		DeadLetters:     s.persisted.deadLetters,
+		DeadLetterBytes: s.persisted.deadBytes,
+		Commits:         s.since.commits,
+		CommitErrors:    s.since.commitErrors,
+		Appended:        s.since.appended,
+		LastSeq:         s.lastSeq,
+	})
+}
+
+// check implements Check; it runs on the committer goroutine, so no write
+// transaction runs concurrently with bbolt's check of the freelist.
+func (s *Store) check() error {
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		q := tx.Bucket(bucketQueue)
+		seqMax := q.Sequence()
+		for _, b := range []struct {
+			name   string
+			bucket *bolt.Bucket
+		}{{"queue", q.Bucket(routeDefault)}, {"dead letters", tx.Bucket(bucketDead)}} {
+			if k, _ := b.bucket.Cursor().Last(); k != nil {
+				if seq, err := keySeq(k); err == nil && seq > seqMax {
+					errs = append(errs, fmt.Errorf("%s: seq %d above sequence counter %d", b.name, seq, seqMax))
+				}
+			}
+		}
+		got, err := count(tx)
+		if err != nil {
+			errs = append(errs, err)
+		} else if v := tx.Bucket(bucketMeta).Get(keyStats); v == nil {
+			errs = append(errs, errors.New("stats record missing"))
+		} else if c, err := decodeCounters(v); err != nil {
+			errs = append(errs, err)
+		} else if c != got {
+			errs = append(errs, fmt.Errorf("stats record %+v, records hold %+v", c, got))
+		}
+		return errors.Join(errs...)
+	})
+	if err != nil {
+		return fmt.Errorf("store: check: %w", err)
+	}
+	return nil
+}

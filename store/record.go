@@ -1,0 +1,209 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Record format versions; see the package documentation for the layouts.
+const (
+	messageRecordV1 = 1
+	deadRecordV1    = 1
+	statsRecordV1   = 1
+	schemaV1        = 1
+
+	// fixedHeader is the version byte plus the 8-byte timestamp that open
+	// both message and dead-letter records.
+	fixedHeader = 1 + 8
+	// statsRecordLen is the version byte plus four uint64 counters.
+	statsRecordLen = 1 + 4*8
+)
+
+// seqKey returns the bbolt key of seq: 8 bytes big-endian, so that the byte
+// order of keys is the numeric order of seqs.
+func seqKey(seq uint64) []byte {
+	return appendSeqKey(make([]byte, 0, 8), seq)
+}
+
+// appendSeqKey appends seqKey(seq) to b.
+func appendSeqKey(b []byte, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(b, seq)
+}
+
+// keySeq is the inverse of seqKey.
+func keySeq(k []byte) (uint64, error) {
+	if len(k) != 8 {
+		return 0, fmt.Errorf("key %x: length %d, want 8: %w", k, len(k), ErrCorrupt)
+	}
+	return binary.BigEndian.Uint64(k), nil
+}
+
+// recordSize is the encoded size of a message record, used to reject
+// messages that do not fit a bbolt value before they are queued.
+func recordSize(address, source string, payload int) uint64 {
+	return fixedHeader + 2*binary.MaxVarintLen64 + uint64(len(address)) + uint64(len(source)) + uint64(payload)
+}
+
+// appendMessageRecord appends the version 1 encoding of a message to b.
+func appendMessageRecord(b []byte, received int64, address, source string, payload []byte) []byte {
+	b = append(b, messageRecordV1)
+	b = binary.BigEndian.AppendUint64(b, uint64(received))
+	b = binary.AppendUvarint(b, uint64(len(address)))
+	b = append(b, address...)
+	b = binary.AppendUvarint(b, uint64(len(source)))
+	b = append(b, source...)
+	return append(b, payload...)
+}
+
+// messageHeader is a decoded message record whose slices point into the
+// record; it is valid only as long as the record is.
+type messageHeader struct {
+	received int64
+	address  []byte
+	source   []byte
+	payload  []byte
+}
+
+// decodeMessageRecord parses a message record without copying. Errors wrap
+// ErrCorrupt and name seq.
+func decodeMessageRecord(seq uint64, v []byte) (messageHeader, error) {
+	var h messageHeader
+	if len(v) < fixedHeader {
+		return h, corruptf(seq, "message record of %d bytes is shorter than its %d-byte header", len(v), fixedHeader)
+	}
+	if v[0] != messageRecordV1 {
+		return h, corruptf(seq, "unknown message record version %d", v[0])
+	}
+	h.received = int64(binary.BigEndian.Uint64(v[1:9]))
+	off := fixedHeader
+	var err error
+	if h.address, off, err = readBytes(seq, v, off, "address"); err != nil {
+		return h, err
+	}
+	if h.source, off, err = readBytes(seq, v, off, "source"); err != nil {
+		return h, err
+	}
+	h.payload = v[off:]
+	return h, nil
+}
+
+// appendDeadRecord appends the version 1 encoding of a dead letter that wraps
+// the message record msg.
+func appendDeadRecord(b []byte, at int64, reason string, msg []byte) []byte {
+	b = append(b, deadRecordV1)
+	b = binary.BigEndian.AppendUint64(b, uint64(at))
+	b = binary.AppendUvarint(b, uint64(len(reason)))
+	b = append(b, reason...)
+	return append(b, msg...)
+}
+
+// deadHeader is a decoded dead-letter record whose slices point into the
+// record.
+type deadHeader struct {
+	at     int64
+	reason []byte
+	msg    messageHeader
+}
+
+// decodeDeadRecord parses a dead-letter record, including the message record
+// it wraps, without copying. Errors wrap ErrCorrupt and name seq.
+func decodeDeadRecord(seq uint64, v []byte) (deadHeader, error) {
+	var h deadHeader
+	if len(v) < fixedHeader {
+		return h, corruptf(seq, "dead-letter record of %d bytes is shorter than its %d-byte header", len(v), fixedHeader)
+	}
+	if v[0] != deadRecordV1 {
+		return h, corruptf(seq, "unknown dead-letter record version %d", v[0])
+	}
+	h.at = int64(binary.BigEndian.Uint64(v[1:9]))
+	reason, off, err := readBytes(seq, v, fixedHeader, "reason")
+	if err != nil {
+		return h, err
+	}
+	h.reason = reason
+	h.msg, err = decodeMessageRecord(seq, v[off:])
+	return h, err
+}
+
+// readBytes reads a uvarint length at off and the bytes it announces, checking
+// both against the end of v. It returns the bytes and the offset after them.
+func readBytes(seq uint64, v []byte, off int, field string) ([]byte, int, error) {
+	n, w := binary.Uvarint(v[off:])
+	if w <= 0 {
+		return nil, off, corruptf(seq, "%s length at offset %d is truncated or overflows", field, off)
+	}
+	off += w
+	if n > uint64(len(v)-off) {
+		return nil, off, corruptf(seq, "%s at offset %d is %d bytes long, only %d remain", field, off, n, len(v)-off)
+	}
+	end := off + int(n)
+	return v[off:end:end], end, nil
+}
+
+// corruptf returns a *CorruptError for seq.
+func corruptf(seq uint64, format string, args ...any) error {
+	return &CorruptError{Seq: seq, Detail: fmt.Sprintf(format, args...)}
+}
+
+// counters are the persisted totals of what the file holds. They are stored
+// in meta/stats and updated in the same transaction as the data they count.
+type counters struct {
+	messages    uint64
+	bytes       uint64
+	deadLetters uint64
+	deadBytes   uint64
+}
+
+// encode returns the version 1 encoding of c.
+func (c counters) encode() []byte {
+	b := make([]byte, 0, statsRecordLen)
+	b = append(b, statsRecordV1)
+	b = binary.BigEndian.AppendUint64(b, c.messages)
+	b = binary.BigEndian.AppendUint64(b, c.bytes)
+	b = binary.BigEndian.AppendUint64(b, c.deadLetters)
+	return binary.BigEndian.AppendUint64(b, c.deadBytes)
+}
+
+// decodeCounters parses a stats record.
+func decodeCounters(v []byte) (counters, error) {
+	if len(v) != statsRecordLen || v[0] != statsRecordV1 {
+		return counters{}, fmt.Errorf("stats record: version %d, %d bytes: %w", firstByte(v), len(v), ErrCorrupt)
+	}
+	return counters{
+		messages:    binary.BigEndian.Uint64(v[1:]),
+		bytes:       binary.BigEndian.Uint64(v[9:]),
+		deadLetters: binary.BigEndian.Uint64(v[17:]),
+		deadBytes:   binary.BigEndian.Uint64(v[25:]),
+	}, nil
+}
+
+func firstByte(v []byte) int {
+	if len(v) == 0 {
+		return -1
+	}
+	return int(v[0])
+}
+
+// sub subtracts n from *c without wrapping below zero; counters can only go
+// wrong that way if the file was corrupted, which Check reports.
+func sub(c *uint64, n uint64) {
+	if n > *c {
+		*c = 0
+		return
+	}
+	*c -= n
+}
+
+// unixNanos converts t to Unix nanoseconds, clamping times outside the
+// representable range (years 1678 to 2262).
+func unixNanos(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, math.MinInt64)):
+		return math.MinInt64
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}

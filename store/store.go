@@ -1,0 +1,548 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Bucket and key names; see the package documentation for the layout.
+var (
+	bucketMeta   = []byte("meta")
+	bucketQueue  = []byte("q")
+	bucketDead   = []byte("dead")
+	routeDefault = []byte("default")
+	keySchema    = []byte("schema")
+	keyStats     = []byte("stats")
+)
+
+// Defaults for Options.
+const (
+	DefaultMaxBatch    = 4096
+	DefaultLockTimeout = time.Second
+)
+
+// Message is one stored AMQP message.
+type Message struct {
+	Seq      uint64    // assigned by the store on Append, strictly increasing, never reused
+	Address  string    // target address the device sent to
+	Source   string    // who sent it (SASL user or container-id)
+	Received time.Time // when the gateway received it; Append sets time.Now() if zero
+	Payload  []byte    // the raw AMQP 1.0 message encoding (sections) exactly as received
+}
+
+// DeadLetter is a message the cloud refused, kept with the reason.
+type DeadLetter struct {
+	Message
+	Reason string    // why it was dead-lettered, e.g. the cloud's rejected error
+	At     time.Time // when it was dead-lettered
+}
+
+// Options configure a Store. The zero value is usable.
+type Options struct {
+	// MaxBatch is the maximum number of messages (appends, deleted seqs,
+	// dead letters) per commit; default DefaultMaxBatch.
+	MaxBatch int
+	// MaxDelay is how long the committer may wait to collect more work before
+	// committing. The default 0 commits as soon as the previous commit
+	// finished, which groups naturally: everything that queued during one
+	// fsync goes into the next commit.
+	MaxDelay time.Duration
+	// NoSync skips fsync. For tests and benchmarks only: a crash loses
+	// acknowledged messages.
+	NoSync bool
+	// Logger receives the store's few log lines; nil discards them.
+	Logger *slog.Logger
+
+	// LockTimeout is how long Open waits for another process to release the
+	// file lock before failing with ErrLocked; default DefaultLockTimeout.
+	LockTimeout time.Duration
+	// MaxFileSize caps the size of the file in bytes; a commit that would
+	// grow it further fails with ErrFull. 0 means Default32BitMaxFileSize
+	// on 32-bit platforms and no cap on 64-bit ones; negative means no cap.
+	MaxFileSize int
+}
+
+// Default32BitMaxFileSize is the default Options.MaxFileSize on 32-bit
+// platforms such as Raspberry Pi OS armhf. bbolt maps the whole file into one
+// contiguous range of address space and cannot map more than 2 GB there; a
+// 1 GB cap turns running out of address space into a clean ErrFull.
+const Default32BitMaxFileSize = 1 << 30
+
+func (o Options) withDefaults() Options {
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.MaxDelay < 0 {
+		o.MaxDelay = 0
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	switch {
+	case o.MaxFileSize == 0 && strconv.IntSize == 32:
+		o.MaxFileSize = Default32BitMaxFileSize
+	case o.MaxFileSize < 0:
+		o.MaxFileSize = 0 // bbolt: no cap
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Stats is a snapshot of the store's counters.
+type Stats struct {
+	Messages        uint64 // messages queued (appended, not yet deleted or dead-lettered)
+	Bytes           uint64 // payload bytes of the queued messages
+	DeadLetters     uint64 // messages in the dead-letter area
+	DeadLetterBytes uint64 // payload bytes of the dead letters
+	Commits         uint64 // successful commits since Open
+	CommitErrors    uint64 // failed commits since Open
+	Appended        uint64 // messages appended since Open
+	LastSeq         uint64 // highest seq assigned so far (committed or not)
+}
+
+// Store is a durable FIFO of messages in one bbolt file. All methods are safe
+// for concurrent use. Writes are serialised through one committer goroutine
+// that Open starts and Close stops; whoever opens a Store must Close it.
+type Store struct {
+	db   *bolt.DB
+	opts Options
+	log  *slog.Logger
+
+	// mu guards closed and the sending side of reqs: senders hold it for
+	// reading, Close holds it for writing to close reqs exactly once after
+	// the last send.
+	mu     sync.RWMutex
+	closed bool
+	reqs   chan *request
+
+	exited    chan struct{} // closed when the committer returned
+	closeOnce sync.Once
+	closeErr  error
+
+	notify chan struct{}
+	stats  atomic.Pointer[Stats]
+
+	// Owned by the committer goroutine after Open returns.
+	persisted counters // what meta/stats holds as of the last commit
+	lastSeq   uint64   // last seq handed out
+	arena     []byte   // keys and values of the transaction being built
+	since     sinceOpen
+	failing   bool // the last commit failed (for logging transitions only)
+}
+
+// Open opens the store at path, creating the file (mode 0600) and its parent
+// directory (mode 0700) if needed, and starts the committer goroutine. It reads
+// the whole file once to rebuild bbolt's freelist (see the package
+// documentation), so it costs a sequential read of the file. If another
+// process holds the file, Open fails after opts.LockTimeout with ErrLocked.
+func Open(path string, opts Options) (*Store, error) {
+	opts = opts.withDefaults()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:        opts.LockTimeout,
+		FreelistType:   bolt.FreelistMapType,
+		NoFreelistSync: true,
+		NoSync:         opts.NoSync,
+		MaxSize:        opts.MaxFileSize,
+	})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("store: open %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s := &Store{
+		db:     db,
+		opts:   opts,
+		log:    opts.Logger.With("component", "store"),
+		reqs:   make(chan *request, opts.MaxBatch),
+		exited: make(chan struct{}),
+		notify: make(chan struct{}, 1),
+	}
+	if err := db.Update(s.initialize); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s.publish()
+	s.log.Info("store opened", "path", path, "messages", s.persisted.messages,
+		"dead_letters", s.persisted.deadLetters, "last_seq", s.lastSeq)
+	go s.run()
+	return s, nil
+}
+
+// initialize creates the buckets of a new file, checks the layout version of
+// an existing one and loads the counters.
+func (s *Store) initialize(tx *bolt.Tx) error {
+	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	if err != nil {
+		return err
+	}
+	switch v := meta.Get(keySchema); {
+	case v == nil:
+		if err := meta.Put(keySchema, []byte{schemaV1}); err != nil {
+			return err
+		}
+	case len(v) != 1 || v[0] != schemaV1:
+		return fmt.Errorf("layout version %d: %w", firstByte(v), ErrSchema)
+	}
+	q, err := tx.CreateBucketIfNotExists(bucketQueue)
+	if err != nil {
+		return err
+	}
+	route, err := q.CreateBucketIfNotExists(routeDefault)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.CreateBucketIfNotExists(bucketDead); err != nil {
+		return err
+	}
+
+	// The sequence counter only moves forward; guard against a file whose
+	// counter is behind its keys all the same.
+	s.lastSeq = q.Sequence()
+	for _, b := range []*bolt.Bucket{route, tx.Bucket(bucketDead)} {
+		if k, _ := b.Cursor().Last(); k != nil {
+			if seq, err := keySeq(k); err == nil && seq > s.lastSeq {
+				s.lastSeq = seq
+			}
+		}
+	}
+
+	if v := meta.Get(keyStats); v != nil {
+		if c, err := decodeCounters(v); err == nil {
+			s.persisted = c
+			return nil
+		}
+		s.log.Warn("stats record unreadable, recounting")
+	}
+	c, err := count(tx)
+	if err != nil {
+		return err
+	}
+	s.persisted = c
+	return meta.Put(keyStats, c.encode())
+}
+
+// count computes the counters by scanning all records.
+func count(tx *bolt.Tx) (counters, error) {
+	var c counters
+	err := tx.Bucket(bucketQueue).Bucket(routeDefault).ForEach(func(k, v []byte) error {
+		seq, err := keySeq(k)
+		if err != nil {
+			return err
+		}
+		h, err := decodeMessageRecord(seq, v)
+		if err != nil {
+			return err
+		}
+		c.messages++
+		c.bytes += uint64(len(h.payload))
+		return nil
+	})
+	if err != nil {
+		return c, err
+	}
+	err = tx.Bucket(bucketDead).ForEach(func(k, v []byte) error {
+		seq, err := keySeq(k)
+		if err != nil {
+			return err
+		}
+		h, err := decodeDeadRecord(seq, v)
+		if err != nil {
+			return err
+		}
+		c.deadLetters++
+		c.deadBytes += uint64(len(h.msg.payload))
+		return nil
+	})
+	return c, err
+}
+
+// Close stops accepting requests, lets the committer commit everything that
+// was queued before, waits for it to exit and closes the file. It is
+// idempotent; later calls return the first call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		close(s.reqs)
+		s.mu.Unlock()
+		<-s.exited
+		if err := s.db.Close(); err != nil {
+			s.closeErr = fmt.Errorf("store: close: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// AppendAsync queues m for the next group commit and calls done exactly once.
+// Normally done runs on the committer goroutine after the transaction holding
+// m was committed and fsynced (err == nil, m.Seq set before the call) or with
+// the commit's error (m.Seq unchanged). If the store is closed or m is too
+// large, done is called with the error before AppendAsync returns.
+//
+// done must not block and must not call the Store's blocking methods (Append,
+// Delete, DeadLetter, Check, Close): it runs on the goroutine they wait for.
+// AppendAsync itself blocks while the request queue (Options.MaxBatch
+// entries) is full. The store takes ownership of m.Payload; m itself must not
+// be modified until done was called. A nil done is allowed.
+func (s *Store) AppendAsync(m *Message, done func(error)) {
+	if done == nil {
+		done = func(error) {}
+	}
+	r, err := newAppend(m)
+	if err == nil {
+		r.done = func(seq uint64, err error) {
+			if err == nil {
+				m.Seq = seq
+			}
+			done(err)
+		}
+		err = s.enqueue(context.Background(), r)
+	}
+	if err != nil {
+		done(fmt.Errorf("store: append: %w", err))
+	}
+}
+
+// Append stores m durably and sets m.Seq; it returns after the commit holding
+// m was fsynced. If ctx ends first, Append returns the context's error, m is
+// left unchanged, and the message may still be stored.
+func (s *Store) Append(ctx context.Context, m *Message) error {
+	r, err := newAppend(m)
+	if err != nil {
+		return fmt.Errorf("store: append: %w", err)
+	}
+	seq, err := s.do(ctx, r)
+	if err != nil {
+		return err
+	}
+	m.Seq = seq
+	return nil
+}
+
+func newAppend(m *Message) (*request, error) {
+	if recordSize(m.Address, m.Source, len(m.Payload)) > bolt.MaxValueSize {
+		return nil, fmt.Errorf("%d payload bytes: %w", len(m.Payload), ErrTooLarge)
+	}
+	received := m.Received
+	if received.IsZero() {
+		received = time.Now()
+	}
+	return &request{
+		kind:     opAppend,
+		address:  m.Address,
+		source:   m.Source,
+		received: unixNanos(received),
+		payload:  m.Payload,
+	}, nil
+}
+
+// Delete removes the messages with the given seqs, typically after the cloud
+// accepted them, and returns after the commit. Seqs that are not queued are
+// ignored. Deleting is batched with concurrent appends.
+func (s *Store) Delete(seqs ...uint64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	_, err := s.do(context.Background(), &request{kind: opDelete, seqs: seqs})
+	return err
+}
+
+// DeadLetter moves the message seq to the dead-letter area with reason, in one
+// transaction, and returns after the commit. It returns an error wrapping
+// ErrNotFound if seq is not queued.
+func (s *Store) DeadLetter(seq uint64, reason string) error {
+	_, err := s.do(context.Background(), &request{kind: opDeadLetter, seqs: []uint64{seq}, reason: reason})
+	return err
+}
+
+// DeleteDeadLetters removes dead letters by seq and returns after the commit.
+// Seqs that are not dead letters are ignored.
+func (s *Store) DeleteDeadLetters(seqs ...uint64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	_, err := s.do(context.Background(), &request{kind: opDeleteDead, seqs: seqs})
+	return err
+}
+
+// Check verifies the file: bbolt's page-level consistency check, that every
+// record decodes, that keys are not above the sequence counter, and that the
+// persisted counters match the records. It runs on the committer goroutine, so
+// it delays all writes while it reads the whole file.
+func (s *Store) Check() error {
+	_, err := s.do(context.Background(), &request{kind: opCheck})
+	return err
+}
+
+// do enqueues r and waits for its completion or for ctx to end.
+func (s *Store) do(ctx context.Context, r *request) (uint64, error) {
+	type result struct {
+		seq uint64
+		err error
+	}
+	ch := make(chan result, 1)
+	r.done = func(seq uint64, err error) { ch <- result{seq, err} }
+	if err := s.enqueue(ctx, r); err != nil {
+		return 0, fmt.Errorf("store: %s: %w", r.kind, err)
+	}
+	select {
+	case res := <-ch:
+		return res.seq, res.err
+	case <-ctx.Done():
+		return 0, fmt.Errorf("store: %s: %w", r.kind, ctx.Err())
+	}
+}
+
+// enqueue hands r to the committer, blocking while the queue is full.
+func (s *Store) enqueue(ctx context.Context, r *request) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	select {
+	case s.reqs <- r:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Read returns up to max queued messages with Seq > after, in Seq order. The
+// messages are copies, owned by the caller. Read runs in a bbolt read
+// transaction concurrently with commits; its cost is proportional to the bytes
+// returned.
+func (s *Store) Read(after uint64, max int) ([]Message, error) {
+	if max <= 0 || after == math.MaxUint64 {
+		return nil, nil
+	}
+	var msgs []Message
+	err := s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketQueue).Bucket(routeDefault).Cursor()
+		var str interner
+		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(msgs) < max; k, v = c.Next() {
+			seq, err := keySeq(k)
+			if err != nil {
+				return err
+			}
+			h, err := decodeMessageRecord(seq, v)
+			if err != nil {
+				return err
+			}
+			if msgs == nil {
+				msgs = make([]Message, 0, min(max, 256))
+			}
+			msgs = append(msgs, h.message(seq, &str))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: read: %w", err)
+	}
+	return msgs, nil
+}
+
+// DeadLetters returns all dead letters in Seq order, as copies. Its cost is
+// proportional to the size of the dead-letter area.
+func (s *Store) DeadLetters() ([]DeadLetter, error) {
+	var dls []DeadLetter
+	err := s.view(func(tx *bolt.Tx) error {
+		var str interner
+		return tx.Bucket(bucketDead).ForEach(func(k, v []byte) error {
+			seq, err := keySeq(k)
+			if err != nil {
+				return err
+			}
+			h, err := decodeDeadRecord(seq, v)
+			if err != nil {
+				return err
+			}
+			dls = append(dls, DeadLetter{
+				Message: h.msg.message(seq, &str),
+				Reason:  string(h.reason),
+				At:      time.Unix(0, h.at),
+			})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: dead letters: %w", err)
+	}
+	return dls, nil
+}
+
+// view runs fn in a read transaction, mapping a closed database to ErrClosed.
+func (s *Store) view(fn func(*bolt.Tx) error) error {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	err := s.db.View(fn)
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	return err
+}
+
+// message copies a decoded record into a Message.
+func (h messageHeader) message(seq uint64, str *interner) Message {
+	return Message{
+		Seq:      seq,
+		Address:  str.get(h.address),
+		Source:   str.get(h.source),
+		Received: time.Unix(0, h.received),
+		Payload:  bytes.Clone(h.payload),
+	}
+}
+
+// interner reuses the previous strings when consecutive records repeat
+// them, which is the common case for address and source.
+type interner struct{ last [2]string }
+
+func (in *interner) get(b []byte) string {
+	for _, s := range in.last {
+		if s == string(b) {
+			return s
+		}
+	}
+	s := string(b)
+	in.last[1], in.last[0] = in.last[0], s
+	return s
+}
+
+// Notify returns the store's notification channel (capacity 1). It receives a
+// value after every commit that appended messages; notifications coalesce
+// while nobody receives. There is one channel per Store, meant for one
+// consumer such as the uplink forwarder.
+func (s *Store) Notify() <-chan struct{} { return s.notify }
+
+// Stats returns a consistent snapshot of the counters. It is cheap: the
+// committer publishes a new snapshot after every commit.
+func (s *Store) Stats() Stats { return *s.stats.Load() }
+
+// Path returns the file name of the store.
+func (s *Store) Path() string { return s.db.Path() }

@@ -1,0 +1,216 @@
+package uplink
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	amqp "github.com/Azure/go-amqp"
+)
+
+// Defaults for Config.
+const (
+	DefaultInFlight         = 256
+	DefaultMaxLinks         = 64
+	DefaultIdleTimeout      = 60 * time.Second
+	DefaultDialTimeout      = 30 * time.Second
+	DefaultBackoffMin       = time.Second
+	DefaultBackoffMax       = time.Minute
+	DefaultRetryDelay       = 5 * time.Second
+	DefaultContainerID      = "shadowgw"
+	DefaultTargetDurability = "configuration"
+)
+
+// Config configures an Uplink. The zero value of every field but URL, User and
+// PasswordFile means its default.
+type Config struct {
+	// URL is the cloud broker, "amqps://host[:port]" (port 5671 by default). Only
+	// amqps is accepted, and no user information: credentials come from User and
+	// PasswordFile.
+	URL string
+	// CAFile is a PEM file of the CAs trusted to sign the broker's certificate; empty
+	// means the system's roots. It is read at every connection attempt, so a fixed
+	// file takes effect without a restart.
+	CAFile string
+	// ServerName is the name the broker's certificate must carry; default the URL's
+	// host. Verification is always on; TLS 1.2 is the minimum.
+	ServerName string
+	// User is the SASL PLAIN user name.
+	User string
+	// PasswordFile holds the SASL PLAIN password (trailing CR and LF are ignored). It is
+	// read at every connection attempt and never logged.
+	PasswordFile string
+	// AddressPrefix is prepended to a message's stored address to form the cloud's
+	// target address: with "/queue/", a device's "telemetry" goes to RabbitMQ's
+	// "/queue/telemetry". Default "".
+	AddressPrefix string
+	// TargetDurability is the terminus durability requested for each target (AMQP 1.0
+	// §3.5.3): "none", "configuration" (the default) or "unsettled-state". RabbitMQ
+	// declares the queue of a "/queue/NAME" target durable unless it is "none", and
+	// refuses the link if an existing queue's durability differs.
+	TargetDurability string
+	// InFlight is how many messages may be sent and awaiting the cloud's outcome at
+	// once, across all targets; default DefaultInFlight.
+	InFlight int
+	// MaxLinks caps the number of sender links (one per target address) kept open;
+	// when a new target would exceed it, the uplink waits for the outcomes in flight
+	// and closes all links first. Default DefaultMaxLinks.
+	MaxLinks int
+	// ContainerID is the AMQP container-id sent in open; default DefaultContainerID.
+	ContainerID string
+	// IdleTimeout is the idle-time-out announced in open: the broker must send a frame
+	// at least this often or the connection is considered dead. Default
+	// DefaultIdleTimeout; negative disables it.
+	IdleTimeout time.Duration
+	// DialTimeout bounds one connection attempt: TCP, TLS, SASL, open and begin, and
+	// each link attach. Default DefaultDialTimeout.
+	DialTimeout time.Duration
+	// BackoffMin and BackoffMax bound the delay between failed connection attempts,
+	// which doubles per failure, with jitter. Defaults DefaultBackoffMin and
+	// DefaultBackoffMax.
+	BackoffMin, BackoffMax time.Duration
+	// RetryDelay is how long the uplink waits before sending messages again that the
+	// cloud released or modified (AMQP 1.0 §3.4.4, §3.4.5). Default DefaultRetryDelay.
+	RetryDelay time.Duration
+}
+
+// withDefaults returns c with defaults filled in.
+func (c Config) withDefaults() Config {
+	if c.TargetDurability == "" {
+		c.TargetDurability = DefaultTargetDurability
+	}
+	if c.InFlight <= 0 {
+		c.InFlight = DefaultInFlight
+	}
+	if c.MaxLinks <= 0 {
+		c.MaxLinks = DefaultMaxLinks
+	}
+	if c.ContainerID == "" {
+		c.ContainerID = DefaultContainerID
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.BackoffMin <= 0 {
+		c.BackoffMin = DefaultBackoffMin
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = DefaultBackoffMax
+	}
+	if c.BackoffMax < c.BackoffMin {
+		c.BackoffMax = c.BackoffMin
+	}
+	if c.RetryDelay <= 0 {
+		c.RetryDelay = DefaultRetryDelay
+	}
+	return c
+}
+
+// Validate checks c without touching the network or the files; the files are read at
+// each connection attempt. Errors name the field and wrap ErrConfig.
+func (c Config) Validate() error {
+	_, err := c.endpoint()
+	if err != nil {
+		return err
+	}
+	if c.User == "" {
+		return configErr("User", "is empty")
+	}
+	if c.PasswordFile == "" {
+		return configErr("PasswordFile", "is empty")
+	}
+	if _, err := c.withDefaults().durability(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// endpoint parses URL and returns "host:port".
+func (c Config) endpoint() (string, error) {
+	u, err := url.Parse(c.URL)
+	if err != nil {
+		return "", configErr("URL", err.Error())
+	}
+	switch {
+	case u.Scheme != "amqps":
+		return "", configErr("URL", fmt.Sprintf("scheme must be amqps, got %q", u.Scheme))
+	case u.User != nil:
+		return "", configErr("URL", "must not contain user information; use User and PasswordFile")
+	case u.Hostname() == "":
+		return "", configErr("URL", "has no host")
+	case u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "":
+		return "", configErr("URL", "must be amqps://host[:port] without path or query")
+	}
+	port := u.Port()
+	if port == "" {
+		port = "5671"
+	}
+	return net.JoinHostPort(u.Hostname(), port), nil
+}
+
+func (c Config) durability() (amqp.Durability, error) {
+	switch c.TargetDurability {
+	case "none":
+		return amqp.DurabilityNone, nil
+	case "configuration":
+		return amqp.DurabilityConfiguration, nil
+	case "unsettled-state":
+		return amqp.DurabilityUnsettledState, nil
+	}
+	return 0, configErr("TargetDurability", fmt.Sprintf("must be none, configuration or unsettled-state, got %q", c.TargetDurability))
+}
+
+func configErr(field, msg string) error {
+	return fmt.Errorf("uplink: config field %s: %s: %w", field, msg, ErrConfig)
+}
+
+// LogValue describes c for logs: the password file's path, never its content.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("url", c.URL),
+		slog.String("ca_file", c.CAFile),
+		slog.String("server_name", c.ServerName),
+		slog.String("user", c.User),
+		slog.String("password_file", c.PasswordFile),
+		slog.String("address_prefix", c.AddressPrefix),
+		slog.Int("in_flight", c.InFlight),
+	)
+}
+
+// connOptions reads the CA and password files and returns the options for one
+// connection attempt.
+func (c Config) connOptions(serverName string) (*amqp.ConnOptions, error) {
+	pw, err := os.ReadFile(c.PasswordFile)
+	if err != nil {
+		return nil, fmt.Errorf("read password file: %w", err)
+	}
+	tc := &tls.Config{ServerName: serverName, MinVersion: tls.VersionTLS12}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read CA file: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s: no PEM certificate found", c.CAFile)
+		}
+	}
+	return &amqp.ConnOptions{
+		ContainerID: c.ContainerID,
+		HostName:    serverName,
+		IdleTimeout: c.IdleTimeout,
+		SASLType:    amqp.SASLTypePlain(c.User, strings.TrimRight(string(pw), "\r\n")),
+		TLSConfig:   tc,
+		// A write that blocks this long means the network is gone.
+		WriteTimeout: c.DialTimeout,
+	}, nil
+}
