@@ -1,9 +1,11 @@
 package edge
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"syscall"
 
 	"github.com/shadowgw/shadowgw/edge/frame"
@@ -223,6 +225,8 @@ func (s *session) flushAcks() {
 	if s.ending || s.closed {
 		return
 	}
+	// Completions of one group commit arrive in any order; sorted, they form ranges.
+	slices.SortFunc(s.acks, func(a, b ack) int { return cmp.Compare(a.id, b.id) })
 	for i := 0; i < len(s.acks); {
 		a := s.acks[i]
 		j := i + 1

@@ -123,7 +123,8 @@ func gatewayFromConfig(cfg config.Config) (gatewayConfig, error) {
 			AllowAnonymous: cfg.Edge.AllowAnonymous,
 			Users:          users,
 		},
-		Store: store.Options{MaxBatch: cfg.Store.MaxBatch, MaxDelay: cfg.Store.MaxDelay},
+		Store:  store.Options{MaxBatch: cfg.Store.MaxBatch, MaxDelay: cfg.Store.MaxDelay},
+		Config: cfg,
 	}
 	if cfg.Edge.IdleTimeout == 0 {
 		gc.Edge.IdleTimeout = -1

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/shadowgw/shadowgw/cmd/internal/config"
 	"github.com/shadowgw/shadowgw/edge"
 	"github.com/shadowgw/shadowgw/store"
 	"github.com/shadowgw/shadowgw/uplink"
@@ -37,14 +38,43 @@ type gatewayConfig struct {
 	Edge    edge.Config
 	Store   store.Options
 	Uplink  *uplink.Config // nil: no uplink, buffer only
+	Config  config.Config  // the whole configuration, for sidecars
 }
 
-// runGateway runs the store, the device listener and the uplink until ctx is done. On
-// the way down the edge stops first (so every message it acknowledged is stored and no
-// new one arrives), then the uplink (leaving what it had in flight in the store), then
-// the store commits what is queued and closes. ready, if not nil, is called once the
-// listener and the store are up.
-func runGateway(ctx context.Context, cfg gatewayConfig, log *slog.Logger, ready func(addr net.Addr)) error {
+// parts are the gateway's running components, handed to sidecars.
+type parts struct {
+	Config config.Config
+	Store  *store.Store
+	Edge   *edge.Server
+	Uplink *uplink.Uplink // nil without an uplink
+	Addr   net.Addr       // the device listener's address
+	Log    *slog.Logger
+}
+
+// A sidecar runs beside the core (metrics, sensor inputs) from the moment the store and
+// the listener are up until ctx is done, and returns nil then. Sidecars stop before the
+// store closes, so they may write to it. A file that adds one registers, in an init
+// function, a constructor that returns nil when the configuration does not ask for it.
+type sidecar func(ctx context.Context, p parts) error
+
+var sidecars []func(cfg config.Config) (sidecar, error)
+
+// runGateway runs the store, the device listener, the uplink and the sidecars until ctx
+// is done. On the way down the edge stops first (so every message it acknowledged is
+// stored and no new one arrives), then the uplink (leaving what it had in flight in the
+// store) and the sidecars, then the store commits what is queued and closes. ready, if
+// not nil, is called once the listener and the store are up.
+func runGateway(ctx context.Context, cfg gatewayConfig, log *slog.Logger, ready func(addr net.Addr)) (err error) {
+	var side []sidecar
+	for _, mk := range sidecars {
+		s, err := mk(cfg.Config)
+		if err != nil {
+			return err
+		}
+		if s != nil {
+			side = append(side, s)
+		}
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
@@ -54,8 +84,8 @@ func runGateway(ctx context.Context, cfg gatewayConfig, log *slog.Logger, ready 
 		return err
 	}
 	defer func() {
-		if err := st.Close(); err != nil {
-			log.Error("closing the store", "err", err)
+		if cerr := st.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
 		}
 	}()
 
@@ -65,31 +95,40 @@ func runGateway(ctx context.Context, cfg gatewayConfig, log *slog.Logger, ready 
 	}
 	log.Info("listening for devices", "addr", ln.Addr().String(), "anonymous", cfg.Edge.AllowAnonymous, "users", len(cfg.Edge.Users))
 
-	upCtx, stopUplink := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopUplink()
-	var wg sync.WaitGroup
-	var upErr error
+	p := parts{Config: cfg.Config, Store: st, Edge: edge.New(cfg.Edge, storeSink{st}, log), Addr: ln.Addr(), Log: log}
 	if cfg.Uplink != nil {
-		up, err := uplink.New(*cfg.Uplink, st, log)
-		if err != nil {
+		if p.Uplink, err = uplink.New(*cfg.Uplink, st, log); err != nil {
 			ln.Close()
 			return err
 		}
+	} else {
+		log.Warn("no uplink configured: messages are stored and kept until an uplink is set", "data", cfg.DataDir)
+	}
+
+	// The uplink and the sidecars outlive the edge by a little: they are stopped after it.
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+	var wg sync.WaitGroup
+	errs := make([]error, len(side)+1)
+	run := func(i int, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			upErr = up.Run(upCtx)
+			errs[i] = f(bgCtx)
 		}()
-	} else {
-		log.Warn("no uplink configured: messages are stored and kept until an uplink is set", "data", cfg.DataDir)
+	}
+	if p.Uplink != nil {
+		run(0, p.Uplink.Run)
+	}
+	for i, s := range side {
+		run(i+1, func(ctx context.Context) error { return s(ctx, p) })
 	}
 
 	if ready != nil {
 		ready(ln.Addr())
 	}
-	srv := edge.New(cfg.Edge, storeSink{st}, log)
-	err = srv.Serve(ctx, ln)
-	stopUplink()
+	err = p.Edge.Serve(ctx, ln)
+	stopBackground()
 	wg.Wait()
-	return errors.Join(err, upErr)
+	return errors.Join(append(errs, err)...)
 }

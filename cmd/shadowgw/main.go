@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sort"
 	"syscall"
 )
 
@@ -39,16 +40,13 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	var err error
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "run":
-		err = cmdRun(rest, stderr)
-	case "check":
-		err = cmdCheck(rest, stdout, stderr)
-	case "passwd":
-		err = cmdPasswd(rest, stdin, stdout, stderr)
-	case "version", "--version":
+	cmd, rest := args[0], args[1:]
+	switch c, ok := commands[cmd]; {
+	case ok:
+		err = c.run(rest, stdio{stdin, stdout, stderr})
+	case cmd == "version" || cmd == "--version":
 		fmt.Fprintln(stdout, "shadowgw", versionString())
-	case "help", "-h", "--help":
+	case cmd == "help" || cmd == "-h" || cmd == "--help":
 		usage(stdout)
 	default:
 		fmt.Fprintf(stderr, "shadowgw: unknown command %q\n", cmd)
@@ -65,19 +63,45 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 1
 }
 
+// stdio is a command's standard streams.
+type stdio struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+// command is one subcommand of shadowgw. Each registers itself in an init function of
+// its own file with register.
+type command struct {
+	summary string // one line for the usage text
+	run     func(args []string, io stdio) error
+}
+
+var commands = map[string]command{}
+
+func register(name, summary string, run func(args []string, io stdio) error) {
+	commands[name] = command{summary, run}
+}
+
+func init() {
+	register("run", "run the gateway (with no flags: devices on 127.0.0.1:5672, data in ./shadowgw-data, no uplink: it accepts, stores and buffers)",
+		func(args []string, io stdio) error { return cmdRun(args, io.err) })
+	register("check", "validate a configuration file and report every problem with its line",
+		func(args []string, io stdio) error { return cmdCheck(args, io.out, io.err) })
+	register("passwd", "read a device password from standard input and print its hash for a [device \"NAME\"] section",
+		func(args []string, io stdio) error { return cmdPasswd(args, io.in, io.out, io.err) })
+}
+
 func usage(w io.Writer) {
-	fmt.Fprint(w, `usage: shadowgw COMMAND [flags]
-
-commands:
-  run       run the gateway (with no flags: devices on 127.0.0.1:5672, data in
-            ./shadowgw-data, no uplink: it accepts, stores and buffers)
-  check     validate a configuration file and report every problem with its line
-  passwd    read a device password from standard input and print its hash for a
-            [device "NAME"] section
-  version   print the version
-
-Run 'shadowgw COMMAND -h' for a command's flags.
-`)
+	fmt.Fprint(w, "usage: shadowgw COMMAND [flags]\n\ncommands:\n")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-9s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintf(w, "  %-9s %s\n\nRun 'shadowgw COMMAND -h' for a command's flags.\n", "version", "print the version")
 }
 
 func versionString() string {

@@ -410,6 +410,14 @@ func (f *Fields) Next() (*Reader, bool) {
 
 func (f *Fields) field(field string) string { return f.name + "." + field }
 
+// setErr records err, naming the field it happened in.
+func (f *Fields) setErr(err error, field string) {
+	if e, ok := err.(*Error); ok && e.Field == "" {
+		e.Field = f.field(field)
+	}
+	f.err = err
+}
+
 // Uint decodes the next field as an unsigned integer no larger than max.
 func (f *Fields) Uint(field string, max uint64) (uint64, bool) {
 	r, ok := f.Next()
@@ -417,12 +425,12 @@ func (f *Fields) Uint(field string, max uint64) (uint64, bool) {
 		return 0, false
 	}
 	start := r.off
-	v, _, err := r.Uint(f.field(field))
+	v, _, err := r.Uint("")
 	if err == nil && v > max {
-		err = r.fail(start, r.b[start], f.field(field), "value out of range")
+		err = r.fail(start, r.b[start], "", "value out of range")
 	}
 	if err != nil {
-		f.err = err
+		f.setErr(err, field)
 		return 0, false
 	}
 	return v, true
@@ -440,9 +448,9 @@ func (f *Fields) Bool(field string) (bool, bool) {
 	if !ok {
 		return false, false
 	}
-	v, _, err := r.Bool(f.field(field))
+	v, _, err := r.Bool("")
 	if err != nil {
-		f.err = err
+		f.setErr(err, field)
 		return false, false
 	}
 	return v, true
@@ -454,9 +462,9 @@ func (f *Fields) String(field string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	s, err := r.str(f.field(field), false)
+	s, err := r.str("", false)
 	if err != nil {
-		f.err = err
+		f.setErr(err, field)
 		return "", false
 	}
 	return s, true
@@ -468,9 +476,9 @@ func (f *Fields) Symbol(field string) (Symbol, bool) {
 	if !ok {
 		return "", false
 	}
-	s, err := r.str(f.field(field), true)
+	s, err := r.str("", true)
 	if err != nil {
-		f.err = err
+		f.setErr(err, field)
 		return "", false
 	}
 	return Symbol(s), true
@@ -482,9 +490,9 @@ func (f *Fields) Binary(field string) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	p, _, err := r.Binary(f.field(field))
+	p, _, err := r.Binary("")
 	if err != nil {
-		f.err = err
+		f.setErr(err, field)
 		return nil, false
 	}
 	return p, true
@@ -496,9 +504,9 @@ func (f *Fields) Symbols(field string) []Symbol {
 	if !ok {
 		return nil
 	}
-	s, err := r.Symbols(f.field(field))
+	s, err := r.Symbols("")
 	if err != nil {
-		f.err = err
+		f.setErr(err, field)
 	}
 	return s
 }

@@ -21,7 +21,6 @@ func Decode(typ byte, body []byte) (Body, []byte, error) {
 	}
 	var b Body
 	var f *codec.Fields
-	name := fmt.Sprintf("0x%02x", code)
 	if typ == TypeSASL {
 		switch code {
 		case CodeSASLInit:
@@ -33,9 +32,9 @@ func Decode(typ byte, body []byte) (Body, []byte, error) {
 			s.Response, _ = f.Binary("response")
 			b = s
 		case CodeSASLMechanisms, CodeSASLChallenge, CodeSASLOutcome:
-			return nil, nil, &codec.Error{Field: name, Msg: "SASL frame a server never receives"}
+			return nil, nil, &codec.Error{Field: fmt.Sprintf("0x%02x", code), Msg: "SASL frame a server never receives"}
 		default:
-			return nil, nil, &codec.Error{Field: name, Msg: "unknown SASL frame descriptor"}
+			return nil, nil, &codec.Error{Field: fmt.Sprintf("0x%02x", code), Msg: "unknown SASL frame descriptor"}
 		}
 	} else {
 		switch code {
@@ -67,7 +66,7 @@ func Decode(typ byte, body []byte) (Body, []byte, error) {
 			f = r.Composite("close")
 			b = &Close{Error: decodeErrorField(f)}
 		default:
-			return nil, nil, &codec.Error{Field: name, Msg: "unknown performative descriptor"}
+			return nil, nil, &codec.Error{Field: fmt.Sprintf("0x%02x", code), Msg: "unknown performative descriptor"}
 		}
 	}
 	if err := f.Done(); err != nil {
@@ -75,7 +74,7 @@ func Decode(typ byte, body []byte) (Body, []byte, error) {
 	}
 	rest := r.Rest()
 	if len(rest) > 0 && code != CodeTransfer {
-		return nil, nil, &codec.Error{Offset: r.Offset(), Field: name, Msg: "unexpected bytes after the performative"}
+		return nil, nil, &codec.Error{Offset: r.Offset(), Field: fmt.Sprintf("0x%02x", code), Msg: "unexpected bytes after the performative"}
 	}
 	return b, rest, nil
 }
