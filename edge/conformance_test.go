@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"net"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -394,4 +395,46 @@ func TestConnectionLimits(t *testing.T) {
 		t.Fatalf("refused = %d, want 1", srv.Stats().Refused)
 	}
 	a.begin(0)
+}
+
+// fullSink is a memSink whose Full can be switched.
+type fullSink struct {
+	memSink
+	full atomic.Bool
+}
+
+func (s *fullSink) Full() bool { return s.full.Load() }
+
+// Backpressure: while the Sink is full, devices get no credit (and nothing is lost or
+// rejected); once it has room, credit comes without the device asking.
+func TestBackpressureWhenFull(t *testing.T) {
+	sink := &fullSink{}
+	sink.full.Store(true)
+	addr, srv := startServer(t, Config{AllowAnonymous: true, Credit: 4}, sink)
+	p := rawDial(t, addr)
+	p.open(nil)
+	p.begin(0)
+	_, fl := p.attachSender(0, "l", 0, "x")
+	if fl.LinkCredit != 0 {
+		t.Fatalf("initial credit %d while the store is full, want 0", fl.LinkCredit)
+	}
+	p.nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if h, body, err := readFrame(p.br, 1<<20); err == nil {
+		t.Fatalf("got a frame (%v, %d bytes) while the store is full, want none", h, len(body))
+	}
+	p.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	sink.full.Store(false)
+	start := time.Now()
+	fl = expect[*frame.Flow](p, 0)
+	if fl.LinkCredit != 4 {
+		t.Fatalf("credit %d after the store has room, want 4", fl.LinkCredit)
+	}
+	t.Logf("credit granted %v after the store had room", time.Since(start).Round(time.Millisecond))
+	for i := uint32(0); i < 4; i++ {
+		p.transfer(0, 0, i, false, "m")
+	}
+	checkFor(t, 5*time.Second, func() bool { return srv.Stats().Messages == 4 })
+	if st := srv.Stats(); st.Rejected != 0 || st.Dropped != 0 {
+		t.Fatalf("stats %+v: nothing may be rejected or dropped", st)
+	}
 }

@@ -54,6 +54,7 @@ type conn struct {
 
 	mu          sync.Mutex
 	completions []completion
+	resumed     bool // the Sink has room again: reconsider credit on every link
 
 	br          *bufio.Reader
 	bw          *bufio.Writer
@@ -350,11 +351,29 @@ func (c *conn) complete(cp completion) {
 	}
 }
 
+// resume is called by the server, from any goroutine, when the Sink has room again.
+func (c *conn) resume() {
+	c.mu.Lock()
+	c.resumed = true
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
 func (c *conn) drainCompletions() {
 	c.mu.Lock()
-	cs := c.completions
-	c.completions = nil
+	cs, resumed := c.completions, c.resumed
+	c.completions, c.resumed = nil, false
 	c.mu.Unlock()
+	if resumed {
+		for _, s := range c.sessions {
+			for _, l := range s.links {
+				l.wantFlow = true
+			}
+		}
+	}
 	for _, cp := range cs {
 		c.outstanding--
 		cp.sess.completed(cp)

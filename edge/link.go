@@ -82,7 +82,7 @@ func (s *session) onAttach(a *frame.Attach) error {
 		MaxMessageSize: c.srv.cfg.MaxMessageSize,
 	}, nil)
 	c.log.Debug("link attached", "channel", s.channel, "handle", a.Handle, "address", l.address)
-	l.grant()
+	l.grant(c.srv)
 	s.sendFlow(l)
 	return nil
 }
@@ -139,13 +139,16 @@ func (s *session) onDetach(d *frame.Detach) error {
 // grant tops the link's credit up to the configured window minus the deliveries still
 // with the Sink, so a slow store slows the devices (backpressure), and reports whether
 // the change is worth a flow frame.
-func (l *link) grant() bool {
+func (l *link) grant(srv *Server) bool {
 	if l.stopped || l.detached {
 		return false
 	}
 	want := l.window - min(l.outstanding, l.window)
 	if want <= l.credit || (want-l.credit < l.window/4 && l.credit > 0) {
 		return false
+	}
+	if srv.full() {
+		return false // Server.watchPressure wakes the connection when there is room
 	}
 	l.credit = want
 	return true

@@ -83,6 +83,16 @@ type Sink interface {
 	Store(d *Delivery, done func(error))
 }
 
+// A Sink that also implements Pressure is asked before the server grants link credit:
+// while Full is true, devices get no new credit (backpressure, never silent loss), and
+// they get it again within resumeInterval after Full turns false. Full must be cheap.
+type Pressure interface {
+	Full() bool
+}
+
+// resumeInterval is how often the server checks whether a full Sink has room again.
+const resumeInterval = 200 * time.Millisecond
+
 // Stats are the server's counters.
 type Stats struct {
 	Connections      int64 // open now
@@ -107,6 +117,9 @@ type Server struct {
 	wg     sync.WaitGroup
 	nextID atomic.Uint64
 
+	pressure  Pressure    // nil if the Sink has no Full method
+	pressured atomic.Bool // credit was withheld because the Sink was full
+
 	open             atomic.Int64
 	connectionsTotal atomic.Uint64
 	refused          atomic.Uint64
@@ -122,12 +135,49 @@ func New(cfg Config, sink Sink, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{
+	srv := &Server{
 		cfg:    cfg,
 		sink:   sink,
 		log:    log.With("component", "edge"),
 		conns:  make(map[*conn]struct{}),
 		byHost: make(map[string]int),
+	}
+	srv.pressure, _ = sink.(Pressure)
+	return srv
+}
+
+// full reports whether the Sink has no room, and remembers that credit was withheld.
+func (s *Server) full() bool {
+	if s.pressure == nil || !s.pressure.Full() {
+		return false
+	}
+	if !s.pressured.Swap(true) {
+		s.log.Warn("store full: devices get no new credit until it has room")
+	}
+	return true
+}
+
+// watchPressure wakes every connection when a Sink that was full has room again, so
+// that links waiting for credit get it.
+func (s *Server) watchPressure(ctx context.Context) {
+	t := time.NewTicker(resumeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !s.pressured.Load() || s.pressure.Full() {
+			continue
+		}
+		s.pressured.Store(false)
+		s.log.Info("store has room again: granting credit")
+		s.mu.Lock()
+		for c := range s.conns {
+			c.resume()
+		}
+		s.mu.Unlock()
 	}
 }
 
@@ -151,6 +201,11 @@ func (s *Server) Stats() Stats {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
+	if s.pressure != nil {
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go s.watchPressure(wctx)
+	}
 	var tempDelay time.Duration
 	var err error
 	for {

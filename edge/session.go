@@ -247,7 +247,7 @@ func (s *session) flushAcks() {
 	s.acks = s.acks[:0]
 	sent := false
 	for _, l := range s.links {
-		if l.wantFlow && l.grant() {
+		if l.wantFlow && l.grant(s.c.srv) {
 			s.sendFlow(l)
 			sent = true
 		}

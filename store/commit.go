@@ -147,6 +147,7 @@ func (s *Store) commit(batch []*request) {
 			s.since.commitErrors++
 			if errors.Is(err, berrors.ErrMaxSizeReached) || errors.Is(err, syscall.ENOSPC) {
 				err = fmt.Errorf("commit: %w: %w", ErrFull, err)
+				s.full.Store(true)
 			} else {
 				err = fmt.Errorf("commit: %w", err)
 			}
@@ -156,6 +157,7 @@ func (s *Store) commit(batch []*request) {
 			}
 		} else {
 			s.persisted = next
+			s.full.Store(false)
 			s.since.commits++
 			s.since.appended += uint64(appended)
 			if s.failing {

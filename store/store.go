@@ -136,6 +136,7 @@ type Store struct {
 
 	notify chan struct{}
 	stats  atomic.Pointer[Stats]
+	full   atomic.Bool // the last commit failed for lack of room
 
 	// Owned by the committer goroutine after Open returns.
 	persisted counters // what meta/stats holds as of the last commit
@@ -546,3 +547,9 @@ func (s *Store) Stats() Stats { return *s.stats.Load() }
 
 // Path returns the file name of the store.
 func (s *Store) Path() string { return s.db.Path() }
+
+// Full reports whether the store has no room: the last commit failed with ErrFull
+// (the disk or the file size cap). It turns false after the next successful commit,
+// for example one that deletes forwarded messages. Producers that can wait should
+// stop sending while it is true. It is cheap and safe for concurrent use.
+func (s *Store) Full() bool { return s.full.Load() }

@@ -539,6 +539,9 @@ func TestCommitFailure(t *testing.T) {
 	if before.CommitErrors == 0 {
 		t.Errorf("got CommitErrors 0 after a failed commit")
 	}
+	if !s.Full() {
+		t.Errorf("Full() = false after a commit failed with ErrFull")
+	}
 
 	// A batch that fails fails for every request in it.
 	const n = 10
@@ -568,6 +571,9 @@ func TestCommitFailure(t *testing.T) {
 	// Space comes back: the store works again, and seqs were not reused.
 	if err := s.Delete(stored[:len(stored)/2]...); err != nil {
 		t.Fatalf("Delete while full: %v", err)
+	}
+	if s.Full() {
+		t.Errorf("Full() = true after a successful commit freed space")
 	}
 	m := Message{Payload: payload}
 	if err := s.Append(context.Background(), &m); err != nil {

@@ -28,8 +28,16 @@ func (s storeSink) Store(d *edge.Delivery, done func(error)) {
 		Source:   d.Source,
 		Received: d.Received,
 		Payload:  d.Payload,
-	}, done)
+	}, func(err error) {
+		if errors.Is(err, store.ErrFull) {
+			err = fmt.Errorf("%w: %w", edge.ErrFull, err)
+		}
+		done(err)
+	})
 }
+
+// Full tells the edge to grant devices no credit while the store has no room.
+func (s storeSink) Full() bool { return s.st.Full() }
 
 // gatewayConfig is what runGateway needs, resolved from the configuration file and flags.
 type gatewayConfig struct {
