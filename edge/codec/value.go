@@ -138,12 +138,24 @@ func (r *Reader) array(start int, c byte) (any, error) {
 		return nil, err
 	}
 	if ec == TypeDescribed {
+		dstart := r.off
 		if a.Descriptor, err = r.Value(); err != nil {
 			return nil, err
+		}
+		switch a.Descriptor.(type) {
+		case uint64, Symbol:
+		default:
+			return nil, r.fail(dstart, 0, "", "array element descriptor must be a ulong or a symbol")
 		}
 		if ec, err = r.code(""); err != nil {
 			return nil, err
 		}
+		if ec == TypeDescribed {
+			return nil, r.fail(r.off-1, ec, "", "invalid array element constructor")
+		}
+	}
+	if ec == TypeNull || !knownCode(ec) {
+		return nil, r.fail(r.off-1, ec, "", "invalid array element constructor")
 	}
 	a.Code = widened(ec)
 	a.Values = make([]any, 0, n)
@@ -281,4 +293,17 @@ func widened(code byte) byte {
 		return TypeList8
 	}
 	return code
+}
+
+// knownCode reports whether c is a format code of the type system (§1.6).
+func knownCode(c byte) bool {
+	if fixedWidth(c) >= 0 {
+		return true
+	}
+	switch c {
+	case TypeVbin8, TypeVbin32, TypeStr8, TypeStr32, TypeSym8, TypeSym32,
+		TypeList8, TypeList32, TypeMap8, TypeMap32, TypeArray8, TypeArray32:
+		return true
+	}
+	return false
 }
