@@ -58,6 +58,10 @@ func (s *session) onAttach(a *frame.Attach) error {
 	if a.Target == nil || a.TargetAddress == "" {
 		return s.refuse(a, frame.Errorf(frame.ErrNotFound, "a target address is required (the gateway does not create dynamic nodes)"))
 	}
+	if !c.srv.mayTarget(c.user, a.TargetAddress) {
+		return s.refuse(a, frame.Errorf(frame.ErrUnauthorizedAccess,
+			fmt.Sprintf("device %q may not send to %q", c.source, a.TargetAddress)))
+	}
 	l := &link{
 		name:           a.Name,
 		handle:         a.Handle,

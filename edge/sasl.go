@@ -44,11 +44,11 @@ func (c *conn) handshake() error {
 			return fmt.Errorf("protocol header %q after SASL, want AMQP 0 1.0.0", hdr[:])
 		}
 	case frame.ProtoAMQP:
-		if !c.srv.cfg.AllowAnonymous {
+		if !c.srv.anonymousFrom(c.nc.RemoteAddr()) {
 			// §5.1: a server that requires SASL answers with the SASL header and closes.
 			c.srv.refused.Add(1)
 			c.rejectProto(frame.ProtoSASL)
-			c.log.Warn("device refused: connection without SASL and anonymous access is off")
+			c.log.Warn("device refused: connection without SASL, and anonymous access is not allowed from its address")
 			return errAuth
 		}
 	default:
@@ -136,7 +136,7 @@ func (c *conn) sasl() error {
 	if len(c.srv.cfg.Users) > 0 {
 		mechs = append(mechs, mechPlain)
 	}
-	if c.srv.cfg.AllowAnonymous {
+	if c.srv.anonymousFrom(c.nc.RemoteAddr()) {
 		mechs = append(mechs, mechAnonymous)
 	}
 	c.sendSASL(&frame.SASLMechanisms{Mechanisms: mechs})
@@ -176,8 +176,8 @@ func (c *conn) sasl() error {
 func (c *conn) authenticate(init *frame.SASLInit) (user, reason string) {
 	switch init.Mechanism {
 	case mechAnonymous:
-		if !c.srv.cfg.AllowAnonymous {
-			return "", "anonymous access is off"
+		if !c.srv.anonymousFrom(c.nc.RemoteAddr()) {
+			return "", "anonymous access is not allowed from this address"
 		}
 		return "", ""
 	case mechPlain:

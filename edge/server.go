@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,12 @@ type Config struct {
 	MaxConnsPerHost  int               // connections from one source address; default 0 (no limit)
 	AllowAnonymous   bool              // ANONYMOUS SASL and connections without SASL
 	Users            map[string]string // SASL PLAIN users: name → credential hash (package credential)
+	// AnonymousNetworks limits anonymous devices to these source networks; empty: any.
+	AnonymousNetworks []netip.Prefix
+	// Targets limits, per user ("" for anonymous devices), the target addresses a device
+	// may attach to: exact addresses and prefixes ending in "*". A user without an
+	// entry may send anywhere.
+	Targets map[string][]string
 }
 
 func (c *Config) setDefaults() {
