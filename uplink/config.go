@@ -23,6 +23,7 @@ const (
 	DefaultBackoffMin       = time.Second
 	DefaultBackoffMax       = time.Minute
 	DefaultRetryDelay       = 5 * time.Second
+	DefaultStallTimeout     = 2 * time.Minute
 	DefaultContainerID      = "shadowgw"
 	DefaultTargetDurability = "configuration"
 )
@@ -78,6 +79,10 @@ type Config struct {
 	// RetryDelay is how long the uplink waits before sending messages again that the
 	// cloud released or modified (AMQP 1.0 §3.4.4, §3.4.5). Default DefaultRetryDelay.
 	RetryDelay time.Duration
+	// StallTimeout is how long a message may wait for link credit from the cloud, or
+	// for its outcome, before the connection is considered stuck and replaced (the
+	// message is then sent again). Default DefaultStallTimeout.
+	StallTimeout time.Duration
 }
 
 // withDefaults returns c with defaults filled in.
@@ -111,6 +116,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetryDelay <= 0 {
 		c.RetryDelay = DefaultRetryDelay
+	}
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = DefaultStallTimeout
 	}
 	return c
 }

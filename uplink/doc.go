@@ -38,6 +38,8 @@
 // connection is logged once at warn with key err, and retried after an exponential
 // backoff with jitter between Config.BackoffMin and Config.BackoffMax. The password
 // and CA files are read at every attempt, so fixing them takes effect without a
-// restart. Connecting is logged at info only once the connection proved to work; per
-// message lines are at debug. Status reports the state for status pages and metrics.
+// restart. A connection on which a message waits longer than Config.StallTimeout for
+// link credit or for its outcome counts as lost. Connecting is logged at info only once
+// the connection proved to work; per-message lines are at debug, dead letters at warn
+// at most every 10 s. Status reports the state for status pages and metrics.
 package uplink

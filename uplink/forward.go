@@ -51,7 +51,7 @@ func (f *forwarder) run(ctx context.Context) error {
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-f.conn.Done():
-				return fmt.Errorf("connection lost: %w", f.conn.Err())
+				return fmt.Errorf("connection lost: %w", readable(f.conn.Err()))
 			case <-f.u.after(f.u.cfg.RetryDelay):
 			}
 		case errors.Is(err, errLinkLimit):
@@ -151,7 +151,7 @@ func (f *forwarder) send(ctx context.Context, queue chan<- sent, stop <-chan str
 			case <-ctx.Done():
 				return context.Cause(ctx)
 			case <-f.conn.Done():
-				return fmt.Errorf("connection lost: %w", f.conn.Err())
+				return fmt.Errorf("connection lost: %w", readable(f.conn.Err()))
 			}
 			continue
 		}
@@ -185,12 +185,17 @@ func (f *forwarder) sendOne(ctx context.Context, m *store.Message, queue chan<- 
 	// §2.6.12: the transfer is unsettled; the cloud settles it with an outcome that
 	// settle acts on. SendWithReceipt returns once the transfer is written, so the
 	// order on the link is the order of these calls.
-	receipt, err := snd.SendWithReceipt(ctx, out.msg, nil)
+	sctx, cancel := context.WithTimeout(ctx, f.u.cfg.StallTimeout)
+	receipt, err := snd.SendWithReceipt(sctx, out.msg, nil)
+	cancel()
 	if err != nil {
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return context.Cause(ctx)
+		case sctx.Err() != nil:
+			return fmt.Errorf("send message %d to %q: no link credit from the cloud for %v", m.Seq, out.target, f.u.cfg.StallTimeout)
 		}
-		return fmt.Errorf("send message %d to %q: %w", m.Seq, out.target, err)
+		return fmt.Errorf("send message %d to %q: %w", m.Seq, out.target, readable(err))
 	}
 	f.u.st.inFlight.Add(1)
 	f.u.log.Debug("sent", "seq", m.Seq, "target", out.target, "bytes", out.size)
@@ -222,7 +227,7 @@ func (f *forwarder) link(ctx context.Context, target string) (*amqp.Sender, erro
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}
-		return nil, fmt.Errorf("attach sender to %q: %w", target, err)
+		return nil, fmt.Errorf("attach sender to %q: %w", target, readable(err))
 	}
 	f.u.log.Debug("attached", "target", target)
 	f.links[target] = snd
@@ -236,7 +241,7 @@ func (f *forwarder) closeLinks(ctx context.Context) error {
 	for target, snd := range f.links {
 		delete(f.links, target)
 		if err := snd.Close(ctx); err != nil {
-			return fmt.Errorf("detach sender from %q: %w", target, err)
+			return fmt.Errorf("detach sender from %q: %w", target, readable(err))
 		}
 	}
 	return nil
@@ -253,13 +258,18 @@ func (f *forwarder) settle(ctx context.Context, queue <-chan sent, stop chan<- s
 
 	released := false
 	for s := range queue {
-		state, err := s.receipt.Wait(wctx)
+		sctx, cancel := context.WithTimeout(wctx, f.u.cfg.StallTimeout)
+		state, err := s.receipt.Wait(sctx)
+		cancel()
 		if err != nil {
 			// The outcome is unknown: the message stays stored and is sent again.
-			if ctx.Err() != nil {
+			switch {
+			case ctx.Err() != nil:
 				return context.Cause(ctx)
+			case sctx.Err() != nil && wctx.Err() == nil:
+				return fmt.Errorf("no outcome for message %d to %q within %v", s.seq, s.target, f.u.cfg.StallTimeout)
 			}
-			return fmt.Errorf("outcome of message %d to %q: %w", s.seq, s.target, err)
+			return fmt.Errorf("outcome of message %d to %q: %w", s.seq, s.target, readable(err))
 		}
 		f.u.st.inFlight.Add(-1)
 		switch state := state.(type) {

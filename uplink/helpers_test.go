@@ -82,8 +82,7 @@ func stored(t testing.TB, st *store.Store) int {
 // the file's path. Backoff is short so that retries show within a test.
 func testConfig(t testing.TB, b *cloudtest.Broker) (Config, string) {
 	t.Helper()
-	pw := filepath.Join(t.TempDir(), "password")
-	writeFile(t, pw, b.Password+"\n")
+	pw := b.WritePasswordFile(t)
 	return Config{
 		URL:           b.URL,
 		CAFile:        b.CAFile,

@@ -149,12 +149,12 @@ func (u *Uplink) connection(ctx context.Context) (ready bool, err error) {
 	defer cancel()
 	conn, err := amqp.Dial(dctx, "amqps://"+u.endpoint, opts)
 	if err != nil {
-		return false, fmt.Errorf("connect to %s as %s: %w", u.endpoint, u.cfg.User, err)
+		return false, fmt.Errorf("connect to %s as %s: %w", u.endpoint, u.cfg.User, readable(err))
 	}
 	defer conn.Close()
 	sess, err := conn.NewSession(dctx, nil)
 	if err != nil {
-		return false, fmt.Errorf("begin session: %w", err)
+		return false, fmt.Errorf("begin session: %w", readable(err))
 	}
 	f := &forwarder{u: u, conn: conn, sess: sess, links: map[string]*amqp.Sender{}}
 	err = f.run(ctx)

@@ -1,6 +1,8 @@
 package uplink
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,6 +32,7 @@ func TestRabbitMQ(t *testing.T) {
 	t.Run("untrusted CA", func(t *testing.T) { testUntrustedCA(t, b) })
 	t.Run("refused link", func(t *testing.T) { testRefusedLink(t, b) })
 	t.Run("drain rate", func(t *testing.T) { testDrainRate(t, b) })
+	t.Run("store closed", func(t *testing.T) { testStoreClosed(t, b) })
 	t.Run("outage", func(t *testing.T) { testOutage(t, b) }) // last: restarts the node
 }
 
@@ -148,6 +151,9 @@ func testOrder(t *testing.T, b *cloudtest.Broker) {
 		}
 		b.ExpectEmpty(t, "/queue/"+a, 100*time.Millisecond)
 	}
+	checkFor(t, 5*time.Second, func() bool { return stored(t, st) == 0 }, func() string {
+		return fmt.Sprintf("store holds %d messages, want 0", stored(t, st))
+	})
 	if s := u.Status(); s.Forwarded != 3*perAddress {
 		t.Errorf("forwarded: got %d, want %d", s.Forwarded, 3*perAddress)
 	}
@@ -360,6 +366,25 @@ func testOutage(t *testing.T, b *cloudtest.Broker) {
 	}
 	if n := len(logs.lines("msg=disconnected")); n != 1 {
 		t.Errorf("got %d 'disconnected' lines, want 1:\n%s", n, logs)
+	}
+}
+
+// testStoreClosed checks that Run gives up with an error when its store is closed.
+func testStoreClosed(t *testing.T, b *cloudtest.Broker) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "q.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	cfg, _ := testConfig(t, b)
+	u, err := New(cfg, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := u.Run(ctx); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Run: got %v, want ErrClosed", err)
 	}
 }
 

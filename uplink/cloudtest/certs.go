@@ -51,7 +51,7 @@ func writeCertificates(dir, clientName string) (Certificates, error) {
 		return Certificates{}, err
 	}
 	caTmpl := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: "shadowgw test CA", Organization: []string{"shadowgw cloudtest"}},
+		Subject:               pkix.Name{CommonName: "shadowgw test CA " + randomString(4), Organization: []string{"shadowgw cloudtest"}},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(24 * time.Hour),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,

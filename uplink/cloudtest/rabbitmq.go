@@ -275,7 +275,7 @@ func (b *Broker) writeFiles(epmdPort, distPort int) error {
 func (b *Broker) startEPMD(port int) error {
 	cmd := exec.Command(b.epmdPath, "-port", strconv.Itoa(port), "-address", "127.0.0.1")
 	cmd.Env = b.env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = procAttr(syscall.SIGKILL)
 	out, err := os.OpenFile(b.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -324,8 +324,9 @@ func (b *Broker) Start() {
 	cmd.Env = b.env
 	cmd.Stdout, cmd.Stderr = out, out
 	// Its own process group: Stop signals the group, which holds the script, the Erlang
-	// VM and the VM's helper processes.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// VM and the VM's helper processes. If the test process dies, the script gets
+	// SIGTERM, which it passes on to the VM.
+	cmd.SysProcAttr = procAttr(syscall.SIGTERM)
 	started := time.Now()
 	if err := cmd.Start(); err != nil {
 		b.t.Fatalf("cloudtest: start rabbitmq-server: %v", err)

@@ -114,23 +114,20 @@ func TestRabbitMQ(t *testing.T) {
 			t.Errorf("got %q, want %q", got[0].GetData(), "kept")
 		}
 	})
-}
 
-// TestRabbitMQClose checks that Close leaves no process of the node behind.
-func TestRabbitMQClose(t *testing.T) {
-	b := StartRabbitMQ(t)
-	pgid := b.node.Process.Pid
-	epmd := b.epmd.Process.Pid
-	b.Kill()
-	b.Start()
-	pgid2 := b.node.Process.Pid
-	b.Close()
-	for _, pid := range []int{-pgid, -pgid2, epmd} {
-		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
-			t.Errorf("process (group) %d after Close: got %v, want ESRCH", pid, err)
+	// Last: Kill and Close must leave no process behind.
+	t.Run("kill and close", func(t *testing.T) {
+		pgid, epmd := b.node.Process.Pid, b.epmd.Process.Pid
+		b.Kill()
+		if err := syscall.Kill(-pgid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("process group %d after Kill: got %v, want ESRCH", pgid, err)
 		}
-	}
-	b.Close() // idempotent
+		b.Close()
+		if err := syscall.Kill(epmd, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("epmd %d after Close: got %v, want ESRCH", epmd, err)
+		}
+		b.Close() // idempotent
+	})
 }
 
 func TestPasswordHash(t *testing.T) {

@@ -1,0 +1,208 @@
+package uplink
+
+import (
+	"bytes"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/Azure/go-amqp"
+
+	"github.com/shadowgw/shadowgw/store"
+)
+
+func encode(t testing.TB, m *amqp.Message) []byte {
+	t.Helper()
+	p, err := m.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPrepare(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		name     string
+		msg      *amqp.Message // encoded as the payload
+		payload  []byte        // instead of msg
+		address  string
+		received time.Time
+		check    func(t *testing.T, got *amqp.Message, sent []byte)
+		wantErr  string
+	}{
+		{
+			name: "annotations",
+			msg: &amqp.Message{
+				DeliveryAnnotations: amqp.Annotations{"x-opt-hop": "for the gateway"},
+				Annotations:         amqp.Annotations{"x-opt-device": "kept", SourceAnnotation: "spoofed"},
+				Data:                [][]byte{[]byte("x")},
+			},
+			check: func(t *testing.T, got *amqp.Message, _ []byte) {
+				if got.DeliveryAnnotations != nil {
+					t.Errorf("delivery-annotations: got %v, want none", got.DeliveryAnnotations)
+				}
+				want := amqp.Annotations{"x-opt-device": "kept", SourceAnnotation: "dev-1"}
+				if !reflect.DeepEqual(got.Annotations, want) {
+					t.Errorf("annotations: got %v, want %v", got.Annotations, want)
+				}
+			},
+		},
+		{
+			name: "source annotation added",
+			msg:  amqp.NewMessage([]byte("x")),
+			check: func(t *testing.T, got *amqp.Message, _ []byte) {
+				if got.Annotations[SourceAnnotation] != "dev-1" {
+					t.Errorf("annotations: got %v, want %s=dev-1", got.Annotations, SourceAnnotation)
+				}
+			},
+		},
+		{
+			name: "bare message unchanged",
+			msg: &amqp.Message{
+				Header:                &amqp.MessageHeader{Durable: true, Priority: 9, DeliveryCount: 2},
+				Properties:            &amqp.MessageProperties{MessageID: amqp.UUID{1, 2, 3}, To: ptr("t"), GroupSequence: ptr(uint32(7))},
+				ApplicationProperties: map[string]any{"a": "b", "n": int32(-5), "u": uint64(1 << 40), "f": 1.5, "bin": []byte{1}},
+				Data:                  [][]byte{[]byte("first"), []byte("second"), {}},
+				Footer:                amqp.Annotations{"x-sig": "s"},
+			},
+			check: func(t *testing.T, got *amqp.Message, _ []byte) {
+				want := &amqp.Message{
+					Header:                &amqp.MessageHeader{Durable: true, Priority: 9, DeliveryCount: 2},
+					Properties:            &amqp.MessageProperties{MessageID: amqp.UUID{1, 2, 3}, To: ptr("t"), GroupSequence: ptr(uint32(7))},
+					ApplicationProperties: map[string]any{"a": "b", "n": int32(-5), "u": uint64(1 << 40), "f": 1.5, "bin": []byte{1}},
+					Annotations:           amqp.Annotations{SourceAnnotation: "dev-1"},
+					Data:                  [][]byte{[]byte("first"), []byte("second"), {}},
+					Footer:                amqp.Annotations{"x-sig": "s"},
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("got  %+v\nwant %+v", got, want)
+				}
+			},
+		},
+		{
+			name: "amqp-value null",
+			msg:  &amqp.Message{Value: amqp.Null{}},
+			check: func(t *testing.T, got *amqp.Message, sent []byte) {
+				// go-amqp decodes a null value to nil, so look at the bytes.
+				if !bytes.HasSuffix(sent, nullValueSection) {
+					t.Errorf("got %x, want it to end with a null amqp-value section %x", sent, nullValueSection)
+				}
+			},
+		},
+		{
+			name:     "ttl reduced by the time stored",
+			msg:      &amqp.Message{Header: &amqp.MessageHeader{TTL: time.Hour}, Value: "v"},
+			received: now.Add(-10*time.Minute - 1500*time.Microsecond),
+			check: func(t *testing.T, got *amqp.Message, _ []byte) {
+				if want := 50*time.Minute - 2*time.Millisecond; got.Header.TTL != want {
+					t.Errorf("ttl: got %v, want %v", got.Header.TTL, want)
+				}
+			},
+		},
+		{
+			name:     "ttl nearly run out",
+			msg:      &amqp.Message{Header: &amqp.MessageHeader{TTL: time.Second}, Value: "v"},
+			received: now.Add(-time.Second + time.Microsecond),
+			check: func(t *testing.T, got *amqp.Message, _ []byte) {
+				if got.Header.TTL != time.Millisecond {
+					t.Errorf("ttl: got %v, want 1ms (0 would mean none)", got.Header.TTL)
+				}
+			},
+		},
+		{
+			name:     "ttl with the clock set back",
+			msg:      &amqp.Message{Header: &amqp.MessageHeader{TTL: time.Second}, Value: "v"},
+			received: now.Add(time.Hour),
+			check: func(t *testing.T, got *amqp.Message, _ []byte) {
+				if got.Header.TTL != time.Second {
+					t.Errorf("ttl: got %v, want 1s", got.Header.TTL)
+				}
+			},
+		},
+		{
+			name:     "ttl expired",
+			msg:      &amqp.Message{Header: &amqp.MessageHeader{TTL: time.Second}, Value: "v"},
+			received: now.Add(-time.Second),
+			wantErr:  "ttl of 1s expired after 1s in the store",
+		},
+		{name: "no address", msg: amqp.NewMessage(nil), address: "-", wantErr: "message has no address"},
+		{name: "empty payload", payload: []byte{}, wantErr: "message has no body section"},
+		{name: "header only", msg: &amqp.Message{Header: &amqp.MessageHeader{Durable: true}}, wantErr: "message has no body section"},
+		{name: "unknown section", payload: []byte{0x00, 0x53, 0x7f, 0x40}, wantErr: "cannot decode payload"},
+		{name: "truncated", payload: []byte{0x00, 0x53, 0x75, 0xa0, 0x10, 'x'}, wantErr: "cannot decode payload"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			payload := tt.payload
+			if payload == nil {
+				payload = encode(t, tt.msg)
+			}
+			address := "telemetry"
+			if tt.address == "-" {
+				address = ""
+			}
+			received := tt.received
+			if received.IsZero() {
+				received = now
+			}
+			out, err := prepare(&store.Message{Seq: 1, Address: address, Source: "dev-1", Received: received, Payload: payload}, "/queue/", now)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got err %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out.target != "/queue/telemetry" {
+				t.Errorf("target: got %q, want %q", out.target, "/queue/telemetry")
+			}
+			// What goes on the wire, decoded again as the cloud would.
+			enc := encode(t, out.msg)
+			if len(enc) != out.size {
+				t.Errorf("size: got %d, want %d", out.size, len(enc))
+			}
+			got := new(amqp.Message)
+			if err := got.UnmarshalBinary(enc); err != nil {
+				t.Fatalf("decode what would be sent: %v", err)
+			}
+			tt.check(t, got, enc)
+		})
+	}
+}
+
+// FuzzPrepare feeds arbitrary payloads to prepare: it must not panic, and what it
+// would send must decode again and carry the source annotation.
+func FuzzPrepare(f *testing.F) {
+	seeds := []*amqp.Message{
+		amqp.NewMessage([]byte("hello")),
+		{Value: "v", Annotations: amqp.Annotations{"k": int64(1)}},
+		{Header: &amqp.MessageHeader{TTL: time.Minute}, Sequence: [][]any{{"a", 1.5}}, ApplicationProperties: map[string]any{"x": true}},
+		{Properties: &amqp.MessageProperties{MessageID: "id", CorrelationID: []byte{1}}, Value: amqp.Null{}, Footer: amqp.Annotations{"f": "g"}},
+	}
+	for _, m := range seeds {
+		f.Add(encode(f, m))
+	}
+	f.Add([]byte{0x00, 0x53, 0x77, 0x40})
+	now := time.Now()
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		out, err := prepare(&store.Message{Address: "a", Source: "s", Received: now, Payload: payload}, "", now)
+		if err != nil {
+			return
+		}
+		enc, err := out.msg.MarshalBinary()
+		if err != nil {
+			t.Fatalf("encode prepared message: %v", err)
+		}
+		var again amqp.Message
+		if err := again.UnmarshalBinary(enc); err != nil {
+			t.Fatalf("decode prepared message: %v\npayload %x\nsent    %x", err, payload, enc)
+		}
+		if again.Annotations[SourceAnnotation] != "s" {
+			t.Fatalf("source annotation: got %v", again.Annotations)
+		}
+	})
+}
