@@ -32,7 +32,7 @@ func (s *Server) anonymousFrom(addr net.Addr) bool {
 // to address: Config.Targets lists, per user, exact addresses and prefixes ending in
 // "*"; a user without an entry may send anywhere.
 func (s *Server) mayTarget(user, address string) bool {
-	patterns, ok := s.cfg.Targets[user]
+	patterns, ok := s.currentAccess().targets[user]
 	if !ok {
 		return true
 	}

@@ -97,6 +97,9 @@ func (c *conn) serve(ctx context.Context) {
 			c.log.Debug("connection closed before the protocol header")
 			return
 		}
+		if errors.Is(err, errAuth) {
+			return // logged where it was decided, with the reason
+		}
 		c.logEnd(err, "handshake failed")
 		return
 	}
@@ -314,7 +317,7 @@ func (c *conn) handle(f inFrame) error {
 	case *frame.Close:
 		// §2.4.3: answer the peer's close with ours and end.
 		if b.Error != nil {
-			c.log.Info("device closed the connection with an error", "err", b.Error)
+			c.log.Info("device closed the connection with an error", "err", peerText(b.Error.Error()))
 		}
 		c.closing = true
 		c.send(0, &frame.Close{}, nil)

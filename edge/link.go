@@ -134,7 +134,7 @@ func (s *session) onDetach(d *frame.Detach) error {
 	}
 	l.detached = true
 	if d.Error != nil {
-		s.c.log.Info("device detached a link with an error", "address", l.address, "err", d.Error)
+		s.c.log.Info("device detached a link with an error", "address", l.address, "err", peerText(d.Error.Error()))
 	}
 	s.c.send(s.channel, &frame.Detach{Handle: d.Handle, Closed: d.Closed}, nil)
 	return nil
@@ -221,7 +221,7 @@ func (s *session) deliver(l *link, id uint32, settled bool, payload []byte) {
 	info, err := message.Parse(payload)
 	if err != nil {
 		c.srv.rejected.Add(1)
-		c.log.Warn("malformed message rejected", "address", l.address, "err", err)
+		c.srv.logMalformed.warn(c.log, "malformed message rejected", "address", l.address, "err", err)
 		if !settled {
 			s.acks = append(s.acks, ack{id: id, settled: true,
 				state: &frame.Rejected{Error: frame.Errorf(frame.ErrDecode, err.Error())}})
@@ -248,7 +248,7 @@ func (s *session) deliver(l *link, id uint32, settled bool, payload []byte) {
 			srv.bytes.Add(uint64(size))
 		case settled:
 			srv.dropped.Add(1)
-			log.Warn("pre-settled message dropped: it could not be stored", "address", address, "err", err)
+			srv.logDropped.warn(log, "pre-settled message dropped: it could not be stored", "address", address, "err", err)
 		}
 		c.complete(completion{sess: s, link: l, id: id, done: settled, err: err})
 	})

@@ -1,27 +1,33 @@
-//go:build pending_setusers
-
 package edge
 
 import (
 	"maps"
 )
 
-// SetUsers replaces the SASL PLAIN users, name → credential hash (package credential),
-// for the connections that authenticate from now on; connections already open keep
-// their session. It is safe to call while the server runs and copies users.
-func (s *Server) SetUsers(users map[string]string) {
-	m := maps.Clone(users)
-	if m == nil {
-		m = map[string]string{}
-	}
-	s.users.Store(&m)
+// access is who may connect with SASL PLAIN and where each device may send; it can be
+// replaced while the server runs (SetAccess).
+type access struct {
+	users   map[string]string   // user → credential hash
+	targets map[string][]string // user ("" for anonymous) → allowed target patterns
 }
 
-// userTable returns the SASL PLAIN users: the last SetUsers, or else Config.Users. The
-// map must not be modified.
-func (s *Server) userTable() map[string]string {
-	if p := s.users.Load(); p != nil {
-		return *p
+// SetAccess replaces the SASL PLAIN users (name → credential hash, package credential)
+// and the per-device target restrictions (see Config.Targets) for connections that
+// authenticate or attach from now on; links already attached keep going. It is safe to
+// call while the server runs; it copies the maps.
+func (s *Server) SetAccess(users map[string]string, targets map[string][]string) {
+	a := &access{users: maps.Clone(users), targets: maps.Clone(targets)}
+	if a.users == nil {
+		a.users = map[string]string{}
 	}
-	return s.cfg.Users
+	s.access.Store(a)
+}
+
+// currentAccess returns the last SetAccess, or the configuration's. The maps must not be
+// modified.
+func (s *Server) currentAccess() *access {
+	if a := s.access.Load(); a != nil {
+		return a
+	}
+	return &access{users: s.cfg.Users, targets: s.cfg.Targets}
 }

@@ -1,5 +1,3 @@
-//go:build pending_setusers
-
 package edge
 
 import (
@@ -12,7 +10,7 @@ import (
 	"github.com/shadowgw/shadowgw/edge/credential"
 )
 
-func TestSetUsers(t *testing.T) {
+func TestSetAccess(t *testing.T) {
 	cfg := usersConfig(t, false)
 	addr, srv := startServer(t, cfg, &memSink{})
 	hash, err := credential.Hash("other password")
@@ -30,14 +28,14 @@ func TestSetUsers(t *testing.T) {
 		return true
 	}
 	if !connects(plainUser, plainPassword) {
-		t.Fatal("configured user refused before SetUsers")
+		t.Fatal("configured user refused before SetAccess")
 	}
 	// Keep one connection open across the change: it is not cut.
 	open := dial(t, addr, &amqp.ConnOptions{SASLType: amqp.SASLTypePlain(plainUser, plainPassword)})
 
 	users := map[string]string{"pi-0043": hash}
-	srv.SetUsers(users)
-	users["pi-0044"] = hash // SetUsers copied the map
+	srv.SetAccess(users, map[string][]string{"pi-0043": {"allowed/*"}})
+	users["pi-0044"] = hash // SetAccess copied the map
 	for _, tc := range []struct {
 		user, password string
 		want           bool
@@ -48,18 +46,28 @@ func TestSetUsers(t *testing.T) {
 		{"pi-0044", "other password", false},
 	} {
 		if got := connects(tc.user, tc.password); got != tc.want {
-			t.Errorf("after SetUsers: %s connects = %v, want %v", tc.user, got, tc.want)
+			t.Errorf("after SetAccess: %s connects = %v, want %v", tc.user, got, tc.want)
 		}
 	}
 	snd := newSender(t, open, "still-open", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := snd.Send(ctx, amqp.NewMessage([]byte("x")), nil); err != nil {
-		t.Errorf("connection opened before SetUsers: send: %v", err)
+		t.Errorf("connection opened before SetAccess: send: %v", err)
 	}
+	// The new device's targets apply at once.
+	c := dial(t, addr, &amqp.ConnOptions{SASLType: amqp.SASLTypePlain("pi-0043", "other password")})
+	s, err := c.NewSession(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.NewSender(ctx, "elsewhere", nil); err == nil {
+		t.Error("a device limited to allowed/* attached to elsewhere after SetAccess")
+	}
+	newSender(t, c, "allowed/x", nil)
 
-	srv.SetUsers(nil)
+	srv.SetAccess(nil, nil)
 	if connects("pi-0043", "other password") {
-		t.Error("after SetUsers(nil): a user still connects")
+		t.Error("after SetAccess(nil, nil): a user still connects")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"time"
 
 	"github.com/shadowgw/shadowgw/edge/codec"
@@ -48,7 +49,7 @@ func (c *conn) handshake() error {
 			// §5.1: a server that requires SASL answers with the SASL header and closes.
 			c.srv.refused.Add(1)
 			c.rejectProto(frame.ProtoSASL)
-			c.log.Warn("device refused: connection without SASL, and anonymous access is not allowed from its address")
+			c.srv.logRefused.warn(c.log, "device refused: connection without SASL, and anonymous access is not allowed from its address")
 			return errAuth
 		}
 	default:
@@ -133,7 +134,7 @@ func (c *conn) rejectProto(p [8]byte) {
 func (c *conn) sasl() error {
 	c.bw.Write(frame.ProtoSASL[:])
 	var mechs []codec.Symbol
-	if len(c.srv.cfg.Users) > 0 {
+	if len(c.srv.currentAccess().users) > 0 {
 		mechs = append(mechs, mechPlain)
 	}
 	if c.srv.anonymousFrom(c.nc.RemoteAddr()) {
@@ -163,8 +164,10 @@ func (c *conn) sasl() error {
 		c.sendSASL(&frame.SASLOutcome{Outcome: frame.SASLAuth})
 		c.flush()
 		c.srv.refused.Add(1)
-		// One line per refused device, naming it and where it came from; never the password.
-		c.log.Warn("device authentication failed", "mechanism", string(init.Mechanism), "user", user, "reason", reason)
+		// One line per refused device, naming it and where it came from; never the
+		// password. A device retrying in a loop is rate-limited.
+		host, _, _ := net.SplitHostPort(c.remote)
+		c.srv.logRefused.warnKey(user+"@"+host, c.log, "device authentication failed", "mechanism", string(init.Mechanism), "user", peerText(user), "reason", reason)
 		return errAuth
 	}
 	c.user, c.source = user, user
@@ -190,7 +193,7 @@ func (c *conn) authenticate(init *frame.SASLInit) (user, reason string) {
 		if len(parts[0]) > 0 && string(parts[0]) != user {
 			return user, "authorization identity differs from the user"
 		}
-		hash, ok := c.srv.cfg.Users[user]
+		hash, ok := c.srv.currentAccess().users[user]
 		if !ok {
 			return user, "unknown user"
 		}

@@ -117,12 +117,17 @@ type Server struct {
 	sink Sink
 	log  *slog.Logger
 
+	access atomic.Pointer[access] // set by SetAccess; nil: cfg.Users and cfg.Targets
+
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
 	byHost map[string]int
 
 	wg     sync.WaitGroup
 	nextID atomic.Uint64
+
+	// Warnings a device can trigger per message or per attempt are rate-limited.
+	logRefused, logMalformed, logNotStored, logDropped rateLog
 
 	pressure  Pressure    // nil if the Sink has no Full method
 	pressured atomic.Bool // credit was withheld because the Sink was full
@@ -245,7 +250,7 @@ func (s *Server) start(ctx context.Context, nc net.Conn) {
 	if len(s.conns) >= s.cfg.MaxConnections || (s.cfg.MaxConnsPerHost > 0 && s.byHost[host] >= s.cfg.MaxConnsPerHost) {
 		s.mu.Unlock()
 		s.refused.Add(1)
-		s.log.Warn("connection refused: limit reached", "remote", nc.RemoteAddr().String(),
+		s.logRefused.warn(s.log, "connection refused: limit reached", "remote", nc.RemoteAddr().String(),
 			"connections", s.open.Load(), "max", s.cfg.MaxConnections, "per_host_max", s.cfg.MaxConnsPerHost)
 		nc.Close()
 		return

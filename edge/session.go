@@ -89,7 +89,7 @@ func (s *session) handle(f inFrame) error {
 		return s.onDetach(b)
 	case *frame.End:
 		if b.Error != nil {
-			s.c.log.Info("device ended a session with an error", "channel", s.channel, "err", b.Error)
+			s.c.log.Info("device ended a session with an error", "channel", s.channel, "err", peerText(b.Error.Error()))
 		}
 		s.c.send(s.channel, &frame.End{}, nil)
 		s.drop()
@@ -209,7 +209,7 @@ func (s *session) completed(cp completion) {
 			// some client stacks (go-amqp's Send among them) report released as success,
 			// and the device must learn that the message is not safe.
 			a.state = &frame.Rejected{Error: storeError(cp.err)}
-			s.c.log.Warn("message not stored; answered rejected", "address", l.address, "err", cp.err)
+			s.c.srv.logNotStored.warn(s.c.log, "message not stored; answered rejected", "address", l.address, "err", cp.err)
 		} else if l.rcvSettleMode == frame.RcvSecond {
 			a.settled = false
 			s.unsettled[cp.id] = l
