@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # install-test-deps.sh installs, from Debian's packages, the real AMQP 1.0 peers and tools
 # the tests use: RabbitMQ 3.10 (the cloud), Qpid Proton C and Python (devices and test
-# servers), the AMQP 1.0 specification, openssl (throwaway certificates) and qemu-user
-# (ARM test runs). It is idempotent and never starts a system service.
+# servers), the AMQP 1.0 specification, openssl (throwaway certificates), qemu-user
+# (ARM test runs), and the tools the package and image tests use (debootstrap, lintian,
+# systemd-analyze, mtools, dosfstools, e2fsprogs, sfdisk, xz). It is idempotent and
+# never starts a system service.
 set -euo pipefail
 
 pkgs=(
@@ -14,6 +16,15 @@ pkgs=(
   openssl
   qemu-user-static
   procps
+  # packaging and image tests (scripts/test-deb.sh, scripts/test-pi-image.sh)
+  debootstrap
+  lintian
+  systemd
+  mtools
+  dosfstools
+  e2fsprogs
+  fdisk
+  xz-utils
 )
 
 missing=()

@@ -5,7 +5,7 @@
 # target briefly, and the store and edge tests on emulated Raspberry Pi CPUs (ARMv6
 # under qemu-arm-static -cpu arm1176, and arm64).
 #
-# Environment: FUZZTIME (default 10s per fuzz target), SKIP_ARM=1 to leave out the
+# Environment: FUZZTIME (default 5s per fuzz target), SKIP_ARM=1 to leave out the
 # emulated runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
 
 export SHADOWGW_REQUIRE_PEERS=1 # a missing peer fails the tests instead of skipping them
-fuzztime=${FUZZTIME:-10s}
+fuzztime=${FUZZTIME:-5s}
 
 echo "== go vet"
 go vet ./...
@@ -36,4 +36,8 @@ if [ "${SKIP_ARM:-}" != 1 ]; then
   CGO_ENABLED=0 GOARCH=arm64 go test -count=1 -short -timeout 15m \
     -exec qemu-aarch64-static ./store/ ./edge/...
 fi
+echo "== .deb packages: lintian, install, upgrade, remove in Debian roots (scripts/test-deb.sh)"
+if [ "${SKIP_ARM:-}" = 1 ]; then scripts/test-deb.sh amd64; else scripts/test-deb.sh amd64 armhf; fi
+echo "== Raspberry Pi OS image on synthetic images (scripts/test-pi-image.sh)"
+scripts/test-pi-image.sh
 echo "== all tests passed"

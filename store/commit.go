@@ -19,6 +19,10 @@ const (
 	opDeadLetter
 	opDeleteDead
 	opCheck
+	opRequeue   // move dead letters (seqs) back to the queue under new seqs
+	opPurge     // delete up to purgeChunk queued messages (or dead letters: reason "dead")
+	opHousekeep // no write of its own: purge expired messages
+	opCompact   // rewrite the file (not a write transaction)
 )
 
 // String returns the operation name used in error messages.
@@ -34,6 +38,14 @@ func (k opKind) String() string {
 		return "delete dead letters"
 	case opCheck:
 		return "check"
+	case opRequeue:
+		return "requeue"
+	case opPurge:
+		return "purge"
+	case opHousekeep:
+		return "housekeeping"
+	case opCompact:
+		return "compact"
 	}
 	return fmt.Sprintf("op %d", uint8(k))
 }
@@ -45,6 +57,7 @@ type request struct {
 	address  string   // opAppend
 	source   string   // opAppend
 	received int64    // opAppend, Unix nanoseconds
+	expires  int64    // opAppend, Unix nanoseconds, 0: never
 	payload  []byte   // opAppend
 	seqs     []uint64 // opDelete, opDeadLetter (one seq), opDeleteDead
 	reason   string   // opDeadLetter
@@ -53,7 +66,7 @@ type request struct {
 	// assigned seq (opAppend) and the request's error.
 	done func(seq uint64, err error)
 
-	seq uint64 // assigned seq (opAppend)
+	seq uint64 // assigned seq (opAppend); messages affected (opRequeue, opPurge)
 	err error  // the request's own error, if the transaction committed
 }
 
@@ -71,8 +84,17 @@ func (s *Store) run() {
 	defer close(s.exited)
 	batch := make([]*request, 0, 64)
 	var timer *time.Timer
+	tick := time.NewTicker(housekeepEvery)
+	defer tick.Stop()
 	for {
-		r, ok := <-s.reqs
+		var r *request
+		var ok bool
+		select {
+		case r, ok = <-s.reqs:
+		case <-tick.C:
+			s.housekeep()
+			continue
+		}
 		if !ok {
 			return
 		}
@@ -128,10 +150,11 @@ func (s *Store) run() {
 func (s *Store) commit(batch []*request) {
 	writes := 0
 	for _, r := range batch {
-		if r.kind != opCheck {
+		if r.kind != opCheck && r.kind != opCompact {
 			writes++
 		}
 	}
+	s.refreshFree(false)
 	var (
 		err      error
 		appended int
@@ -147,24 +170,33 @@ func (s *Store) commit(batch []*request) {
 			s.since.commitErrors++
 			if errors.Is(err, berrors.ErrMaxSizeReached) || errors.Is(err, syscall.ENOSPC) {
 				err = fmt.Errorf("commit: %w: %w", ErrFull, err)
-				s.full.Store(true)
+				s.diskFull = true
 			} else {
 				err = fmt.Errorf("commit: %w", err)
 			}
+			// What the failed transaction did to the index is undone.
+			_ = s.loadNextExpiry()
 			if !s.failing {
 				s.log.Warn("commits failing", "err", err)
 				s.failing = true
 			}
 		} else {
 			s.persisted = next
-			s.full.Store(false)
+			s.diskFull = false
 			s.since.commits++
 			s.since.appended += uint64(appended)
+			s.since.rejected += s.pend.rejected
+			s.since.expired += s.pend.expired
+			if s.pend.dropped > 0 {
+				s.since.dropped += s.pend.dropped
+				s.dropLog.add(s.pend, time.Now())
+			}
 			if s.failing {
 				s.log.Info("commits recovered")
 				s.failing = false
 			}
 		}
+		s.updateFull()
 		s.publish()
 		if err == nil && appended > 0 {
 			select {
@@ -177,6 +209,10 @@ func (s *Store) commit(batch []*request) {
 		switch {
 		case r.kind == opCheck:
 			r.done(0, s.check())
+		case r.kind == opCompact:
+			_, err := s.compactFile()
+			s.publish()
+			r.done(0, err)
 		case err != nil:
 			r.done(0, fmt.Errorf("store: %s: %w", r.kind, err))
 		case r.err != nil:
@@ -191,6 +227,7 @@ func (s *Store) commit(batch []*request) {
 // commits it, updating c to the counters the file holds if it succeeds. It
 // returns the number of messages appended.
 func (s *Store) write(batch []*request, c *counters) (int, error) {
+	s.pend = pending{}
 	tx, err := s.db.Begin(true)
 	if err != nil {
 		return 0, err
@@ -210,41 +247,39 @@ func (s *Store) apply(tx *bolt.Tx, batch []*request, c *counters) (int, error) {
 	q := tx.Bucket(bucketQueue)
 	route := q.Bucket(routeDefault)
 	dead := tx.Bucket(bucketDead)
+	exp := tx.Bucket(bucketExpiry)
 	// Keys only ever grow, so fill pages completely instead of splitting
 	// them in half.
 	route.FillPercent = 1.0
 	dead.FillPercent = 1.0
-	now := time.Now().UnixNano()
+	wall := time.Now().UnixNano()
+	now := s.opts.Clock.Now().UnixNano()
 	appended := 0
 	for _, r := range batch {
 		r.err = nil
 		switch r.kind {
 		case opAppend:
+			if why, err := s.makeRoom(route, exp, c, uint64(len(r.payload))); err != nil {
+				return 0, err
+			} else if why != "" {
+				s.pend.rejected++
+				s.refused, s.refusedAt = why, c.bytes
+				r.err = fmt.Errorf("store: append: %w (%s)", ErrFull, why)
+				continue
+			}
 			// lastSeq advances even if the commit fails, so a seq is never
 			// handed out twice by one process.
 			s.lastSeq++
 			r.seq = s.lastSeq
-			k := s.key(r.seq)
-			start := len(s.arena)
-			s.arena = appendMessageRecord(s.arena, r.received, r.address, r.source, r.payload)
-			if err := route.Put(k, s.arena[start:len(s.arena):len(s.arena)]); err != nil {
-				return 0, fmt.Errorf("put %d: %w", r.seq, err)
+			if err := s.putMessage(route, exp, c, r.seq, r.received, r.expires, r.address, r.source, r.payload); err != nil {
+				return 0, err
 			}
-			c.messages++
-			c.bytes += uint64(len(r.payload))
 			appended++
 		case opDelete:
 			for _, seq := range r.seqs {
-				k := s.key(seq)
-				v := route.Get(k)
-				if v == nil {
-					continue
+				if _, err := s.removeMessage(route, exp, c, seq); err != nil {
+					return 0, err
 				}
-				if err := route.Delete(k); err != nil {
-					return 0, fmt.Errorf("delete %d: %w", seq, err)
-				}
-				sub(&c.messages, 1)
-				sub(&c.bytes, payloadLen(seq, v))
 			}
 		case opDeadLetter:
 			seq := r.seqs[0]
@@ -254,17 +289,15 @@ func (s *Store) apply(tx *bolt.Tx, batch []*request, c *counters) (int, error) {
 				r.err = fmt.Errorf("store: %s %d: %w", r.kind, seq, ErrNotFound)
 				continue
 			}
-			n := payloadLen(seq, v)
 			start := len(s.arena)
-			s.arena = appendDeadRecord(s.arena, now, r.reason, v) // copies v before the delete
+			s.arena = appendDeadRecord(s.arena, wall, r.reason, v) // copies v before the delete
 			if err := dead.Put(k, s.arena[start:len(s.arena):len(s.arena)]); err != nil {
 				return 0, fmt.Errorf("put dead letter %d: %w", seq, err)
 			}
-			if err := route.Delete(k); err != nil {
-				return 0, fmt.Errorf("delete %d: %w", seq, err)
+			n, err := s.removeMessage(route, exp, c, seq)
+			if err != nil {
+				return 0, err
 			}
-			sub(&c.messages, 1)
-			sub(&c.bytes, n)
 			c.deadLetters++
 			c.deadBytes += n
 		case opDeleteDead:
@@ -284,7 +317,23 @@ func (s *Store) apply(tx *bolt.Tx, batch []*request, c *counters) (int, error) {
 				sub(&c.deadLetters, 1)
 				sub(&c.deadBytes, n)
 			}
+		case opRequeue:
+			n, err := s.requeue(route, dead, exp, c, r.seqs)
+			if err != nil {
+				return 0, err
+			}
+			r.seq = uint64(n)
+			appended += n
+		case opPurge:
+			n, err := s.purge(route, dead, exp, c, r.reason == "dead")
+			if err != nil {
+				return 0, err
+			}
+			r.seq = uint64(n)
 		}
+	}
+	if err := s.purgeExpired(route, exp, c, now); err != nil {
+		return 0, err
 	}
 	if s.lastSeq > q.Sequence() {
 		if err := q.SetSequence(s.lastSeq); err != nil {
@@ -320,6 +369,18 @@ type sinceOpen struct {
 	commits      uint64
 	commitErrors uint64
 	appended     uint64
+	dropped      uint64
+	rejected     uint64
+	expired      uint64
+	compactions  uint64
+}
+
+// pending counts what the transaction being built did; it is added to
+// sinceOpen if the transaction commits.
+type pending struct {
+	dropped, rejected, expired uint64
+	dropFirst, dropLast        uint64 // seqs of the first and last dropped message
+	dropWhy                    string
 }
 
 // publish makes the committer's current counters visible to Stats.
@@ -333,6 +394,14 @@ func (s *Store) publish() {
 		CommitErrors:    s.since.commitErrors,
 		Appended:        s.since.appended,
 		LastSeq:         s.lastSeq,
+		DroppedOldest:   s.since.dropped,
+		Rejected:        s.since.rejected,
+		Expired:         s.since.expired,
+		Compactions:     s.since.compactions,
+		LastCompaction:  s.lastComp,
+		FullReason:      s.fullReason(),
+		FreeBytes:       s.free,
+		Recovered:       s.recovered,
 	})
 }
 

@@ -22,11 +22,12 @@
 //
 // The bbolt file holds three top-level buckets:
 //
-//	meta             "schema" → layout version (1 byte)
+//	meta             "schema" → layout version (1 byte, 2 since expiry; 1 is upgraded at Open)
 //	                 "stats"  → persisted counters, updated in every write transaction
 //	q                sequence = the global message sequence counter
 //	q/default        8-byte big-endian seq → message record (bbolt order is FIFO order)
 //	dead             8-byte big-endian seq → dead-letter record
+//	expiry           8-byte expiry (Unix ns) + 8-byte seq → empty: queued messages by expiry
 //
 // Messages live in a sub-bucket per route under "q". Today there is one route,
 // "default"; per-route queues (priorities, quotas) can be added as more
@@ -36,7 +37,14 @@
 // # Record format
 //
 // Values start with a format version byte so that the encoding can evolve. A
-// message record, version 1:
+// message record, version 2 (written since expiry support):
+//
+//	1 byte   version (2)
+//	8 bytes  received time, Unix nanoseconds, big-endian int64
+//	8 bytes  expiry time, Unix nanoseconds, big-endian int64; 0: never
+//	then as version 1 from the address on
+//
+// Version 1 records (no expiry) are still read; a message record, version 1:
 //
 //	1 byte   version (1)
 //	8 bytes  received time, Unix nanoseconds, big-endian int64
@@ -75,7 +83,67 @@
 //     full pages are not split in half (bbolt's default of 0.5 wastes half of
 //     every page for this workload).
 //
-// The file never shrinks; pages freed by deletes are reused by later appends.
+// The file never shrinks by itself; pages freed by deletes are reused by later
+// appends. See Compaction.
+//
+// # Budgets and what happens when full
+//
+// Options.MaxBytes (queued payload bytes), MaxMessages and MinFree (free
+// bytes of the file system, from statfs at most every 100 ms on the committer)
+// are checked for every append inside the commit. With WhenFull Backpressure
+// (the default) an append over budget fails with ErrFull, Full reports true
+// (Stats.FullReason says which budget) and the gateway grants devices no
+// credit until deletes make room. With DropOldest the committer deletes the
+// oldest queued messages in the same transaction to make room, counts them
+// (Stats.DroppedOldest) and logs one line per burst of drops. Nothing is ever
+// dropped silently. Requeued dead letters bypass the budgets.
+//
+// # Expiry
+//
+// At append time (on the producer's goroutine) the payload is parsed with
+// package edge/message: the expiry is the earlier of received+header ttl and
+// properties absolute-expiry-time, else received+Options.DefaultTTL, else
+// never. It is stored in the record and in the expiry index. Read skips
+// expired messages; every commit, and the idle committer once a second,
+// deletes up to 4096 due messages (Stats.Expired). Dead letters do not expire.
+//
+// # Compaction
+//
+// bbolt files never shrink. When the committer is idle and the live data is
+// small (under 4 MiB estimated) while the file is above
+// Options.CompactMinSize (8 MiB) and 4× the live data, it copies the live
+// data into <file>.compact with bbolt.Compact, fsyncs it, renames it over the
+// store, fsyncs the directory and reopens. Writes wait for it (the pause is in
+// Stats.LastCompaction); reads wait only for the swap. A crash leaves either
+// file complete; Open deletes a stale copy.
+//
+// # Damaged files
+//
+// With Options.Recover (the gateway sets it) Open first validates the file
+// without bbolt (a meta page with a valid checksum; the file as long as its
+// pages), then walks every bucket in a read-only open under recover() and
+// SetPanicOnFault, because bbolt panics, sometimes on goroutines of its own,
+// on damaged pages. If that fails, the file is renamed to
+// <file>.corrupt-<UTC time> and kept, a fresh file is started, every record
+// that can still be read from the old one (a read-only walk that seeks past
+// damaged pages) is copied in under its seq, and the result is logged at
+// error level and reported in Stats.Recovered (Salvaged, Lost). A file whose
+// meta pages are both gone, or whose tree root was truncated away, salvages
+// nothing: raw page scanning was left out because freed pages hold deleted
+// messages that would come back as duplicates.
+//
+// # Design note: routes, priorities and per-route budgets (not implemented)
+//
+// Routes are sub-buckets of "q" sharing the global sequence counter. To add
+// them: a route is chosen at append time (by address prefix); Read takes a
+// route or serves routes by strict priority (highest first) or weighted
+// round-robin, keeping one "after" cursor per route; counters become per
+// route (a stats record per route in meta, the global one their sum); each
+// route gets MaxBytes/MaxMessages/WhenFull of its own inside the global
+// budget, so that a chatty low-priority route drops its oldest messages while
+// alarms keep backpressure; Full becomes per route, which the edge needs as
+// per-link credit (a link's target maps to one route). The expiry index and
+// dead letters stay global (the seq names the message).
 //
 // # Concurrency
 //

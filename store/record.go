@@ -9,10 +9,16 @@ import (
 
 // Record format versions; see the package documentation for the layouts.
 const (
-	messageRecordV1 = 1
+	messageRecordV1 = 1 // no expiry; still read, no longer written
+	messageRecordV2 = 2 // adds the expiry time
 	deadRecordV1    = 1
 	statsRecordV1   = 1
-	schemaV1        = 1
+	schemaV1        = 1 // message records version 1 only
+	schemaV2        = 2 // message records version 1 or 2, expiry index bucket
+
+	// v2Header is the version byte plus the received and expiry timestamps
+	// that open a version 2 message record.
+	v2Header = 1 + 8 + 8
 
 	// fixedHeader is the version byte plus the 8-byte timestamp that open
 	// both message and dead-letter records.
@@ -43,10 +49,25 @@ func keySeq(k []byte) (uint64, error) {
 // recordSize is the encoded size of a message record, used to reject
 // messages that do not fit a bbolt value before they are queued.
 func recordSize(address, source string, payload int) uint64 {
-	return fixedHeader + 2*binary.MaxVarintLen64 + uint64(len(address)) + uint64(len(source)) + uint64(payload)
+	return v2Header + 2*binary.MaxVarintLen64 + uint64(len(address)) + uint64(len(source)) + uint64(payload)
 }
 
-// appendMessageRecord appends the version 1 encoding of a message to b.
+// appendMessageRecordV2 appends the version 2 encoding of a message to b;
+// expires is 0 for a message that never expires.
+func appendMessageRecordV2(b []byte, received, expires int64, address, source string, payload []byte) []byte {
+	b = append(b, messageRecordV2)
+	b = binary.BigEndian.AppendUint64(b, uint64(received))
+	b = binary.BigEndian.AppendUint64(b, uint64(expires))
+	b = binary.AppendUvarint(b, uint64(len(address)))
+	b = append(b, address...)
+	b = binary.AppendUvarint(b, uint64(len(source)))
+	b = append(b, source...)
+	return append(b, payload...)
+}
+
+// appendMessageRecord appends the version 1 encoding of a message to b. The
+// store no longer writes it; it is kept to test reading files of older
+// versions.
 func appendMessageRecord(b []byte, received int64, address, source string, payload []byte) []byte {
 	b = append(b, messageRecordV1)
 	b = binary.BigEndian.AppendUint64(b, uint64(received))
@@ -57,10 +78,15 @@ func appendMessageRecord(b []byte, received int64, address, source string, paylo
 	return append(b, payload...)
 }
 
+// expired reports whether the message is past its expiry time at now (Unix
+// nanoseconds).
+func (h *messageHeader) expired(now int64) bool { return h.expires != 0 && h.expires <= now }
+
 // messageHeader is a decoded message record whose slices point into the
 // record; it is valid only as long as the record is.
 type messageHeader struct {
 	received int64
+	expires  int64 // Unix nanoseconds; 0: never (and always for version 1)
 	address  []byte
 	source   []byte
 	payload  []byte
@@ -73,11 +99,19 @@ func decodeMessageRecord(seq uint64, v []byte) (messageHeader, error) {
 	if len(v) < fixedHeader {
 		return h, corruptf(seq, "message record of %d bytes is shorter than its %d-byte header", len(v), fixedHeader)
 	}
-	if v[0] != messageRecordV1 {
-		return h, corruptf(seq, "unknown message record version %d", v[0])
-	}
 	h.received = int64(binary.BigEndian.Uint64(v[1:9]))
 	off := fixedHeader
+	switch v[0] {
+	case messageRecordV1:
+	case messageRecordV2:
+		if len(v) < v2Header {
+			return h, corruptf(seq, "message record of %d bytes is shorter than its %d-byte header", len(v), v2Header)
+		}
+		h.expires = int64(binary.BigEndian.Uint64(v[9:17]))
+		off = v2Header
+	default:
+		return h, corruptf(seq, "unknown message record version %d", v[0])
+	}
 	var err error
 	if h.address, off, err = readBytes(seq, v, off, "address"); err != nil {
 		return h, err

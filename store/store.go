@@ -23,6 +23,7 @@ var (
 	bucketMeta   = []byte("meta")
 	bucketQueue  = []byte("q")
 	bucketDead   = []byte("dead")
+	bucketExpiry = []byte("expiry")
 	routeDefault = []byte("default")
 	keySchema    = []byte("schema")
 	keyStats     = []byte("stats")
@@ -30,9 +31,47 @@ var (
 
 // Defaults for Options.
 const (
-	DefaultMaxBatch    = 4096
-	DefaultLockTimeout = time.Second
+	DefaultMaxBatch       = 4096
+	DefaultLockTimeout    = time.Second
+	DefaultCompactMinSize = 8 << 20
 )
+
+// FullPolicy is what the store does when a budget (Options.MaxBytes,
+// MaxMessages, MinFree) is reached.
+type FullPolicy uint8
+
+const (
+	// Backpressure, the default, keeps every stored message: Full reports
+	// true, so the edge grants devices no credit, and appends that still
+	// arrive fail with ErrFull.
+	Backpressure FullPolicy = iota
+	// DropOldest deletes the oldest queued messages to make room for new
+	// ones. Drops are counted in Stats.DroppedOldest and logged, one line
+	// per burst. Full reports true only when nothing is left to drop.
+	DropOldest
+)
+
+// String returns the policy's configuration name.
+func (p FullPolicy) String() string {
+	switch p {
+	case Backpressure:
+		return "backpressure"
+	case DropOldest:
+		return "drop-oldest"
+	}
+	return fmt.Sprintf("FullPolicy(%d)", uint8(p))
+}
+
+// ParseFullPolicy parses "backpressure" or "drop-oldest".
+func ParseFullPolicy(s string) (FullPolicy, error) {
+	switch s {
+	case "backpressure":
+		return Backpressure, nil
+	case "drop-oldest":
+		return DropOldest, nil
+	}
+	return 0, fmt.Errorf("unknown full policy %q, want backpressure or drop-oldest", s)
+}
 
 // Message is one stored AMQP message.
 type Message struct {
@@ -73,7 +112,42 @@ type Options struct {
 	// grow it further fails with ErrFull. 0 means Default32BitMaxFileSize
 	// on 32-bit platforms and no cap on 64-bit ones; negative means no cap.
 	MaxFileSize int
+
+	// MaxBytes is the budget of queued payload bytes; 0 means none.
+	MaxBytes uint64
+	// MaxMessages is the budget of queued messages; 0 means none.
+	MaxMessages uint64
+	// MinFree is how many bytes of the file system holding the store must
+	// stay free whatever the budgets say; 0 disables the guard. The store
+	// asks the file system (statfs) at most every 100 ms, from the
+	// committer.
+	MinFree uint64
+	// WhenFull is what happens when a budget or MinFree is reached.
+	WhenFull FullPolicy
+	// DefaultTTL is the time to live of messages that carry neither a
+	// header ttl nor a properties absolute-expiry-time; 0 means they never
+	// expire. Expired messages are never returned by Read and are deleted by
+	// the committer.
+	DefaultTTL time.Duration
+	// CompactMinSize is the file size above which the store compacts the
+	// file once the queue has drained (see the package documentation);
+	// default DefaultCompactMinSize, negative disables compaction.
+	CompactMinSize int64
+	// Recover makes Open verify the file and, if it cannot be opened or is
+	// damaged, move it aside, salvage what it can into a fresh file and
+	// report it in Stats.Recovered instead of failing (see the package
+	// documentation). Without it Open returns the error.
+	Recover bool
+	// Clock tells the time for expiry; nil means the system clock.
+	Clock Clock
 }
+
+// Clock is a source of the current time.
+type Clock interface{ Now() time.Time }
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
 
 // Default32BitMaxFileSize is the default Options.MaxFileSize on 32-bit
 // platforms such as Raspberry Pi OS armhf. bbolt maps the whole file into one
@@ -100,6 +174,12 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.CompactMinSize == 0 {
+		o.CompactMinSize = DefaultCompactMinSize
+	}
+	if o.Clock == nil {
+		o.Clock = systemClock{}
+	}
 	return o
 }
 
@@ -113,13 +193,41 @@ type Stats struct {
 	CommitErrors    uint64 // failed commits since Open
 	Appended        uint64 // messages appended since Open
 	LastSeq         uint64 // highest seq assigned so far (committed or not)
+
+	DroppedOldest uint64 // messages deleted since Open to make room (WhenFull DropOldest)
+	Rejected      uint64 // appends refused with ErrFull since Open because a budget was reached
+	Expired       uint64 // expired messages deleted since Open
+	Compactions   uint64 // file compactions since Open
+	// LastCompaction describes the latest compaction since Open, if any.
+	LastCompaction *Compaction
+	// FullReason says why Full is true ("max-bytes", "max-messages",
+	// "min-free", "disk"), empty when it is false.
+	FullReason string
+	// FreeBytes is the free space of the file system as of the last
+	// statfs, 0 if MinFree is not set.
+	FreeBytes uint64
+	// Recovered is set when Open found the file damaged and started a fresh
+	// one (Options.Recover); nil otherwise.
+	Recovered *Recovered
+}
+
+// Compaction describes one rewrite of the file into a smaller one.
+type Compaction struct {
+	At     time.Time
+	Before int64         // file size before, bytes
+	After  int64         // file size after, bytes
+	Pause  time.Duration // how long writes waited
 }
 
 // Store is a durable FIFO of messages in one bbolt file. All methods are safe
 // for concurrent use. Writes are serialised through one committer goroutine
 // that Open starts and Close stops; whoever opens a Store must Close it.
 type Store struct {
+	// dbMu guards db, which compaction replaces: readers hold it for
+	// reading, the committer takes it for writing to swap the file.
+	dbMu sync.RWMutex
 	db   *bolt.DB
+	path string
 	opts Options
 	log  *slog.Logger
 
@@ -144,6 +252,20 @@ type Store struct {
 	arena     []byte   // keys and values of the transaction being built
 	since     sinceOpen
 	failing   bool // the last commit failed (for logging transitions only)
+	pend      pending
+	nextExp   int64     // earliest expiry in the index, Unix nanoseconds; 0: none
+	free      uint64    // free bytes of the file system, last statfs
+	freeAt    time.Time // when free was measured
+	diskFull  bool      // the last commit failed with ErrFull
+	fullWhy   string    // why Full is true, "" if it is not
+	// refused is the budget that refused the last append, and refusedAt the
+	// queued bytes then: Full stays true until the queue shrinks below.
+	refused   string
+	refusedAt uint64
+	dropLog   dropBurst
+	compact   compactState
+	recovered *Recovered
+	lastComp  *Compaction
 }
 
 // Open opens the store at path, creating the file (mode 0600) and its parent
@@ -156,36 +278,71 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:        opts.LockTimeout,
-		FreelistType:   bolt.FreelistMapType,
-		NoFreelistSync: true,
-		NoSync:         opts.NoSync,
-		MaxSize:        opts.MaxFileSize,
-	})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("store: open %s: %w", path, ErrLocked)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
-	}
+	// A compaction that a crash interrupted leaves its unfinished copy.
+	_ = os.Remove(path + compactSuffix)
 	s := &Store{
-		db:     db,
+		path:   path,
 		opts:   opts,
 		log:    opts.Logger.With("component", "store"),
 		reqs:   make(chan *request, opts.MaxBatch),
 		exited: make(chan struct{}),
 		notify: make(chan struct{}, 1),
 	}
-	if err := db.Update(s.initialize); err != nil {
-		_ = db.Close()
+	err := s.openFile(opts.Recover)
+	if err != nil && opts.Recover && recoverable(err) {
+		err = s.recoverFile(err)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
+	s.refreshFree(true)
+	s.updateFull()
 	s.publish()
 	s.log.Info("store opened", "path", path, "messages", s.persisted.messages,
 		"dead_letters", s.persisted.deadLetters, "last_seq", s.lastSeq)
 	go s.run()
 	return s, nil
+}
+
+// boltOptions returns the bbolt options for the store's file.
+func (s *Store) boltOptions() *bolt.Options {
+	return &bolt.Options{
+		Timeout:        s.opts.LockTimeout,
+		FreelistType:   bolt.FreelistMapType,
+		NoFreelistSync: true,
+		NoSync:         s.opts.NoSync,
+		MaxSize:        s.opts.MaxFileSize,
+	}
+}
+
+// openFile opens s.path into s.db and loads the counters; with verify it
+// first checks the file's structure (see verify).
+func (s *Store) openFile(verify bool) error {
+	if verify {
+		if err := verifyFile(s.path); err != nil {
+			if errors.Is(err, berrors.ErrTimeout) {
+				return ErrLocked
+			}
+			return err
+		}
+	}
+	var db *bolt.DB
+	err := guard("open", func() (err error) {
+		db, err = bolt.Open(s.path, 0o600, s.boltOptions())
+		return err
+	})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return ErrLocked
+	}
+	if err != nil {
+		return err
+	}
+	if err := db.Update(s.initialize); err != nil {
+		_ = db.Close()
+		return err
+	}
+	s.db = db
+	return s.loadNextExpiry()
 }
 
 // initialize creates the buckets of a new file, checks the layout version of
@@ -195,12 +352,14 @@ func (s *Store) initialize(tx *bolt.Tx) error {
 	if err != nil {
 		return err
 	}
+	// Version 1 files are upgraded in place: their records stay readable.
+	// Older binaries refuse version 2 files instead of misreading them.
 	switch v := meta.Get(keySchema); {
-	case v == nil:
-		if err := meta.Put(keySchema, []byte{schemaV1}); err != nil {
+	case v == nil, len(v) == 1 && v[0] == schemaV1:
+		if err := meta.Put(keySchema, []byte{schemaV2}); err != nil {
 			return err
 		}
-	case len(v) != 1 || v[0] != schemaV1:
+	case len(v) != 1 || v[0] != schemaV2:
 		return fmt.Errorf("layout version %d: %w", firstByte(v), ErrSchema)
 	}
 	q, err := tx.CreateBucketIfNotExists(bucketQueue)
@@ -212,6 +371,9 @@ func (s *Store) initialize(tx *bolt.Tx) error {
 		return err
 	}
 	if _, err := tx.CreateBucketIfNotExists(bucketDead); err != nil {
+		return err
+	}
+	if _, err := tx.CreateBucketIfNotExists(bucketExpiry); err != nil {
 		return err
 	}
 
@@ -308,7 +470,7 @@ func (s *Store) AppendAsync(m *Message, done func(error)) {
 	if done == nil {
 		done = func(error) {}
 	}
-	r, err := newAppend(m)
+	r, err := s.newAppend(m)
 	if err == nil {
 		r.done = func(seq uint64, err error) {
 			if err == nil {
@@ -327,7 +489,7 @@ func (s *Store) AppendAsync(m *Message, done func(error)) {
 // m was fsynced. If ctx ends first, Append returns the context's error, m is
 // left unchanged, and the message may still be stored.
 func (s *Store) Append(ctx context.Context, m *Message) error {
-	r, err := newAppend(m)
+	r, err := s.newAppend(m)
 	if err != nil {
 		return fmt.Errorf("store: append: %w", err)
 	}
@@ -339,7 +501,7 @@ func (s *Store) Append(ctx context.Context, m *Message) error {
 	return nil
 }
 
-func newAppend(m *Message) (*request, error) {
+func (s *Store) newAppend(m *Message) (*request, error) {
 	if recordSize(m.Address, m.Source, len(m.Payload)) > bolt.MaxValueSize {
 		return nil, fmt.Errorf("%d payload bytes: %w", len(m.Payload), ErrTooLarge)
 	}
@@ -352,6 +514,7 @@ func newAppend(m *Message) (*request, error) {
 		address:  m.Address,
 		source:   m.Source,
 		received: unixNanos(received),
+		expires:  s.expiresAt(m.Payload, received),
 		payload:  m.Payload,
 	}, nil
 }
@@ -443,6 +606,7 @@ func (s *Store) Read(after uint64, max int) ([]Message, error) {
 	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketQueue).Bucket(routeDefault).Cursor()
 		var str interner
+		now := s.opts.Clock.Now().UnixNano()
 		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(msgs) < max; k, v = c.Next() {
 			seq, err := keySeq(k)
 			if err != nil {
@@ -451,6 +615,9 @@ func (s *Store) Read(after uint64, max int) ([]Message, error) {
 			h, err := decodeMessageRecord(seq, v)
 			if err != nil {
 				return err
+			}
+			if h.expired(now) {
+				continue // the committer deletes it
 			}
 			if msgs == nil {
 				msgs = make([]Message, 0, min(max, 256))
@@ -502,6 +669,8 @@ func (s *Store) view(fn func(*bolt.Tx) error) error {
 	if closed {
 		return ErrClosed
 	}
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
 	err := s.db.View(fn)
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return ErrClosed
@@ -546,10 +715,13 @@ func (s *Store) Notify() <-chan struct{} { return s.notify }
 func (s *Store) Stats() Stats { return *s.stats.Load() }
 
 // Path returns the file name of the store.
-func (s *Store) Path() string { return s.db.Path() }
+func (s *Store) Path() string { return s.path }
 
 // Full reports whether the store has no room: the last commit failed with ErrFull
-// (the disk or the file size cap). It turns false after the next successful commit,
-// for example one that deletes forwarded messages. Producers that can wait should
-// stop sending while it is true. It is cheap and safe for concurrent use.
+// (the disk or the file size cap), or, with the Backpressure policy, a budget
+// (Options.MaxBytes, MaxMessages) is used up, or the file system has less than
+// Options.MinFree free. Stats.FullReason says which. It turns false once a
+// commit (for example one that deletes forwarded messages) or the committer's
+// periodic check finds room again. Producers that can wait should stop sending
+// while it is true. It is cheap and safe for concurrent use.
 func (s *Store) Full() bool { return s.full.Load() }

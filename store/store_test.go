@@ -665,7 +665,11 @@ func TestOptionsDefaults(t *testing.T) {
 			if got.Logger == nil {
 				t.Error("got nil Logger")
 			}
-			got.Logger = nil
+			if got.Clock == nil {
+				t.Error("got nil Clock")
+			}
+			got.Logger, got.Clock = nil, nil
+			tt.want.CompactMinSize = DefaultCompactMinSize
 			if got != tt.want {
 				t.Errorf("got %+v, want %+v", got, tt.want)
 			}

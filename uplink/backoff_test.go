@@ -1,6 +1,7 @@
 package uplink
 
 import (
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -40,6 +41,28 @@ func TestBackoffLongOutage(t *testing.T) {
 	for range 1000 { // doubling must not overflow
 		if d := b.next(); d <= 0 || d > time.Minute {
 			t.Fatalf("got %v, want within (0, 1m]", d)
+		}
+	}
+}
+
+// TestBackoffJitterSpread checks that gateways which lost the cloud together retry
+// apart: 1,000 backoffs with real randomness, at the same failure count, spread
+// evenly over the upper half of the step.
+func TestBackoffJitterSpread(t *testing.T) {
+	const n = 1000
+	step := 800 * time.Millisecond // the 4th attempt with min 100ms
+	var buckets [10]int
+	for range n {
+		b := backoff{min: 100 * time.Millisecond, max: time.Minute, rand: rand.Float64, failures: 3}
+		d := b.next()
+		if d < step/2 || d > step {
+			t.Fatalf("got %v, want within [%v, %v]", d, step/2, step)
+		}
+		buckets[int((d-step/2)*10/(step/2+1))]++
+	}
+	for i, c := range buckets {
+		if c < n/10/2 || c > n/10*2 { // far outside uniform's 100±30
+			t.Errorf("bucket %d of 10: got %d of %d delays, want about %d: %v", i, c, n, n/10, buckets)
 		}
 	}
 }

@@ -1,8 +1,10 @@
 package uplink
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
@@ -26,14 +28,18 @@ const (
 	DefaultStallTimeout     = 2 * time.Minute
 	DefaultContainerID      = "shadowgw"
 	DefaultTargetDurability = "configuration"
+	DefaultProbeInterval    = 30 * time.Second
+	DefaultCredentialCheck  = 5 * time.Second
 )
 
 // Config configures an Uplink. The zero value of every field but URL, User and
 // PasswordFile means its default.
 type Config struct {
-	// URL is the cloud broker, "amqps://host[:port]" (port 5671 by default). Only
-	// amqps is accepted, and no user information: credentials come from User and
-	// PasswordFile.
+	// URL is the cloud broker, "amqps://host[:port]" (port 5671 by default), or a
+	// comma-separated list of them, the preferred one first: on a failure the uplink
+	// moves to the next, and while it uses a fallback it probes the preferred one every
+	// PreferredProbeInterval and moves back once it answers. Only amqps is accepted,
+	// and no user information.
 	URL string
 	// CAFile is a PEM file of the CAs trusted to sign the broker's certificate; empty
 	// means the system's roots. It is read at every connection attempt, so a fixed
@@ -42,10 +48,15 @@ type Config struct {
 	// ServerName is the name the broker's certificate must carry; default the URL's
 	// host. Verification is always on; TLS 1.2 is the minimum.
 	ServerName string
-	// User is the SASL PLAIN user name.
+	// CertFile and KeyFile are the PEM client certificate and its key for mutual TLS;
+	// both or neither. They are read at every connection attempt, and a change on disk
+	// while connected makes the uplink reconnect gracefully (see CredentialCheck).
+	CertFile, KeyFile string
+	// User is the SASL PLAIN user name. Empty means SASL EXTERNAL (the broker takes the
+	// identity from the client certificate) when CertFile is set, else SASL ANONYMOUS.
 	User string
 	// PasswordFile holds the SASL PLAIN password (trailing CR and LF are ignored). It is
-	// read at every connection attempt and never logged.
+	// read at every connection attempt and never logged. Required with User.
 	PasswordFile string
 	// AddressPrefix is prepended to a message's stored address to form the cloud's
 	// target address: with "/queue/", a device's "telemetry" goes to RabbitMQ's
@@ -83,6 +94,20 @@ type Config struct {
 	// for its outcome, before the connection is considered stuck and replaced (the
 	// message is then sent again). Default DefaultStallTimeout.
 	StallTimeout time.Duration
+	// RateLimit caps forwarding at this many messages per second, RateLimitBytes at
+	// this many encoded bytes per second (a token bucket holding one second's worth);
+	// 0 means no limit. They protect the cloud while a backlog drains.
+	RateLimit      float64
+	RateLimitBytes int
+	// PreferredProbeInterval is how often, while connected to a fallback URL, the
+	// preferred (first) URL is tried with a TLS and SASL handshake; default
+	// DefaultProbeInterval, negative disables probing.
+	PreferredProbeInterval time.Duration
+	// CredentialCheck is how often the CA, certificate and key files are checked
+	// (modification time and size) while connected; a change closes the connection
+	// after the outcomes in flight arrived, and the next one uses the new files.
+	// Default DefaultCredentialCheck; negative disables the check.
+	CredentialCheck time.Duration
 }
 
 // withDefaults returns c with defaults filled in.
@@ -120,21 +145,35 @@ func (c Config) withDefaults() Config {
 	if c.StallTimeout <= 0 {
 		c.StallTimeout = DefaultStallTimeout
 	}
+	if c.PreferredProbeInterval == 0 {
+		c.PreferredProbeInterval = DefaultProbeInterval
+	}
+	if c.CredentialCheck == 0 {
+		c.CredentialCheck = DefaultCredentialCheck
+	}
 	return c
 }
 
 // Validate checks c without touching the network or the files; the files are read at
 // each connection attempt. Errors name the field and wrap ErrConfig.
 func (c Config) Validate() error {
-	_, err := c.endpoint()
-	if err != nil {
+	if _, err := c.endpoints(); err != nil {
 		return err
 	}
-	if c.User == "" {
-		return configErr("User", "is empty")
+	if c.User != "" && c.PasswordFile == "" {
+		return configErr("PasswordFile", "is empty (required with User)")
 	}
-	if c.PasswordFile == "" {
-		return configErr("PasswordFile", "is empty")
+	if c.User == "" && c.PasswordFile != "" {
+		return configErr("User", "is empty (required with PasswordFile)")
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return configErr("KeyFile", "CertFile and KeyFile go together")
+	}
+	if c.RateLimit < 0 {
+		return configErr("RateLimit", "is negative")
+	}
+	if c.RateLimitBytes < 0 {
+		return configErr("RateLimitBytes", "is negative")
 	}
 	if _, err := c.withDefaults().durability(); err != nil {
 		return err
@@ -142,9 +181,34 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// endpoint parses URL and returns "host:port".
-func (c Config) endpoint() (string, error) {
-	u, err := url.Parse(c.URL)
+// endpoint is one cloud broker of Config.URL.
+type endpoint struct {
+	addr       string // host:port
+	serverName string // the name its certificate must carry
+}
+
+// endpoints parses URL, a comma-separated list, in order.
+func (c Config) endpoints() ([]endpoint, error) {
+	var eps []endpoint
+	for raw := range strings.SplitSeq(c.URL, ",") {
+		raw = strings.TrimSpace(raw)
+		addr, err := parseURL(raw)
+		if err != nil {
+			return nil, err
+		}
+		name := c.ServerName
+		if name == "" {
+			u, _ := url.Parse(raw)
+			name = u.Hostname()
+		}
+		eps = append(eps, endpoint{addr: addr, serverName: name})
+	}
+	return eps, nil
+}
+
+// parseURL checks one amqps URL and returns "host:port".
+func parseURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
 	if err != nil {
 		return "", configErr("URL", err.Error())
 	}
@@ -186,6 +250,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("url", c.URL),
 		slog.String("ca_file", c.CAFile),
+		slog.String("cert_file", c.CertFile),
 		slog.String("server_name", c.ServerName),
 		slog.String("user", c.User),
 		slog.String("password_file", c.PasswordFile),
@@ -194,31 +259,62 @@ func (c Config) LogValue() slog.Value {
 	)
 }
 
-// connOptions reads the CA and password files and returns the options for one
-// connection attempt.
-func (c Config) connOptions(serverName string) (*amqp.ConnOptions, error) {
-	pw, err := os.ReadFile(c.PasswordFile)
-	if err != nil {
-		return nil, fmt.Errorf("read password file: %w", err)
+// mechanism names the SASL mechanism c uses.
+func (c Config) mechanism() string {
+	switch {
+	case c.User != "":
+		return "PLAIN"
+	case c.CertFile != "":
+		return "EXTERNAL"
 	}
+	return "ANONYMOUS"
+}
+
+// connOptions reads the CA, certificate, key and password files and returns the
+// options for one connection attempt, and the SHA-256 fingerprint of the client
+// certificate ("" without one), for the log.
+func (c Config) connOptions(serverName string) (*amqp.ConnOptions, string, error) {
 	tc := &tls.Config{ServerName: serverName, MinVersion: tls.VersionTLS12}
 	if c.CAFile != "" {
 		pem, err := os.ReadFile(c.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("read CA file: %w", err)
+			return nil, "", fmt.Errorf("read CA file: %w", err)
 		}
 		tc.RootCAs = x509.NewCertPool()
 		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA file %s: no PEM certificate found", c.CAFile)
+			return nil, "", fmt.Errorf("CA file %s: no PEM certificate found", c.CAFile)
 		}
+	}
+	var fingerprint string
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("load client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+		sum := sha256.Sum256(cert.Certificate[0])
+		fingerprint = hex.EncodeToString(sum[:])
+	}
+	var sasl amqp.SASLType
+	switch c.mechanism() {
+	case "PLAIN":
+		pw, err := os.ReadFile(c.PasswordFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("read password file: %w", err)
+		}
+		sasl = amqp.SASLTypePlain(c.User, strings.TrimRight(string(pw), "\r\n"))
+	case "EXTERNAL":
+		sasl = amqp.SASLTypeExternal("")
+	default:
+		sasl = amqp.SASLTypeAnonymous()
 	}
 	return &amqp.ConnOptions{
 		ContainerID: c.ContainerID,
 		HostName:    serverName,
 		IdleTimeout: c.IdleTimeout,
-		SASLType:    amqp.SASLTypePlain(c.User, strings.TrimRight(string(pw), "\r\n")),
+		SASLType:    sasl,
 		TLSConfig:   tc,
 		// A write that blocks this long means the network is gone.
 		WriteTimeout: c.DialTimeout,
-	}, nil
+	}, fingerprint, nil
 }

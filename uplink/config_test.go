@@ -29,8 +29,15 @@ func TestValidate(t *testing.T) {
 		{"credentials in URL", func(c *Config) { c.URL = "amqps://u:p@cloud.example" }, "field URL: must not contain user information"},
 		{"no host", func(c *Config) { c.URL = "amqps://:5671" }, "field URL: has no host"},
 		{"path", func(c *Config) { c.URL = "amqps://cloud.example/vhost" }, "field URL: must be amqps://host[:port]"},
-		{"no user", func(c *Config) { c.User = "" }, "field User"},
-		{"no password file", func(c *Config) { c.PasswordFile = "" }, "field PasswordFile"},
+		{"password file without user", func(c *Config) { c.User = "" }, "field User"},
+		{"user without password file", func(c *Config) { c.PasswordFile = "" }, "field PasswordFile"},
+		{"anonymous", func(c *Config) { c.User, c.PasswordFile = "", "" }, ""},
+		{"external", func(c *Config) { c.User, c.PasswordFile, c.CertFile, c.KeyFile = "", "", "c.pem", "k.pem" }, ""},
+		{"cert without key", func(c *Config) { c.CertFile = "c.pem" }, "field KeyFile"},
+		{"fallbacks", func(c *Config) { c.URL = "amqps://a.example, amqps://b.example:5672" }, ""},
+		{"bad fallback", func(c *Config) { c.URL = "amqps://a.example,amqp://b.example" }, "field URL: scheme must be amqps"},
+		{"empty in list", func(c *Config) { c.URL = "amqps://a.example,," }, "field URL"},
+		{"negative rate", func(c *Config) { c.RateLimit = -1 }, "field RateLimit"},
 		{"durability", func(c *Config) { c.TargetDurability = "forever" }, "field TargetDurability"},
 		{"durability none", func(c *Config) { c.TargetDurability = "none" }, ""},
 	}
@@ -61,9 +68,12 @@ func TestConnOptions(t *testing.T) {
 	writeFile(t, notPEM, "hello")
 
 	c := Config{User: "gw", PasswordFile: pw, CAFile: certs.CAFile, IdleTimeout: time.Second}
-	opts, err := c.connOptions("broker.example")
+	opts, fp, err := c.connOptions("broker.example")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if fp != "" {
+		t.Errorf("fingerprint without client certificate: got %q, want none", fp)
 	}
 	if opts.TLSConfig.ServerName != "broker.example" || opts.TLSConfig.RootCAs == nil || opts.TLSConfig.InsecureSkipVerify {
 		t.Errorf("TLS config: got %+v, want verification of broker.example against the CA file", opts.TLSConfig)
@@ -80,11 +90,12 @@ func TestConnOptions(t *testing.T) {
 		{"missing password file", func(c *Config) { c.PasswordFile = filepath.Join(dir, "nope") }, "read password file"},
 		{"missing CA file", func(c *Config) { c.CAFile = filepath.Join(dir, "nope") }, "read CA file"},
 		{"CA file without PEM", func(c *Config) { c.CAFile = notPEM }, "no PEM certificate"},
+		{"missing key file", func(c *Config) { c.CertFile, c.KeyFile = certs.ClientCert, filepath.Join(dir, "nope") }, "load client certificate"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := c
 			tt.change(&c)
-			if _, err := c.connOptions("x"); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			if _, _, err := c.connOptions("x"); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("got %v, want %q", err, tt.wantErr)
 			}
 		})
@@ -97,8 +108,8 @@ func TestNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.endpoint != "10.1.2.3:5671" || u.serverName != "10.1.2.3" {
-		t.Errorf("got endpoint %q, server name %q, want 10.1.2.3:5671, 10.1.2.3", u.endpoint, u.serverName)
+	if len(u.endpoints) != 1 || u.endpoints[0] != (endpoint{"10.1.2.3:5671", "10.1.2.3"}) {
+		t.Errorf("got endpoints %+v, want 10.1.2.3:5671 named 10.1.2.3", u.endpoints)
 	}
 	if u.cfg.InFlight != DefaultInFlight || u.cfg.BackoffMax != DefaultBackoffMax {
 		t.Errorf("defaults not applied: %+v", u.cfg)

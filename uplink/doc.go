@@ -1,11 +1,13 @@
 // Package uplink forwards the gateway's stored messages to the cloud broker over AMQP
-// 1.0 (github.com/Azure/go-amqp), TLS and SASL PLAIN.
+// 1.0 (github.com/Azure/go-amqp) over TLS, with SASL PLAIN, EXTERNAL (mutual TLS) or
+// ANONYMOUS.
 //
 // # Delivery
 //
 // An [Uplink] reads its [Source] (the store) in sequence order and sends each message
-// to AddressPrefix + its stored address, on one sender link per target address, kept
-// open and reused. Up to Config.InFlight transfers may await their outcome at once; the
+// to AddressPrefix + its stored address, on one session and sender link per target
+// address, kept open and reused (RabbitMQ ends the whole session when it refuses a
+// link, so a refusal concerns one address only). Up to Config.InFlight transfers may await their outcome at once; the
 // transfers leave in store order, so the order within an address is kept (a message
 // sent again after a release is the exception, see below). A message leaves the store
 // only after the cloud settled it with an outcome (AMQP 1.0 §3.4):
@@ -13,9 +15,38 @@
 //   - accepted (§3.4.2): deleted from the store;
 //   - rejected (§3.4.3): moved to the store's dead letters with the cloud's error
 //     condition and description as the reason;
-//   - released (§3.4.4) or modified (§3.4.5): kept; after the outcomes in flight have
-//     arrived and Config.RetryDelay has passed, the uplink reads the store again from the
-//     start and sends it again, after messages that were already accepted.
+//   - released (§3.4.4): kept; its address is held (see below) for Config.RetryDelay,
+//     growing while it keeps being released, then sent again;
+//   - modified (§3.4.5): like released; with delivery-failed the copy sent next
+//     carries a header delivery-count one higher per failure (counted in memory, per
+//     store sequence number: a gateway restart forgets it); with undeliverable-here it
+//     is not sent again on that connection: once nothing else is left, the uplink
+//     reconnects (to the next endpoint, if there are several) and sends it there.
+//
+// Messages of an address after a released one may already be in flight and be
+// accepted before it: the order within an address holds except across a retry. A
+// message without message-id gets "shadowgw:<container-id>:<seq>", the same at every
+// retry, so that consumers can drop the duplicates of at-least-once delivery.
+//
+// # Held addresses
+//
+// An address whose link or session the cloud refuses or ends (amqp:not-found,
+// amqp:unauthorized-access, a link detached with an error, no credit for
+// Config.StallTimeout) is held: its messages stay stored, in order, and are tried
+// again on the address's own backoff, while the other addresses keep flowing.
+// Status.Held lists them. A pipeline ends, after its outcomes arrived, whenever a hold
+// is due, and the next one reads the store from the start.
+//
+// # Endpoints, credentials, rate
+//
+// Config.URL may list several brokers. On a failure the uplink moves to the next one;
+// after a whole round failed it backs off. While on a fallback it probes the preferred
+// one every Config.PreferredProbeInterval with a TLS and SASL handshake and moves
+// back, gracefully (outcomes in flight are awaited first), once it answers. The CA,
+// certificate and key files are checked every Config.CredentialCheck; a change makes
+// the same graceful reconnect, and the "connected" line names the client
+// certificate's SHA-256 fingerprint. Config.RateLimit and RateLimitBytes cap the
+// forwarding rate with a token bucket holding one second's worth.
 //
 // A lost connection or refused link leaves every message whose outcome had not arrived
 // in the store; it is sent again on the next connection. Delivery is therefore at least
@@ -36,8 +67,8 @@
 //
 // Each failed connection attempt (TCP, TLS, SASL, open, begin, attach) and each lost
 // connection is logged once at warn with key err, and retried after an exponential
-// backoff with jitter between Config.BackoffMin and Config.BackoffMax. The password
-// and CA files are read at every attempt, so fixing them takes effect without a
+// backoff with jitter between Config.BackoffMin and Config.BackoffMax. The password,
+// CA, certificate and key files are read at every attempt, so fixing them takes effect without a
 // restart. A connection on which a message waits longer than Config.StallTimeout for
 // link credit or for its outcome counts as lost. Connecting is logged at info only once
 // the connection proved to work; per-message lines are at debug, dead letters at warn

@@ -13,8 +13,12 @@ var ErrConfig = errors.New("invalid uplink configuration")
 
 // Reasons for a forwarding pipeline to stop without a failure; the connection stays.
 var (
-	// errReleased: the cloud released or modified a message; send it again later.
-	errReleased = errors.New("cloud released a message")
+	// errRetry: a held address is due; read the store again from the start.
+	errRetry = errors.New("held address due")
+	// errUndeliverable: only messages the cloud called undeliverable here are left.
+	errUndeliverable = errors.New("messages undeliverable here")
+	// errHeld: the message's address is held; it stays stored.
+	errHeld = errors.New("address held")
 	// errLinkLimit: a new target needs a link but MaxLinks are open.
 	errLinkLimit = errors.New("link limit reached")
 )

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	amqp "github.com/Azure/go-amqp"
@@ -34,11 +35,14 @@ var nullValueSection = []byte{0x00, 0x53, 0x77, 0x40}
 //     whose ttl ran out is not sent;
 //   - delivery-annotations (§3.2.2) are dropped: they were for the gateway, the hop that
 //     received them, not for the next one;
-//   - message-annotations (§3.2.3) keep the device's entries and get SourceAnnotation.
+//   - message-annotations (§3.2.3) keep the device's entries and get SourceAnnotation;
+//   - properties (§3.2.4): a message without message-id gets idPrefix + its store
+//     sequence number, the same at every retry, so that the cloud's consumers can
+//     drop the duplicates at-least-once delivery makes.
 //
 // An error means the message can never be sent as stored; the caller dead-letters it
 // with the error's text as the reason.
-func prepare(m *store.Message, prefix string, now time.Time) (out outgoing, err error) {
+func prepare(m *store.Message, prefix, idPrefix string, now time.Time) (out outgoing, err error) {
 	if m.Address == "" {
 		return outgoing{}, errors.New("message has no address")
 	}
@@ -61,6 +65,12 @@ func prepare(m *store.Message, prefix string, now time.Time) (out outgoing, err 
 	}
 	delete(msg.Annotations, amqp.Symbol(SourceAnnotation))
 	msg.Annotations[SourceAnnotation] = m.Source // a string key is encoded as a symbol
+	if msg.Properties == nil {
+		msg.Properties = &amqp.MessageProperties{}
+	}
+	if msg.Properties.MessageID == nil {
+		msg.Properties.MessageID = idPrefix + strconv.FormatUint(m.Seq, 10)
+	}
 
 	// Encode once here so that a message go-amqp cannot encode is dead-lettered, not
 	// mistaken for a broken link when Send fails; the size is checked against the link.

@@ -147,7 +147,7 @@ func TestPrepare(t *testing.T) {
 			if received.IsZero() {
 				received = now
 			}
-			out, err := prepare(&store.Message{Seq: 1, Address: address, Source: "dev-1", Received: received, Payload: payload}, "/queue/", now)
+			out, err := prepare(&store.Message{Seq: 1, Address: address, Source: "dev-1", Received: received, Payload: payload}, "/queue/", "shadowgw:gw:", now)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("got err %v, want %q", err, tt.wantErr)
@@ -189,7 +189,7 @@ func FuzzPrepare(f *testing.F) {
 	f.Add([]byte{0x00, 0x53, 0x77, 0x40})
 	now := time.Now()
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		out, err := prepare(&store.Message{Address: "a", Source: "s", Received: now, Payload: payload}, "", now)
+		out, err := prepare(&store.Message{Address: "a", Source: "s", Received: now, Payload: payload}, "", "shadowgw:gw:", now)
 		if err != nil {
 			return
 		}

@@ -40,7 +40,8 @@ func (s State) String() string {
 // Status is a snapshot of an Uplink for status pages and metrics. It holds no secret.
 type Status struct {
 	State          State
-	Endpoint       string    // "host:port" of the cloud broker
+	Endpoint       string    // "host:port" of the cloud broker in use or tried
+	EndpointIndex  int       // its position in Config.URL, 0 for the preferred one
 	ConnectedSince time.Time // zero unless State is StateConnected
 	LastError      string    // the last connection failure, "" if none yet
 	LastErrorAt    time.Time
@@ -51,6 +52,8 @@ type Status struct {
 	DeadLettered uint64 // messages dead-lettered since New (rejected or unsendable)
 	Released     uint64 // released or modified outcomes since New (sent again later)
 	InFlight     int64  // messages sent and awaiting their outcome
+
+	Held []HeldAddress // addresses held back, sorted; nil if none
 }
 
 // status holds what Status reports. The counters are updated by the forwarding
@@ -63,7 +66,7 @@ type status struct {
 	inFlight                          atomic.Int64
 }
 
-func (s *status) get() Status {
+func (s *status) get(h *holds) Status {
 	s.mu.Lock()
 	st := s.snap
 	s.mu.Unlock()
@@ -71,6 +74,9 @@ func (s *status) get() Status {
 	st.DeadLettered = s.deadLettered.Load()
 	st.Released = s.released.Load()
 	st.InFlight = s.inFlight.Load()
+	if l := h.list(); len(l) > 0 {
+		st.Held = l
+	}
 	return st
 }
 

@@ -23,7 +23,10 @@ import (
 // Not covered here: the rejected, released and modified outcomes. RabbitMQ 3.10 never
 // answers them (see cloudtest.WithQueueLimit); they need a Proton test server.
 func TestRabbitMQ(t *testing.T) {
-	b := cloudtest.StartRabbitMQ(t)
+	b := cloudtest.StartRabbitMQ(t,
+		// May not declare (configure) the queue "forbidden", so may not attach to it.
+		cloudtest.WithUser(partialUser, partialPassword, "^(?!forbidden).*", ".*", ".*"),
+		cloudtest.WithUser(failoverUser, failoverPassword, ".*", ".*", ".*"))
 
 	t.Run("forward", func(t *testing.T) { testForward(t, b) })
 	t.Run("order", func(t *testing.T) { testOrder(t, b) })
@@ -31,9 +34,14 @@ func TestRabbitMQ(t *testing.T) {
 	t.Run("wrong password", func(t *testing.T) { testWrongPassword(t, b) })
 	t.Run("untrusted CA", func(t *testing.T) { testUntrustedCA(t, b) })
 	t.Run("refused link", func(t *testing.T) { testRefusedLink(t, b) })
+	t.Run("held address", func(t *testing.T) { testHeldAddress(t, b) })
+	t.Run("external and rotation", func(t *testing.T) { testExternalRotation(t, b) })
+	t.Run("rate limit", func(t *testing.T) { testRateLimit(t, b) })
+	t.Run("idle timeout", func(t *testing.T) { testIdleTimeout(t, b) })
 	t.Run("drain rate", func(t *testing.T) { testDrainRate(t, b) })
 	t.Run("store closed", func(t *testing.T) { testStoreClosed(t, b) })
-	t.Run("outage", func(t *testing.T) { testOutage(t, b) }) // last: restarts the node
+	t.Run("outage", func(t *testing.T) { testOutage(t, b) })
+	t.Run("failover", func(t *testing.T) { testFailover(t, b) }) // last: restarts the node
 }
 
 // testForward checks that a message arrives as the device sent it, plus the source
@@ -186,7 +194,12 @@ func testDeadLetters(t *testing.T, b *cloudtest.Broker) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantReasons := []string{"cannot decode payload", "ttl of 1s expired", "message has no address"}
+	// The expired message never reaches the uplink: the store drops it (and counts it)
+	// when its header ttl, counted from when it was received, has run out.
+	if n := st.Stats().Expired; n != 1 {
+		t.Errorf("store expired %d messages, want 1", n)
+	}
+	wantReasons := []string{"cannot decode payload", "message has no address"}
 	if len(dls) != len(wantReasons) {
 		t.Fatalf("got %d dead letters, want %d: %+v", len(dls), len(wantReasons), dls)
 	}
@@ -195,10 +208,10 @@ func testDeadLetters(t *testing.T, b *cloudtest.Broker) {
 			t.Errorf("dead letter %d: got reason %q, want it to contain %q", i, dl.Reason, wantReasons[i])
 		}
 	}
-	if s := u.Status(); s.DeadLettered != 3 || s.Forwarded != 2 {
-		t.Errorf("status: got %d dead-lettered, %d forwarded, want 3, 2", s.DeadLettered, s.Forwarded)
+	if s := u.Status(); s.DeadLettered != 2 || s.Forwarded != 2 {
+		t.Errorf("status: got %d dead-lettered, %d forwarded, want 2, 2", s.DeadLettered, s.Forwarded)
 	}
-	// One warn line for the first, the next two within deadLetterLogEvery are counted.
+	// One warn line for the first; the next within deadLetterLogEvery is counted.
 	if n := len(logs.lines("level=WARN", "dead-lettered")); n != 1 {
 		t.Errorf("got %d dead-letter warn lines, want 1:\n%s", n, logs)
 	}
@@ -257,7 +270,8 @@ func testUntrustedCA(t *testing.T, b *cloudtest.Broker) {
 }
 
 // testRefusedLink checks a user who may log in but not write: RabbitMQ ends the
-// session at attach. Each attempt is one warn line, and no "connected" line.
+// session at attach. The address is held and retried on its own backoff, one warn
+// line per attempt; the connection stays and the message stays stored.
 func testRefusedLink(t *testing.T, b *cloudtest.Broker) {
 	st := openStore(t, false)
 	appendMessages(t, st, "refused", "dev", amqp.NewMessage([]byte("never")))
@@ -267,15 +281,186 @@ func testRefusedLink(t *testing.T, b *cloudtest.Broker) {
 	log, logs := newLogger()
 	u := startUplink(t, cfg, st, log)
 
-	checkFor(t, 10*time.Second, func() bool { return u.Status().Failures >= 3 }, func() string {
-		return fmt.Sprintf("status %+v, want 3 failures", u.Status())
-	})
-	checkLogBounded(t, logs, u.Status().Failures, "unauthorized-access")
-	if n := len(logs.lines("msg=connected")); n != 0 {
-		t.Errorf("got %d 'connected' lines for a connection that never worked, want 0:\n%s", n, logs)
+	checkFor(t, 10*time.Second, func() bool {
+		h := u.Status().Held
+		return len(h) == 1 && h[0].Failures >= 3
+	}, func() string { return fmt.Sprintf("status %+v, want /queue/refused held 3 times", u.Status()) })
+	s := u.Status()
+	if !strings.Contains(s.Held[0].Reason, "unauthorized-access") || s.State != StateConnected || s.Failures != 0 {
+		t.Errorf("status: got %+v, want connected, /queue/refused held for unauthorized-access", s)
+	}
+	if n := len(logs.lines("level=WARN", "address held", "unauthorized-access")); n < 3 {
+		t.Errorf("got %d 'address held' lines, want one per attempt:\n%s", n, logs)
 	}
 	if n := stored(t, st); n != 1 {
 		t.Errorf("store: got %d messages, want 1 (kept)", n)
+	}
+}
+
+const (
+	partialUser      = "partial"
+	partialPassword  = "partial-secret"
+	failoverUser     = "failover"
+	failoverPassword = "failover-secret"
+)
+
+// testHeldAddress checks that a queue the user may not use holds only its own
+// messages: RabbitMQ ends that address's session, the other address keeps flowing,
+// in order, and the refused messages stay stored and are retried.
+func testHeldAddress(t *testing.T, b *cloudtest.Broker) {
+	st := openStore(t, false)
+	const n = 100
+	for i := range n {
+		appendMessages(t, st, "forbidden", "dev", &amqp.Message{ApplicationProperties: map[string]any{"n": int64(i)}, Data: [][]byte{[]byte("no")}})
+		appendMessages(t, st, "allowed", "dev", &amqp.Message{ApplicationProperties: map[string]any{"n": int64(i)}, Data: [][]byte{[]byte("yes")}})
+	}
+	cfg, pwFile := testConfig(t, b)
+	cfg.User = partialUser
+	writeFile(t, pwFile, partialPassword)
+	u := startUplink(t, cfg, st, nil)
+	got := b.Receive(t, "/queue/allowed", n, 20*time.Second)
+	for i, m := range got {
+		if m.ApplicationProperties["n"] != int64(i) {
+			t.Fatalf("message %d: got n=%v (order lost)", i, m.ApplicationProperties["n"])
+		}
+	}
+	checkFor(t, 10*time.Second, func() bool {
+		h := u.Status().Held
+		return stored(t, st) == n && len(h) == 1 && h[0].Address == "/queue/forbidden" && h[0].Failures >= 2
+	}, func() string {
+		return fmt.Sprintf("store %d, status %+v, want %d stored and /queue/forbidden held twice", stored(t, st), u.Status(), n)
+	})
+}
+
+// testExternalRotation logs in with SASL EXTERNAL (client certificate), replaces the
+// certificate and key on disk while connected and checks that the uplink reconnects
+// with the new one and goes on forwarding.
+func testExternalRotation(t *testing.T, b *cloudtest.Broker) {
+	st := openStore(t, false)
+	dir := t.TempDir()
+	cfg, _ := testConfig(t, b)
+	cfg.User, cfg.PasswordFile = "", ""
+	cfg.CertFile, cfg.KeyFile = filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")
+	cfg.CredentialCheck = 200 * time.Millisecond
+	first := b.IssueClient(t, b.ClientName, cfg.CertFile, cfg.KeyFile)
+	log, logs := newLogger()
+	u := startUplink(t, cfg, st, log)
+	appendMessages(t, st, "external", "dev", amqp.NewMessage([]byte("first")))
+	b.Receive(t, "/queue/external", 1, 20*time.Second)
+	if n := len(logs.lines("msg=connected", "sasl=EXTERNAL", "client_cert_sha256="+first)); n != 1 {
+		t.Fatalf("want one connected line with the first certificate's fingerprint:\n%s", logs)
+	}
+
+	second := b.IssueClient(t, b.ClientName, cfg.CertFile, cfg.KeyFile)
+	checkFor(t, 10*time.Second, func() bool {
+		return len(logs.lines("msg=connected", "client_cert_sha256="+second)) == 1
+	}, func() string { return "no connection with the new certificate:\n" + logs.String() })
+	appendMessages(t, st, "external", "dev", amqp.NewMessage([]byte("second")))
+	b.Receive(t, "/queue/external", 1, 20*time.Second)
+	b.ExpectEmpty(t, "/queue/external", 200*time.Millisecond)
+	if n := len(logs.lines("msg=reconnecting", "certificate")); n != 1 {
+		t.Errorf("got %d reconnect lines, want 1:\n%s", n, logs)
+	}
+	if warns := logs.lines("level=WARN"); len(warns) > 0 {
+		t.Errorf("got warnings, want a graceful reconnect:\n%s", strings.Join(warns, "\n"))
+	}
+	if u.Status().Forwarded != 2 {
+		t.Errorf("forwarded: got %d, want 2", u.Status().Forwarded)
+	}
+}
+
+// testRateLimit drains a backlog with a message rate limit and checks the rate: the
+// bucket holds one second's worth, so n messages take (n - rate)/rate seconds.
+func testRateLimit(t *testing.T, b *cloudtest.Broker) {
+	const n, rate = 600, 200
+	st := openStore(t, false)
+	msgs := make([]*amqp.Message, n)
+	for i := range msgs {
+		msgs[i] = amqp.NewMessage([]byte("limited"))
+	}
+	appendMessages(t, st, "ratelimit", "dev", msgs...)
+	cfg, _ := testConfig(t, b)
+	cfg.RateLimit = rate
+	start := time.Now()
+	startUplink(t, cfg, st, nil)
+	checkFor(t, 20*time.Second, func() bool { return stored(t, st) == 0 }, func() string {
+		return fmt.Sprintf("store still holds %d", stored(t, st))
+	})
+	elapsed := time.Since(start)
+	want := time.Duration(float64(n-rate) / rate * float64(time.Second))
+	t.Logf("drained %d messages at a limit of %d/s in %v (want about %v)", n, rate, elapsed.Round(time.Millisecond), want)
+	if elapsed < want*9/10 || elapsed > want*3/2+time.Second {
+		t.Errorf("drain took %v, want about %v", elapsed, want)
+	}
+	b.Drain(t, "/queue/ratelimit", 300*time.Millisecond)
+}
+
+// testIdleTimeout freezes the broker (SIGSTOP) under a connected uplink: the idle
+// time-out must notice within about twice its value, and the uplink must recover
+// when the broker runs again.
+func testIdleTimeout(t *testing.T, b *cloudtest.Broker) {
+	st := openStore(t, false)
+	cfg, _ := testConfig(t, b)
+	cfg.IdleTimeout = 2 * time.Second
+	cfg.DialTimeout = 3 * time.Second
+	u := startUplink(t, cfg, st, nil)
+	appendMessages(t, st, "idle", "dev", amqp.NewMessage([]byte("before")))
+	b.Receive(t, "/queue/idle", 1, 20*time.Second)
+	checkFor(t, 5*time.Second, func() bool { return u.Status().State == StateConnected }, func() string { return "not connected" })
+
+	b.Pause()
+	paused := time.Now()
+	checkFor(t, 3*cfg.IdleTimeout, func() bool { return u.Status().State != StateConnected }, func() string {
+		return fmt.Sprintf("status %+v, want the frozen broker noticed", u.Status())
+	})
+	noticed := time.Since(paused)
+	b.Resume()
+	t.Logf("frozen broker noticed after %v (idle time-out %v)", noticed.Round(time.Millisecond), cfg.IdleTimeout)
+	if noticed > 2*cfg.IdleTimeout+500*time.Millisecond {
+		t.Errorf("noticed after %v, want within 2×%v", noticed, cfg.IdleTimeout)
+	}
+	appendMessages(t, st, "idle", "dev", amqp.NewMessage([]byte("after")))
+	b.Receive(t, "/queue/idle", 1, 30*time.Second)
+}
+
+// testFailover runs a second node as the fallback: with the first stopped, traffic
+// moves to the second; once the first is back, the probe moves it back.
+func testFailover(t *testing.T, b *cloudtest.Broker) {
+	b2 := cloudtest.StartRabbitMQ(t, cloudtest.WithUser(failoverUser, failoverPassword, ".*", ".*", ".*"))
+	st := openStore(t, false)
+	cfg, pwFile := testConfig(t, b)
+	cfg.URL = b.URL + "," + b2.URL
+	cfg.User = failoverUser
+	writeFile(t, pwFile, failoverPassword)
+	cfg.CAFile = filepath.Join(t.TempDir(), "cas.pem")
+	writeFile(t, cfg.CAFile, readFile(t, b.CAFile)+readFile(t, b2.CAFile))
+	cfg.PreferredProbeInterval = 500 * time.Millisecond
+	log, logs := newLogger()
+	u := startUplink(t, cfg, st, log)
+
+	send := func(body string) { appendMessages(t, st, "failover", "dev", amqp.NewMessage([]byte(body))) }
+	send("to the first")
+	b.Receive(t, "/queue/failover", 1, 20*time.Second)
+
+	b.Stop()
+	send("to the second")
+	b2.Receive(t, "/queue/failover", 1, 30*time.Second)
+	if s := u.Status(); s.EndpointIndex != 1 || s.Endpoint != b2.Addr {
+		t.Errorf("status: got endpoint %d %s, want 1 %s", s.EndpointIndex, s.Endpoint, b2.Addr)
+	}
+
+	b.Start()
+	checkFor(t, 20*time.Second, func() bool { s := u.Status(); return s.EndpointIndex == 0 && s.State == StateConnected }, func() string {
+		return fmt.Sprintf("status %+v, want back on the first endpoint\n%s", u.Status(), logs)
+	})
+	send("to the first again")
+	got := b.Receive(t, "/queue/failover", 1, 20*time.Second)
+	if string(got[0].GetData()) != "to the first again" {
+		t.Errorf("got %q, want %q", got[0].GetData(), "to the first again")
+	}
+	b2.ExpectEmpty(t, "/queue/failover", 200*time.Millisecond)
+	if n := len(logs.lines("msg=reconnecting", "preferred endpoint is reachable again")); n != 1 {
+		t.Errorf("got %d switch-back lines, want 1:\n%s", n, logs)
 	}
 }
 

@@ -47,7 +47,10 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("shadowgw starting", "version", versionString(), "config", cfg.File())
+	log.Info("shadowgw starting", "version", versionString(), "config", cfg)
+	for _, w := range cfg.Warnings() {
+		log.Warn("configuration warning", "problem", w.Error())
+	}
 	ctx, stop := signalContext()
 	defer stop()
 	err = runGateway(ctx, gc, log, func(net.Addr) { notifyReady() })
@@ -108,39 +111,64 @@ func cmdPasswd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 
 // gatewayFromConfig turns the validated configuration into the components' settings.
 func gatewayFromConfig(cfg config.Config) (gatewayConfig, error) {
-	users := make(map[string]string, len(cfg.Devices))
-	for _, d := range cfg.Devices {
-		users[d.Name] = d.PasswordHash
-	}
+	users, targets := edgeAccess(cfg)
 	gc := gatewayConfig{
 		Listen:  cfg.Edge.Listen,
 		DataDir: cfg.Store.Dir,
 		Edge: edge.Config{
-			MaxFrameSize:   cfg.Edge.MaxFrameSize,
-			IdleTimeout:    cfg.Edge.IdleTimeout,
-			MaxMessageSize: cfg.Edge.MaxMessageSize,
-			Credit:         cfg.Edge.Credit,
-			AllowAnonymous: cfg.Edge.AllowAnonymous,
-			Users:          users,
+			MaxFrameSize:      cfg.Edge.MaxFrameSize,
+			IdleTimeout:       cfg.Edge.IdleTimeout,
+			MaxMessageSize:    cfg.Edge.MaxMessageSize,
+			Credit:            cfg.Edge.Credit,
+			AllowAnonymous:    cfg.Edge.AllowAnonymous,
+			AnonymousNetworks: cfg.Edge.AnonymousNetworks,
+			Users:             users,
+			Targets:           targets,
 		},
-		Store:  store.Options{MaxBatch: cfg.Store.MaxBatch, MaxDelay: cfg.Store.MaxDelay},
+		Store:  store.Options{MaxBatch: cfg.Store.MaxBatch, MaxDelay: cfg.Store.MaxDelay, MaxBytes: cfg.Store.MaxBytes, MaxMessages: cfg.Store.MaxMessages, MinFree: cfg.Store.MinFree, WhenFull: whenFull(cfg.Store.WhenFull), DefaultTTL: cfg.Store.DefaultTTL, Recover: true},
 		Config: cfg,
 	}
 	if cfg.Edge.IdleTimeout == 0 {
 		gc.Edge.IdleTimeout = -1
 	}
 	if cfg.Uplink.Enabled() {
+		serverName := cfg.Uplink.TLSServerName()
+		if len(cfg.Uplink.FallbackURLs) > 0 {
+			serverName = cfg.Uplink.ServerName // each URL's own host unless set
+		}
 		gc.Uplink = &uplink.Config{
-			URL:           cfg.Uplink.URL,
-			CAFile:        cfg.Uplink.CA,
-			ServerName:    cfg.Uplink.TLSServerName(),
-			User:          cfg.Uplink.User,
-			PasswordFile:  cfg.Uplink.PasswordFile,
-			AddressPrefix: cfg.Uplink.AddressPrefix,
-			InFlight:      cfg.Uplink.InFlight,
-			BackoffMin:    cfg.Uplink.ReconnectMin,
-			BackoffMax:    cfg.Uplink.ReconnectMax,
+			URL:                    strings.Join(append([]string{cfg.Uplink.URL}, cfg.Uplink.FallbackURLs...), ","),
+			CAFile:                 cfg.Uplink.CA,
+			ServerName:             serverName,
+			CertFile:               cfg.Uplink.CertFile,
+			KeyFile:                cfg.Uplink.KeyFile,
+			User:                   cfg.Uplink.User,
+			PasswordFile:           cfg.Uplink.PasswordFile,
+			AddressPrefix:          cfg.Uplink.AddressPrefix,
+			InFlight:               cfg.Uplink.InFlight,
+			BackoffMin:             cfg.Uplink.ReconnectMin,
+			BackoffMax:             cfg.Uplink.ReconnectMax,
+			RateLimit:              float64(cfg.Uplink.RateLimit),
+			RateLimitBytes:         int(cfg.Uplink.RateLimitBytes),
+			PreferredProbeInterval: cfg.Uplink.PreferredProbeInterval,
 		}
 	}
 	return gc, nil
+}
+
+// edgeAccess returns the edge server's SASL PLAIN users (name → hash) and target
+// restrictions (user, or "" for anonymous devices → patterns) from the configuration.
+func edgeAccess(cfg config.Config) (users map[string]string, targets map[string][]string) {
+	users = make(map[string]string, len(cfg.Devices))
+	targets = map[string][]string{}
+	for _, d := range cfg.Devices {
+		users[d.Name] = d.PasswordHash
+		if len(d.Targets) > 0 {
+			targets[d.Name] = d.Targets
+		}
+	}
+	if len(cfg.Edge.AnonymousTargets) > 0 {
+		targets[""] = cfg.Edge.AnonymousTargets
+	}
+	return users, targets
 }

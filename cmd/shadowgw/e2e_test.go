@@ -289,7 +289,7 @@ func testUplinkRecovers(t *testing.T, b *cloudtest.Broker) {
 			write(t, pw, b.Password+"\n")
 			tc.break_(pw, ca)
 			conf := filepath.Join(dir, "shadowgw.conf")
-			write(t, conf, "[uplink]\naddress-prefix = /queue/\nreconnect-min = 200ms\nreconnect-max = 400ms\n")
+			write(t, conf, "[uplink]\naddress-prefix = /queue/\nreconnect-min = 200ms\nreconnect-max = 400ms\n[metrics]\nlisten = "+freeAddr(t)+"\n")
 			queue := "e2e-fix-" + map[string]string{"wrong password": "pw", "untrusted CA": "ca"}[tc.name]
 			g := startGateway(t, "--config", conf, "--data", t.TempDir(), "--uplink", b.URL,
 				"--uplink-ca", ca, "--uplink-user", b.User, "--uplink-password-file", pw)

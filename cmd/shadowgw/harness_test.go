@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,6 +85,28 @@ type gateway struct {
 	cmd    *exec.Cmd
 	log    *syncBuffer
 	exited chan struct{}
+
+	metrics string // host:port of the metrics server, when the test set one
+}
+
+// scrape returns the gateway's metric lines that start with one of prefixes.
+func (g *gateway) scrape(prefixes ...string) string {
+	resp, err := http.Get("http://" + g.metrics + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var keep []string
+	for _, l := range strings.Split(string(body), "\n") {
+		for _, p := range prefixes {
+			if strings.HasPrefix(l, p) {
+				keep = append(keep, l)
+				break
+			}
+		}
+	}
+	return strings.Join(keep, "\n")
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
@@ -101,8 +125,20 @@ func freeAddr(t *testing.T) string {
 func startGateway(t *testing.T, args ...string) *gateway {
 	t.Helper()
 	g := &gateway{t: t, args: args, addr: freeAddr(t), log: &syncBuffer{}}
+	for i, a := range args {
+		if a == "--config" && i+1 < len(args) {
+			if conf, err := os.ReadFile(args[i+1]); err == nil {
+				if _, rest, ok := strings.Cut(string(conf), "[metrics]\nlisten = "); ok {
+					g.metrics, _, _ = strings.Cut(rest, "\n")
+				}
+			}
+		}
+	}
 	g.start()
 	t.Cleanup(func() {
+		if t.Failed() && g.metrics != "" {
+			t.Logf("gateway metrics:\n%s", g.scrape("shadowgw_uplink", "shadowgw_store"))
+		}
 		g.kill()
 		if t.Failed() {
 			t.Logf("gateway log:\n%s", g.log)
@@ -182,7 +218,8 @@ func uplinkArgs(t *testing.T, b *cloudtest.Broker, dataDir string, extra string)
 		t.Fatal(err)
 	}
 	conf := filepath.Join(dir, "shadowgw.conf")
-	text := "[uplink]\naddress-prefix = /queue/\nreconnect-min = 100ms\nreconnect-max = 1s\n" + extra
+	text := "[uplink]\naddress-prefix = /queue/\nreconnect-min = 100ms\nreconnect-max = 1s\n" +
+		"[metrics]\nlisten = " + freeAddr(t) + "\n" + extra
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -57,6 +57,9 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case err == nil:
 		return 0
 	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+		if err != errUsage && err != flag.ErrHelp {
+			fmt.Fprintln(stderr, "shadowgw:", err)
+		}
 		return 2
 	}
 	fmt.Fprintln(stderr, "shadowgw:", err)
@@ -126,5 +129,6 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("log level %q: %w", level, err)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	logLevel.Set(l)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: logLevel})), nil
 }

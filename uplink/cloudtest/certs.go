@@ -5,8 +5,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -20,8 +22,9 @@ import (
 // Certificates names the PEM files written by [NewCertificates]. Keys are unencrypted
 // PKCS #8; certificates are valid from an hour ago for a day.
 type Certificates struct {
-	// CAFile is the self-signed CA certificate that signed the other two.
-	CAFile string
+	// CAFile is the self-signed CA certificate that signed the other two; CAKey is its
+	// key, for [Certificates.IssueClient].
+	CAFile, CAKey string
 	// ServerCert and ServerKey are for a server on the loopback interface: the
 	// certificate's SANs are DNS:localhost, DNS:127.0.0.1 and IP:127.0.0.1 (Proton checks
 	// a host name only against DNS SANs, Go's crypto/tls uses the IP SAN).
@@ -70,6 +73,7 @@ func writeCertificates(dir, clientName string) (Certificates, error) {
 
 	c := Certificates{
 		CAFile:     filepath.Join(dir, "ca.pem"),
+		CAKey:      filepath.Join(dir, "ca-key.pem"),
 		ServerCert: filepath.Join(dir, "server.pem"),
 		ServerKey:  filepath.Join(dir, "server-key.pem"),
 		ClientCert: filepath.Join(dir, "client.pem"),
@@ -77,6 +81,13 @@ func writeCertificates(dir, clientName string) (Certificates, error) {
 		ClientName: clientName,
 	}
 	if err := writePEM(c.CAFile, "CERTIFICATE", caDER); err != nil {
+		return Certificates{}, err
+	}
+	caKeyDER, err := x509.MarshalPKCS8PrivateKey(caKey)
+	if err != nil {
+		return Certificates{}, err
+	}
+	if err := writePEM(c.CAKey, "PRIVATE KEY", caKeyDER); err != nil {
 		return Certificates{}, err
 	}
 
@@ -134,4 +145,78 @@ func sign(tmpl, parent *x509.Certificate, key *ecdsa.PrivateKey, parentKey crypt
 func writePEM(path, blockType string, der []byte) error {
 	data := pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der})
 	return os.WriteFile(path, data, 0o600)
+}
+
+// IssueClient issues another client certificate for name from the same CA, with a
+// new key and serial number, and writes it and its key to certFile and keyFile
+// (replacing them atomically, as a certificate rotation would). It returns the
+// certificate's SHA-256 fingerprint in hex, as crypto/tls would present it.
+func (c Certificates) IssueClient(t testing.TB, name, certFile, keyFile string) string {
+	t.Helper()
+	fp, err := issueClient(c, name, certFile, keyFile)
+	if err != nil {
+		t.Fatalf("cloudtest: issue client certificate: %v", err)
+	}
+	return fp
+}
+
+func issueClient(c Certificates, name, certFile, keyFile string) (string, error) {
+	caPEM, err := os.ReadFile(c.CAFile)
+	if err != nil {
+		return "", err
+	}
+	keyPEM, err := os.ReadFile(c.CAKey)
+	if err != nil {
+		return "", err
+	}
+	cb, _ := pem.Decode(caPEM)
+	kb, _ := pem.Decode(keyPEM)
+	if cb == nil || kb == nil {
+		return "", fmt.Errorf("no PEM block in %s or %s", c.CAFile, c.CAKey)
+	}
+	caCert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return "", err
+	}
+	caKey, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	if err != nil {
+		return "", err
+	}
+	signer, ok := caKey.(crypto.Signer)
+	if !ok {
+		return "", fmt.Errorf("CA key is %T, not a signer", caKey)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	now := time.Now()
+	der, err := sign(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: name},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		NotBefore:   now.Add(-time.Hour),
+		NotAfter:    now.Add(24 * time.Hour),
+	}, caCert, key, signer)
+	if err != nil {
+		return "", err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", err
+	}
+	for _, f := range []struct {
+		path, typ string
+		der       []byte
+	}{{keyFile, "PRIVATE KEY", keyDER}, {certFile, "CERTIFICATE", der}} {
+		tmp := f.path + ".new"
+		if err := writePEM(tmp, f.typ, f.der); err != nil {
+			return "", err
+		}
+		if err := os.Rename(tmp, f.path); err != nil {
+			return "", err
+		}
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:]), nil
 }

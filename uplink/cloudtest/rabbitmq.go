@@ -388,11 +388,30 @@ func (b *Broker) Kill() {
 	b.stop(syscall.SIGKILL, 10*time.Second)
 }
 
+// Pause freezes the node's processes with SIGSTOP: connections stay open but nothing
+// answers, like a hung broker or a network that silently drops packets. Resume, Stop,
+// Kill and Close undo it.
+func (b *Broker) Pause() {
+	b.t.Helper()
+	if b.node != nil {
+		_ = syscall.Kill(-b.node.Process.Pid, syscall.SIGSTOP)
+	}
+}
+
+// Resume lets a paused node run again (SIGCONT).
+func (b *Broker) Resume() {
+	b.t.Helper()
+	if b.node != nil {
+		_ = syscall.Kill(-b.node.Process.Pid, syscall.SIGCONT)
+	}
+}
+
 func (b *Broker) stop(sig syscall.Signal, grace time.Duration) {
 	if b.node == nil {
 		return
 	}
-	pgid := b.node.Process.Pid // Setpgid: the group id is the leader's pid
+	pgid := b.node.Process.Pid               // Setpgid: the group id is the leader's pid
+	_ = syscall.Kill(-pgid, syscall.SIGCONT) // a paused node would not see sig
 	_ = syscall.Kill(-pgid, sig)
 	select {
 	case <-b.nodeDone:

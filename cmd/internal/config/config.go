@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"time"
@@ -22,7 +23,9 @@ type Config struct {
 	Store   Store
 	Uplink  Uplink
 	Devices []Device // one per [device "NAME"] section, in file order
+	Inputs  []Input  // one per [input "NAME"] section, in file order
 	Log     Log
+	Metrics Metrics
 
 	file    string            // configuration file the values were read from, or ""
 	origins map[string]origin // where values came from, by key (see key)
@@ -37,6 +40,14 @@ type Edge struct {
 	// AllowAnonymous lets a device connect without a user name and password
 	// (allow-anonymous).
 	AllowAnonymous bool
+
+	// AnonymousNetworks limits anonymous devices to these source networks; empty means
+	// any (anonymous-networks, a comma-separated list like 192.168.1.0/24, 10.0.0.7).
+	AnonymousNetworks []netip.Prefix
+
+	// AnonymousTargets are the target addresses anonymous devices may send to: exact
+	// addresses and prefixes ending in "*"; empty means any (anonymous-targets).
+	AnonymousTargets []string
 
 	// MaxFrameSize is the largest frame accepted from a device, in bytes, announced in
 	// the open performative (max-frame-size).
@@ -68,6 +79,24 @@ type Store struct {
 	// MaxDelay is how long a write may wait for others to share its transaction; 0
 	// commits at once (max-delay).
 	MaxDelay time.Duration
+
+	// MaxBytes is the budget of queued payload bytes; 0 means none (max-bytes).
+	MaxBytes uint64
+
+	// MaxMessages is the budget of queued messages; 0 means none (max-messages).
+	MaxMessages uint64
+
+	// MinFree is how many bytes of the data directory's file system stay free
+	// whatever the budgets say; 0 disables the guard (min-free).
+	MinFree uint64
+
+	// WhenFull is what happens when a budget or min-free is reached:
+	// "backpressure" (devices get no credit) or "drop-oldest" (when-full).
+	WhenFull string
+
+	// DefaultTTL is the time to live of messages that carry no ttl or
+	// absolute-expiry-time of their own; 0 means they never expire (default-ttl).
+	DefaultTTL time.Duration
 }
 
 // Uplink configures the connection to the cloud broker: section [uplink].
@@ -102,6 +131,25 @@ type Uplink struct {
 	// ReconnectMin and ReconnectMax bound the delay between failed connection attempts,
 	// which doubles per failure with jitter (reconnect-min, reconnect-max).
 	ReconnectMin, ReconnectMax time.Duration
+	// FallbackURLs are further brokers, amqps://HOST[:PORT], tried in order when URL
+	// fails (fallback-urls, comma-separated). While on a fallback the uplink probes URL
+	// every PreferredProbeInterval and moves back once it answers.
+	FallbackURLs []string
+
+	// PreferredProbeInterval is how often URL is probed while a fallback is in use
+	// (preferred-probe-interval); 0 means the uplink's default (30s).
+	PreferredProbeInterval time.Duration
+
+	// CertFile and KeyFile are a PEM client certificate and its key for mutual TLS
+	// (cert-file, key-file). With them and no user, the uplink logs in with SASL
+	// EXTERNAL; with neither user nor certificate, with SASL ANONYMOUS. A change of these
+	// files or of ca is picked up by a graceful reconnect, without a restart.
+	CertFile, KeyFile string
+
+	// RateLimit caps forwarding in messages per second, RateLimitBytes in bytes per
+	// second (rate-limit, rate-limit-bytes); 0 means no limit.
+	RateLimit      int
+	RateLimitBytes uint64
 }
 
 // Device is a device allowed to connect with a user name and password: one
@@ -113,12 +161,25 @@ type Device struct {
 	// PasswordHash is the device's password hash from `shadowgw passwd`, in the format of
 	// package credential (password-hash). It is redacted by String and LogValue.
 	PasswordHash string
+
+	// Targets are the target addresses the device may send to: exact addresses and
+	// prefixes ending in "*"; empty means any (targets).
+	Targets []string
 }
 
 // Log configures logging: section [log].
 type Log struct {
 	// Level is the lowest level logged: debug, info, warn or error (level).
 	Level string
+}
+
+// Metrics configures the local HTTP endpoint for metrics, health and status: section
+// [metrics].
+type Metrics struct {
+	// Listen is the TCP address of the HTTP server that serves /metrics (Prometheus),
+	// /healthz, /readyz and /status (read by `shadowgw status`), host:port (listen). Empty
+	// turns it off.
+	Listen string
 }
 
 // DefaultUplinkPort is the port of an uplink URL that has none: AMQP over TLS,
@@ -141,13 +202,16 @@ func Default() Config {
 			Dir:      "./shadowgw-data",
 			MaxBatch: 4096,
 			MaxDelay: 0,
+			MinFree:  64 << 20,
+			WhenFull: "backpressure",
 		},
 		Uplink: Uplink{
 			InFlight:     256,
 			ReconnectMin: time.Second,
 			ReconnectMax: time.Minute,
 		},
-		Log: Log{Level: "info"},
+		Log:     Log{Level: "info"},
+		Metrics: Metrics{Listen: "127.0.0.1:9464"},
 	}
 }
 
@@ -226,9 +290,9 @@ type origin struct {
 	flag string // flag that supplied the value, or ""
 }
 
-// key names a value in Config.origins: "SECTION.FIELD" ("edge.listen"), and for devices,
-// which are identified by their index in Devices, "device.I" for the section header and
-// "device.I.FIELD".
+// key names a value in Config.origins: "SECTION.FIELD" ("edge.listen"), and for devices
+// and inputs, which are identified by their index in Devices or Inputs, "device.I" for
+// the section header and "device.I.FIELD" (inputKey: "input.I", "input.I.FIELD").
 func key(section, field string) string {
 	if field == "" {
 		return section

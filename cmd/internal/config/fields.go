@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -42,12 +43,26 @@ var sections = []struct {
 			func(c *Config, v uint64) { c.Edge.MaxMessageSize = v }),
 		intField("credit", math.MaxUint32, func(c *Config) int64 { return int64(c.Edge.Credit) },
 			func(c *Config, v int64) { c.Edge.Credit = uint32(v) }),
+		prefixListField("anonymous-networks", func(c *Config) *[]netip.Prefix { return &c.Edge.AnonymousNetworks }),
+		{
+			name: "anonymous-targets",
+			set:  func(c *Config, v string) (err error) { c.Edge.AnonymousTargets, err = parseTargets(v); return err },
+			get:  func(c *Config) string { return strings.Join(c.Edge.AnonymousTargets, ", ") },
+		},
 	}},
 	{"store", []field{
 		pathField("dir", func(c *Config) *string { return &c.Store.Dir }),
 		intField("max-batch", math.MaxInt32, func(c *Config) int64 { return int64(c.Store.MaxBatch) },
 			func(c *Config, v int64) { c.Store.MaxBatch = int(v) }),
 		durationField("max-delay", func(c *Config) *time.Duration { return &c.Store.MaxDelay }),
+		sizeField("max-bytes", math.MaxUint64, func(c *Config) uint64 { return c.Store.MaxBytes },
+			func(c *Config, v uint64) { c.Store.MaxBytes = v }),
+		intField("max-messages", math.MaxInt64, func(c *Config) int64 { return int64(c.Store.MaxMessages) },
+			func(c *Config, v int64) { c.Store.MaxMessages = uint64(v) }),
+		sizeField("min-free", math.MaxUint64, func(c *Config) uint64 { return c.Store.MinFree },
+			func(c *Config, v uint64) { c.Store.MinFree = v }),
+		stringField("when-full", func(c *Config) *string { return &c.Store.WhenFull }),
+		durationField("default-ttl", func(c *Config) *time.Duration { return &c.Store.DefaultTTL }),
 	}},
 	{"uplink", []field{
 		stringField("url", func(c *Config) *string { return &c.Uplink.URL }),
@@ -60,9 +75,24 @@ var sections = []struct {
 			func(c *Config, v int64) { c.Uplink.InFlight = int(v) }),
 		durationField("reconnect-min", func(c *Config) *time.Duration { return &c.Uplink.ReconnectMin }),
 		durationField("reconnect-max", func(c *Config) *time.Duration { return &c.Uplink.ReconnectMax }),
+		{
+			name: "fallback-urls",
+			set:  func(c *Config, v string) error { c.Uplink.FallbackURLs = splitList(v); return nil },
+			get:  func(c *Config) string { return strings.Join(c.Uplink.FallbackURLs, ", ") },
+		},
+		durationField("preferred-probe-interval", func(c *Config) *time.Duration { return &c.Uplink.PreferredProbeInterval }),
+		pathField("cert-file", func(c *Config) *string { return &c.Uplink.CertFile }),
+		pathField("key-file", func(c *Config) *string { return &c.Uplink.KeyFile }),
+		intField("rate-limit", math.MaxInt32, func(c *Config) int64 { return int64(c.Uplink.RateLimit) },
+			func(c *Config, v int64) { c.Uplink.RateLimit = int(v) }),
+		sizeField("rate-limit-bytes", math.MaxInt32, func(c *Config) uint64 { return c.Uplink.RateLimitBytes },
+			func(c *Config, v uint64) { c.Uplink.RateLimitBytes = v }),
 	}},
 	{"log", []field{
 		stringField("level", func(c *Config) *string { return &c.Log.Level }),
+	}},
+	{"metrics", []field{
+		stringField("listen", func(c *Config) *string { return &c.Metrics.Listen }),
 	}},
 }
 
@@ -75,6 +105,64 @@ var deviceFields = []deviceField{
 		set:  func(d *Device, v string) error { d.PasswordHash = v; return nil },
 		get:  func(d *Device) string { return d.PasswordHash },
 	},
+	{
+		name: "targets",
+		set:  func(d *Device, v string) (err error) { d.Targets, err = parseTargets(v); return err },
+		get:  func(d *Device) string { return strings.Join(d.Targets, ", ") },
+	},
+}
+
+// splitList splits a comma-separated value, dropping blanks around and empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// parseTargets parses a list of target addresses: exact addresses, or prefixes ending
+// in "*".
+func parseTargets(v string) ([]string, error) {
+	list := splitList(v)
+	for _, t := range list {
+		if i := strings.IndexByte(t, '*'); i >= 0 && i != len(t)-1 {
+			return nil, fmt.Errorf("%q: '*' may only end an address (a prefix)", t)
+		}
+	}
+	return list, nil
+}
+
+// prefixListField is a comma-separated list of networks (CIDR, or a single address).
+func prefixListField(name string, p func(*Config) *[]netip.Prefix) field {
+	return field{
+		name: name,
+		set: func(c *Config, v string) error {
+			var out []netip.Prefix
+			for _, item := range splitList(v) {
+				pfx, err := netip.ParsePrefix(item)
+				if err != nil {
+					addr, aerr := netip.ParseAddr(item)
+					if aerr != nil {
+						return fmt.Errorf("%q is not a network (like 192.168.1.0/24) or an address", item)
+					}
+					pfx = netip.PrefixFrom(addr, addr.BitLen())
+				}
+				out = append(out, pfx.Masked())
+			}
+			*p(c) = out
+			return nil
+		},
+		get: func(c *Config) string {
+			var items []string
+			for _, pfx := range *p(c) {
+				items = append(items, pfx.String())
+			}
+			return strings.Join(items, ", ")
+		},
+	}
 }
 
 // misplaced explains keys that people are likely to try and that must not exist.

@@ -13,6 +13,7 @@ type Flags struct {
 	UplinkCA           *string // --uplink-ca FILE: [uplink] ca
 	UplinkUser         *string // --uplink-user USER: [uplink] user
 	UplinkPasswordFile *string // --uplink-password-file FILE: [uplink] password-file
+	Metrics            *string // --metrics ADDR: [metrics] listen
 }
 
 // overrides ties each flag to its field in Flags and its key in Config.
@@ -33,6 +34,8 @@ var overrides = []struct {
 		func(f *Flags) **string { return &f.UplinkUser }, func(c *Config) *string { return &c.Uplink.User }},
 	{"uplink-password-file", "uplink", "password-file", "read the broker password from `FILE`",
 		func(f *Flags) **string { return &f.UplinkPasswordFile }, func(c *Config) *string { return &c.Uplink.PasswordFile }},
+	{"metrics", "metrics", "listen", "serve metrics, health and status over HTTP on `ADDR` (host:port; empty: off)",
+		func(f *Flags) **string { return &f.Metrics }, func(c *Config) *string { return &c.Metrics.Listen }},
 }
 
 // Register defines the override flags on fs; after fs.Parse, f holds the flags given.

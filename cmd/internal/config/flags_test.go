@@ -68,13 +68,14 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 	name := filepath.Join(dir, "shadowgw.conf")
 	writeFile(t, name, "[edge]\ncredit = 0\n[uplink]\nurl = amqps://ok.example\n", 0o644)
 	missing := filepath.Join(dir, "missing.pem")
-	url, listen, ca := "amqp://b.example", "nope", missing
-	_, err := Check(name, Flags{Uplink: &url, Listen: &listen, UplinkCA: &ca})
+	url, listen, ca, metrics := "amqp://b.example", "nope", missing, "9464"
+	_, err := Check(name, Flags{Uplink: &url, Listen: &listen, UplinkCA: &ca, Metrics: &metrics})
 	want := []string{
 		name + ":2: [edge] credit: must be from 1 to 65536, got 0",
 		`flag --listen: [edge] listen: want HOST:PORT, got "nope"`,
 		`flag --uplink: [uplink] url: scheme must be amqps (TLS), got "amqp"`,
 		"flag --uplink-ca: [uplink] ca: open " + missing + ": no such file or directory",
+		`flag --metrics: [metrics] listen: want HOST:PORT or empty (off), got "9464"`,
 	}
 	if got := errorLines(err); !slices.Equal(got, want) {
 		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -110,7 +111,7 @@ func TestFlagsUsage(t *testing.T) {
 			t.Errorf("flag --%s has no argument name in its usage %q", fl.Name, fl.Usage)
 		}
 	})
-	want := []string{"data", "listen", "uplink", "uplink-ca", "uplink-password-file", "uplink-user"}
+	want := []string{"data", "listen", "metrics", "uplink", "uplink-ca", "uplink-password-file", "uplink-user"}
 	if !slices.Equal(names, want) {
 		t.Errorf("flags = %v, want %v", names, want)
 	}

@@ -36,19 +36,21 @@ type parser struct {
 	section   string // current section name, "" before the first or after a bad header
 	display   string // current section as written in errors: `edge`, `device "x"`
 	device    int    // index in c.Devices of the current [device] section
+	input     int    // index in c.Inputs of the current [input] section
 }
 
 // parse reads data, named file in errors, over Default. It returns the configuration as
 // far as it could be read along with the problems, so that Check can validate what was
 // read and report everything at once.
 func parse(file string, data []byte) (Config, Errors) {
-	p := &parser{c: Default(), file: file, dir: filepath.Dir(file), device: -1}
+	p := &parser{c: Default(), file: file, dir: filepath.Dir(file), device: -1, input: -1}
 	p.c.file = file
 	p.c.origins = make(map[string]origin)
 	data = bytes.TrimPrefix(data, []byte("\uFEFF"))
 	for i, line := range strings.Split(string(data), "\n") {
 		p.line(i+1, strings.TrimSuffix(line, "\r"))
 	}
+	p.c.fillInputDefaults()
 	return p.c, p.errs
 }
 
@@ -127,13 +129,24 @@ func (p *parser) header(n int, s string) {
 		p.section, p.display = name, deviceDisplay(sub)
 		return
 	}
+	if name == inputSection {
+		if !hasSub {
+			p.errorf(n, name, "", "needs an input name: [input \"NAME\"]")
+			return
+		}
+		p.c.Inputs = append(p.c.Inputs, Input{Name: sub})
+		p.input = len(p.c.Inputs) - 1
+		p.c.origins[inputKey(p.input, "")] = origin{line: n}
+		p.section, p.display = name, inputDisplay(sub)
+		return
+	}
 	known := false
 	for _, sec := range sections {
 		known = known || sec.name == name
 	}
 	if !known {
 		hint := suggest(name, sectionNames())
-		if sec, sub, ok := strings.Cut(name, "."); ok && sec == deviceSection && !hasSub {
+		if sec, sub, ok := strings.Cut(name, "."); ok && (sec == deviceSection || sec == inputSection) && !hasSub {
 			hint = fmt.Sprintf(": write [%s %q]", sec, sub) // git's old subsection syntax
 		}
 		p.errorf(n, "", "", "unknown section [%s]%s", name, hint)
@@ -176,6 +189,8 @@ func (p *parser) keyValue(n int, s string) {
 		}
 	case deviceSection:
 		p.setDevice(n, name, value)
+	case inputSection:
+		p.setInput(n, name, value)
 	default:
 		p.set(n, name, value)
 	}
@@ -218,17 +233,42 @@ func (p *parser) setDevice(n int, name, value string) {
 	}
 }
 
+func (p *parser) setInput(n int, name, value string) {
+	f, ok := lookupInputField(name)
+	if !ok {
+		p.unknownKey(n, name)
+		return
+	}
+	k := inputKey(p.input, name)
+	if o, dup := p.c.origins[k]; dup {
+		p.errorf(n, p.display, name, "duplicate key (first set on line %d)", o.line)
+		return
+	}
+	p.c.origins[k] = origin{line: n}
+	if f.isPath && value != "" && !filepath.IsAbs(value) {
+		value = filepath.Join(p.dir, value)
+	}
+	if err := f.set(&p.c.Inputs[p.input], value); err != nil {
+		p.errorf(n, p.display, name, "%v", err)
+	}
+}
+
 func (p *parser) unknownKey(n int, name string) {
 	if why, ok := misplaced[key(p.section, name)]; ok {
 		p.errorf(n, p.display, name, "%s", why)
 		return
 	}
 	var names []string
-	if p.section == deviceSection {
+	switch p.section {
+	case deviceSection:
 		for _, f := range deviceFields {
 			names = append(names, f.name)
 		}
-	} else {
+	case inputSection:
+		for _, f := range inputFields {
+			names = append(names, f.name)
+		}
+	default:
 		for _, sec := range sections {
 			if sec.name != p.section {
 				continue
@@ -251,7 +291,7 @@ func (p *parser) unknownKey(n int, name string) {
 }
 
 func sectionNames() []string {
-	names := []string{deviceSection}
+	names := []string{deviceSection, inputSection}
 	for _, s := range sections {
 		names = append(names, s.name)
 	}

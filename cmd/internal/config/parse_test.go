@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -44,20 +45,23 @@ func TestLoadExample(t *testing.T) {
 	}
 	want.Store.Dir = filepath.Join("testdata", "shadowgw-data")
 	want.Devices = []Device{{Name: "sensor-1", PasswordHash: testHash}}
-	if got := c.Edge; got != want.Edge {
+	if got := c.Edge; !reflect.DeepEqual(got, want.Edge) {
 		t.Errorf("Edge = %+v, want %+v", got, want.Edge)
 	}
 	if got := c.Store; got != want.Store {
 		t.Errorf("Store = %+v, want %+v", got, want.Store)
 	}
-	if got := c.Uplink; got != want.Uplink {
+	if got := c.Uplink; !reflect.DeepEqual(got, want.Uplink) {
 		t.Errorf("Uplink = %+v, want %+v", got, want.Uplink)
 	}
-	if !slices.Equal(c.Devices, want.Devices) {
+	if !reflect.DeepEqual(c.Devices, want.Devices) {
 		t.Errorf("Devices = %+v, want %+v", c.Devices, want.Devices)
 	}
 	if c.Log != want.Log {
 		t.Errorf("Log = %+v, want %+v", c.Log, want.Log)
+	}
+	if c.Metrics != want.Metrics {
+		t.Errorf("Metrics = %+v, want %+v", c.Metrics, want.Metrics)
 	}
 	if c.File() != filepath.Join("testdata", "shadowgw.conf") {
 		t.Errorf("File() = %q", c.File())
@@ -83,7 +87,7 @@ func TestParseValues(t *testing.T) {
 			text: "",
 			check: func(t *testing.T, c Config) {
 				d := Default()
-				if c.Edge != d.Edge || c.Store != d.Store || c.Uplink != d.Uplink || c.Log != d.Log || len(c.Devices) != 0 {
+				if !reflect.DeepEqual(c.Edge, d.Edge) || c.Store != d.Store || !reflect.DeepEqual(c.Uplink, d.Uplink) || c.Log != d.Log || len(c.Devices) != 0 {
 					t.Errorf("got %+v, want the defaults", c)
 				}
 			},
@@ -166,8 +170,8 @@ ca = "tab\there"
 				if c.Edge.Listen != "a:1" || c.Edge.Credit != 3 {
 					t.Errorf("edge = %+v", c.Edge)
 				}
-				want := []Device{{"x", "h1"}, {"y.z@w", "h2"}, {"x", ""}}
-				if !slices.Equal(c.Devices, want) {
+				want := []Device{{Name: "x", PasswordHash: "h1"}, {Name: "y.z@w", PasswordHash: "h2"}, {Name: "x"}}
+				if !reflect.DeepEqual(c.Devices, want) {
 					t.Errorf("devices = %+v, want %+v", c.Devices, want)
 				}
 			},

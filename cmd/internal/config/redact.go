@@ -38,6 +38,16 @@ func (c Config) String() string {
 			writeKeyValue(&b, f.name, v)
 		}
 	}
+	for _, in := range c.Inputs {
+		fmt.Fprintf(&b, "\n[%s %s]\n", inputSection, quote(in.Name))
+		for _, f := range inputFields {
+			v := f.get(&in)
+			if in.Kind == "" && f.name != "kind" || !f.applies(in.Kind) || f.list && v == "" {
+				continue
+			}
+			writeKeyValue(&b, f.name, v)
+		}
+	}
 	return b.String()
 }
 
@@ -52,6 +62,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("listen", c.Edge.Listen),
 		slog.Bool("allow_anonymous", c.Edge.AllowAnonymous),
 		slog.Int("devices", len(c.Devices)),
+		slog.Int("inputs", len(c.Inputs)),
 		slog.String("data", c.Store.Dir),
 		slog.String("uplink", uplink),
 		slog.String("uplink_user", c.Uplink.User),

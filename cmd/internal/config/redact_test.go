@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
-	"slices"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -16,11 +16,18 @@ max-frame-size = 4KiB
 idle-timeout = 1m30s
 max-message-size = 1000
 credit = 12
+anonymous-networks = 10.0.0.0/8, 192.168.1.7/32
+anonymous-targets = public, sensors/*
 
 [store]
 dir = /var/lib/shadowgw
 max-batch = 10
 max-delay = 5ms
+max-bytes = 512MiB
+max-messages = 100000
+min-free = 64MiB
+when-full = drop-oldest
+default-ttl = 24h0m0s
 
 [uplink]
 url = amqps://broker.example:5671
@@ -32,15 +39,26 @@ address-prefix = "/queue/ with ; blanks "
 in-flight = 3
 reconnect-min = 2s
 reconnect-max = 30s
+fallback-urls = amqps://backup.example:5671, amqps://b2.example
+preferred-probe-interval = 10s
+cert-file = /etc/shadowgw/client.pem
+key-file = /etc/shadowgw/client-key.pem
+rate-limit = 500
+rate-limit-bytes = 0
 
 [log]
 level = warn
 
+[metrics]
+listen = 127.0.0.1:9999
+
 [device "a"]
 password-hash = ` + testHash + `
+targets = telemetry, alarms/*
 
 [device "b \"quoted\""]
 password-hash =
+targets =
 `
 
 func TestStringRedacts(t *testing.T) {
@@ -73,11 +91,11 @@ func TestStringRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parse(String()): %v", err)
 	}
-	if back.Edge != c.Edge || back.Store != c.Store || back.Uplink != c.Uplink || back.Log != c.Log {
+	if !reflect.DeepEqual(back.Edge, c.Edge) || back.Store != c.Store || !reflect.DeepEqual(back.Uplink, c.Uplink) || back.Log != c.Log || back.Metrics != c.Metrics {
 		t.Errorf("round trip changed values:\n%+v\nwant\n%+v", back, c)
 	}
-	wantDevices := []Device{{"a", redacted}, {`b "quoted"`, ""}}
-	if !slices.Equal(back.Devices, wantDevices) {
+	wantDevices := []Device{{Name: "a", PasswordHash: redacted, Targets: []string{"telemetry", "alarms/*"}}, {Name: `b "quoted"`}}
+	if !reflect.DeepEqual(back.Devices, wantDevices) {
 		t.Errorf("devices after round trip = %q, want %q", back.Devices, wantDevices)
 	}
 }

@@ -38,7 +38,8 @@ var logLevels = []string{"debug", "info", "warn", "error"}
 
 // Validate checks the values and how they fit together: addresses, ranges, the uplink URL,
 // that the CA and password files exist (the CA file must hold PEM certificates), unique
-// device names and well-formed password hashes, and the log level. It reports every
+// device names and well-formed password hashes, the inputs (a known kind, only that kind's
+// keys, no two reading the same chip or line), and the log level. It reports every
 // problem as Errors; a value from the configuration file names its file and line, a value
 // from a flag names the flag.
 func (c *Config) Validate() error {
@@ -54,6 +55,8 @@ func (c *Config) validate() Errors {
 	c.validateStore(add)
 	c.validateUplink(add)
 	c.validateDevices(add)
+	c.validateInputs(add)
+	c.validateMetrics(add)
 	if !slices.Contains(logLevels, c.Log.Level) {
 		add(c.problem("log", "level", "log.level", nil, "want one of %s, got %q", strings.Join(logLevels, ", "), c.Log.Level))
 	}
@@ -105,6 +108,12 @@ func (c *Config) validateStore(add func(*Error)) {
 	if s.MaxDelay < 0 || s.MaxDelay > maxBatchDelay {
 		at("max-delay", nil, "must be from 0s to %v, got %v", maxBatchDelay, s.MaxDelay)
 	}
+	if s.WhenFull != "backpressure" && s.WhenFull != "drop-oldest" {
+		at("when-full", nil, "must be backpressure or drop-oldest, got %q", s.WhenFull)
+	}
+	if s.DefaultTTL < 0 {
+		at("default-ttl", nil, "must not be negative, got %v", s.DefaultTTL)
+	}
 }
 
 func (c *Config) validateUplink(add func(*Error)) {
@@ -153,6 +162,30 @@ func (c *Config) validateUplink(add func(*Error)) {
 	if strings.ContainsFunc(u.User, isControl) {
 		at("user", nil, "contains a control character")
 	}
+	for _, f := range u.FallbackURLs {
+		if msg := checkURL(f); msg != "" {
+			at("fallback-urls", nil, "%s: %s", f, msg)
+		}
+	}
+	if u.PreferredProbeInterval < 0 {
+		at("preferred-probe-interval", nil, "must not be negative, got %v", u.PreferredProbeInterval)
+	}
+	switch {
+	case u.CertFile != "" && u.KeyFile == "":
+		at("cert-file", nil, "is set but key-file is not")
+	case u.CertFile == "" && u.KeyFile != "":
+		at("key-file", nil, "is set but cert-file is not")
+	}
+	for _, f := range []struct{ field, path string }{{"cert-file", u.CertFile}, {"key-file", u.KeyFile}} {
+		if f.path == "" {
+			continue
+		}
+		if fi, err := os.Stat(f.path); err != nil {
+			at(f.field, err, "")
+		} else if !fi.Mode().IsRegular() {
+			at(f.field, nil, "%s is not a regular file", f.path)
+		}
+	}
 }
 
 func (c *Config) validateDevices(add func(*Error)) {
@@ -183,6 +216,18 @@ func (c *Config) validateDevices(add func(*Error)) {
 		} else if err := credential.Parse(d.PasswordHash); err != nil {
 			at("password-hash", err, "")
 		}
+	}
+}
+
+func (c *Config) validateMetrics(add func(*Error)) {
+	l := c.Metrics.Listen
+	if l == "" {
+		return // off
+	}
+	if _, port, err := net.SplitHostPort(l); err != nil {
+		add(c.problem("metrics", "listen", "metrics.listen", nil, "want HOST:PORT or empty (off), got %q", l))
+	} else if !isPort(port, 0) {
+		add(c.problem("metrics", "listen", "metrics.listen", nil, "port must be a number from 0 to 65535, got %q", port))
 	}
 }
 

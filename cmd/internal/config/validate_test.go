@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -65,7 +66,7 @@ func TestDefaultIsValid(t *testing.T) {
 		t.Errorf("Default().Warnings() = %v", ws)
 	}
 	want := Edge{Listen: "127.0.0.1:5672", AllowAnonymous: true, MaxFrameSize: 65536, IdleTimeout: time.Minute, MaxMessageSize: 1 << 20, Credit: 256}
-	if c.Edge != want {
+	if !reflect.DeepEqual(c.Edge, want) {
 		t.Errorf("Default().Edge = %+v, want %+v", c.Edge, want)
 	}
 	if c.Store.Dir != "./shadowgw-data" || c.Uplink.Enabled() || len(c.Devices) != 0 || c.Log.Level != "info" {
@@ -189,6 +190,11 @@ func TestValidateErrors(t *testing.T) {
 			[]string{`shadowgw.conf:1: [device ""] device name must be 1 to 64 characters`}},
 		{"log level", "[log]\nlevel = verbose\n",
 			[]string{`shadowgw.conf:2: [log] level: want one of debug, info, warn, error, got "verbose"`}},
+		{"metrics without port", "[metrics]\nlisten = localhost\n",
+			[]string{`shadowgw.conf:2: [metrics] listen: want HOST:PORT or empty (off), got "localhost"`}},
+		{"metrics bad port", "[metrics]\nlisten = 127.0.0.1:http\n",
+			[]string{`shadowgw.conf:2: [metrics] listen: port must be a number from 0 to 65535, got "http"`}},
+		{"metrics off", "[metrics]\nlisten =\n", nil},
 		{"a complete good uplink", uplink, nil},
 		{"syntax and validation errors together, in line order", "[log]\nlevel = loud\n[edge]\ncredit = x\nlisten = nope\n" + "[uplink]\nurl = amqp://b\n",
 			[]string{
@@ -260,6 +266,9 @@ func TestWarnings(t *testing.T) {
 				"shadowgw.conf:2: [uplink] user: is ignored: url is empty, so there is no uplink",
 				"shadowgw.conf:3: [uplink] server-name: is ignored: url is empty, so there is no uplink",
 			}},
+		{"metrics on all addresses", "[metrics]\nlisten = :9464\n", 0o600,
+			[]string{"shadowgw.conf:2: [metrics] listen: is not a loopback address: anyone who can reach it may read the gateway's metrics and status"}},
+		{"metrics on localhost", "[metrics]\nlisten = localhost:9464\n", 0o600, nil},
 	}
 	t.Chdir(dir)
 	for _, tt := range tests {

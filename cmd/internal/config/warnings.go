@@ -44,8 +44,8 @@ func (c Config) UplinkPassword() (string, error) {
 
 // Warnings returns problems that do not stop the gateway but deserve a log line: a
 // password file other users can read, anonymous devices on a non-loopback address or
-// alongside [device] sections, and uplink settings that are unused because url is empty.
-// It reads the file system, so call it after Validate.
+// alongside [device] sections, uplink settings that are unused because url is empty, and
+// metrics on a non-loopback address. It reads the file system, so call it after Validate.
 func (c Config) Warnings() Errors {
 	var ws Errors
 	u := c.Uplink
@@ -73,6 +73,10 @@ func (c Config) Warnings() Errors {
 			ws = append(ws, c.problem("edge", "allow-anonymous", "edge.allow-anonymous", nil,
 				"is true, so devices may also connect without the credentials of the [device] sections"))
 		}
+	}
+	if l := c.Metrics.Listen; l != "" && !isLoopback(l) {
+		ws = append(ws, c.problem("metrics", "listen", "metrics.listen", nil,
+			"is not a loopback address: anyone who can reach it may read the gateway's metrics and status"))
 	}
 	sortErrors(ws)
 	return ws

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/Azure/go-amqp"
+
+	"github.com/shadowgw/shadowgw/store"
+)
+
+// TestCrashGateway kills the gateway with SIGKILL while go-amqp devices send to it,
+// again and again, and checks after every kill, in the store file, that every message
+// the gateway acknowledged is there, in each device's order.
+func TestCrashGateway(t *testing.T) {
+	cycles := 20
+	if testing.Short() {
+		cycles = 5
+	}
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	conf := filepath.Join(dir, "shadowgw.conf")
+	if err := os.WriteFile(conf, []byte("[store]\nmin-free = 0\n[metrics]\nlisten = "+freeAddr(t)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, "--config", conf, "--data", data)
+	const devices = 4
+	acked := map[string][]int{}
+	total := 0
+	start := time.Now()
+	for cycle := range cycles {
+		if cycle > 0 {
+			g.start()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var wg sync.WaitGroup
+		devs := make([]*device, devices)
+		for i := range devs {
+			devs[i] = &device{id: fmt.Sprintf("dev-%d", i)}
+			wg.Go(func() { devs[i].send(ctx, g.addr, "telemetry", cycle*1_000_000, 1_000_000, 200, 64) })
+		}
+		time.Sleep(time.Duration(150+rand.IntN(300)) * time.Millisecond) // load, then a power cut
+		g.kill()
+		wg.Wait()
+		cancel()
+		n := 0
+		for _, d := range devs {
+			acked[d.id] = append(acked[d.id], d.accepted...)
+			n += len(d.accepted)
+		}
+		total += n
+		stored := storedByDevice(t, filepath.Join(data, storeFile))
+		for id, want := range acked {
+			got := stored[id]
+			for i := 1; i < len(got); i++ {
+				if got[i] <= got[i-1] {
+					t.Fatalf("cycle %d: %s: stored seq %d after %d", cycle, id, got[i], got[i-1])
+				}
+			}
+			have := make(map[int]bool, len(got))
+			for _, s := range got {
+				have[s] = true
+			}
+			for _, s := range want {
+				if !have[s] {
+					t.Fatalf("cycle %d: %s: acknowledged message %d lost (%d stored, %d acknowledged)", cycle, id, s, len(got), len(want))
+				}
+			}
+		}
+		if n == 0 {
+			t.Logf("cycle %d: no message acknowledged before the kill", cycle)
+		}
+	}
+	t.Logf("%d kill cycles in %v: %d acknowledged messages, all stored in order", cycles, time.Since(start).Round(time.Millisecond), total)
+}
+
+// storedByDevice opens the store file (the gateway is dead) and returns each device's
+// message numbers in store order.
+func storedByDevice(t *testing.T, path string) map[string][]int {
+	t.Helper()
+	st, err := store.Open(path, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatalf("open the store after the kill: %v", err)
+	}
+	defer st.Close()
+	if err := st.Check(); err != nil {
+		t.Fatalf("store check after the kill: %v", err)
+	}
+	out := map[string][]int{}
+	var after uint64
+	for {
+		msgs, err := st.Read(after, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) == 0 {
+			return out
+		}
+		for _, m := range msgs {
+			var am amqp.Message
+			if err := am.UnmarshalBinary(m.Payload); err != nil {
+				t.Fatalf("stored message %d: %v", m.Seq, err)
+			}
+			id, _ := am.ApplicationProperties["device"].(string)
+			seq, _ := am.ApplicationProperties["seq"].(int64)
+			out[id] = append(out[id], int(seq))
+		}
+		after = msgs[len(msgs)-1].Seq
+	}
+}

@@ -1,0 +1,281 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/shadowgw/shadowgw/cmd/internal/config"
+	"github.com/shadowgw/shadowgw/uplink"
+)
+
+// The monitor sidecar serves, on [metrics] listen:
+//
+//	/metrics  Prometheus text format, read from the components' Stats at scrape time
+//	/healthz  200 while the process serves HTTP
+//	/readyz   200 while the gateway accepts devices and its store commits; 503 and why if not
+//	/status   the JSON that `shadowgw status` prints
+//
+// Nothing here runs per message: the collector and /status read the components'
+// counters when asked, and a sampler reads them every sampleEvery for the rates.
+
+func init() {
+	sidecars = append(sidecars, newMonitorSidecar)
+}
+
+// newMonitorSidecar returns the monitor, or nil when [metrics] listen is empty.
+func newMonitorSidecar(cfg config.Config) (sidecar, error) {
+	if cfg.Metrics.Listen == "" {
+		return nil, nil
+	}
+	return func(ctx context.Context, p parts) error {
+		return runMonitor(ctx, cfg.Metrics.Listen, p)
+	}, nil
+}
+
+// runMonitor serves HTTP on addr until ctx is done. A listener that cannot be opened is
+// logged and leaves the gateway running without the endpoint: devices and the uplink
+// matter more than the figures about them.
+func runMonitor(ctx context.Context, addr string, p parts) error {
+	log := p.Log.With("component", "metrics")
+	m := newMonitor(p, time.Now)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		log.Error("metrics, health and status endpoint not started: `shadowgw status` will not work", "addr", addr, "err", err)
+		return nil
+	}
+	srv := &http.Server{
+		Handler:           m.handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	log.Info("serving metrics, health and status", "addr", ln.Addr().String())
+
+	var wg sync.WaitGroup
+	wg.Go(func() { m.sample(ctx) })
+	served := make(chan error, 1)
+	wg.Go(func() { served <- srv.Serve(ln) })
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		log.Error("metrics, health and status endpoint stopped", "err", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	wg.Wait()
+	return nil
+}
+
+// handler returns the monitor's HTTP routes.
+func (m *monitor) handler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collector{m},
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewGoCollector(),
+	)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: 4,
+	}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		plain(w, http.StatusOK, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if why := m.notReady(); why != "" {
+			plain(w, http.StatusServiceUnavailable, "not ready: "+why+"\n")
+			return
+		}
+		plain(w, http.StatusOK, "ready\n")
+	})
+	mux.HandleFunc("GET /status", m.serveStatus)
+	queueRoutes(mux, m.p.Store)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		plain(w, http.StatusOK, "shadowgw "+versionString()+"\n/metrics  Prometheus metrics\n/healthz  liveness\n/readyz   readiness\n/status   status as JSON (shadowgw status)\n/queue/   queued messages and dead letters (shadowgw queue)\n")
+	})
+	return mux
+}
+
+func plain(w http.ResponseWriter, code int, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write([]byte(body))
+}
+
+// collector is the Prometheus collector of the gateway's own metrics. It reads the
+// components' counters at scrape time; nothing is updated per message.
+type collector struct{ m *monitor }
+
+// Metric descriptions. Counters reset when the gateway restarts, as Prometheus expects.
+var (
+	descBuildInfo = prometheus.NewDesc("shadowgw_build_info",
+		"Always 1; the labels name the gateway's version and the Go version it was built with.",
+		[]string{"version", "goversion"}, nil)
+
+	descEdgeConnections = prometheus.NewDesc("shadowgw_edge_connections",
+		"Device connections open now.", nil, nil)
+	descEdgeConnectionsTotal = prometheus.NewDesc("shadowgw_edge_connections_total",
+		"Device connections accepted.", nil, nil)
+	descEdgeRefused = prometheus.NewDesc("shadowgw_edge_connections_refused_total",
+		"Device connections refused by the connection limits or authentication.", nil, nil)
+	descEdgeMessages = prometheus.NewDesc("shadowgw_edge_messages_received_total",
+		"Messages received from devices and stored durably.", nil, nil)
+	descEdgeBytes = prometheus.NewDesc("shadowgw_edge_received_bytes_total",
+		"Payload bytes of the messages received from devices and stored.", nil, nil)
+	descEdgeRejected = prometheus.NewDesc("shadowgw_edge_messages_rejected_total",
+		"Messages answered rejected: malformed, or not storable.", nil, nil)
+	descEdgeDropped = prometheus.NewDesc("shadowgw_edge_messages_dropped_total",
+		"Pre-settled messages that could not be stored and were lost.", nil, nil)
+
+	descStoreMessages = prometheus.NewDesc("shadowgw_store_messages",
+		"Messages stored and waiting to be forwarded (the backlog).", []string{"route"}, nil)
+	descStoreBytes = prometheus.NewDesc("shadowgw_store_bytes",
+		"Payload bytes of the backlog.", []string{"route"}, nil)
+	descStoreOldest = prometheus.NewDesc("shadowgw_store_oldest_message_age_seconds",
+		"Age of the oldest message in the backlog; 0 when it is empty.", []string{"route"}, nil)
+	descStoreDead = prometheus.NewDesc("shadowgw_store_dead_letters",
+		"Messages the cloud refused, kept in the dead-letter area.", nil, nil)
+	descStoreDeadBytes = prometheus.NewDesc("shadowgw_store_dead_letter_bytes",
+		"Payload bytes of the dead letters.", nil, nil)
+	descStoreCommits = prometheus.NewDesc("shadowgw_store_commits_total",
+		"Store transactions committed and synced to disk.", nil, nil)
+	descStoreCommitErrors = prometheus.NewDesc("shadowgw_store_commit_errors_total",
+		"Store transactions that failed (disk full, I/O error).", nil, nil)
+	descStoreFile = prometheus.NewDesc("shadowgw_store_file_bytes",
+		"Size of the store's file; it never shrinks, freed pages are reused.", nil, nil)
+
+	descDiskFree = prometheus.NewDesc("shadowgw_disk_free_bytes",
+		"Bytes available to the gateway on the file system of the data directory.", nil, nil)
+	descDiskSize = prometheus.NewDesc("shadowgw_disk_size_bytes",
+		"Size of the file system of the data directory.", nil, nil)
+	descDiskWritten = prometheus.NewDesc("shadowgw_disk_written_bytes_total",
+		"Bytes the gateway process caused to be written to storage (write_bytes of /proc/self/io), for SD-card wear.", nil, nil)
+
+	descUplinkUp = prometheus.NewDesc("shadowgw_uplink_up",
+		"1 while the connection to the cloud broker works, else 0.", nil, nil)
+	descUplinkState = prometheus.NewDesc("shadowgw_uplink_state",
+		"1 for the uplink's current state, 0 for the others.", []string{"state"}, nil)
+	descUplinkFailures = prometheus.NewDesc("shadowgw_uplink_connection_failures",
+		"Consecutive failed connection attempts; 0 once connected.", nil, nil)
+	descUplinkForwarded = prometheus.NewDesc("shadowgw_uplink_messages_forwarded_total",
+		"Messages the cloud broker accepted.", nil, nil)
+	descUplinkDead = prometheus.NewDesc("shadowgw_uplink_messages_dead_lettered_total",
+		"Messages the cloud refused or that could not be sent, moved to the dead-letter area.", nil, nil)
+	descUplinkReleased = prometheus.NewDesc("shadowgw_uplink_messages_released_total",
+		"Messages the cloud released or modified; they are sent again later.", nil, nil)
+	descUplinkInFlight = prometheus.NewDesc("shadowgw_uplink_messages_in_flight",
+		"Messages sent to the cloud and awaiting its outcome.", nil, nil)
+
+	descReady = prometheus.NewDesc("shadowgw_ready",
+		"1 while /readyz reports ready: the device listener is up and the store commits.", nil, nil)
+)
+
+var uplinkStates = []uplink.State{uplink.StateStopped, uplink.StateConnecting, uplink.StateConnected, uplink.StateWaiting}
+
+// Describe implements prometheus.Collector.
+func (collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		descBuildInfo,
+		descEdgeConnections, descEdgeConnectionsTotal, descEdgeRefused, descEdgeMessages, descEdgeBytes, descEdgeRejected, descEdgeDropped,
+		descStoreMessages, descStoreBytes, descStoreOldest, descStoreDead, descStoreDeadBytes, descStoreCommits, descStoreCommitErrors, descStoreFile,
+		descDiskFree, descDiskSize, descDiskWritten,
+		descUplinkUp, descUplinkState, descUplinkFailures, descUplinkForwarded, descUplinkDead, descUplinkReleased, descUplinkInFlight,
+		descReady,
+	} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	m := c.m
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
+	gauge(descBuildInfo, 1, versionString(), runtime.Version())
+
+	e := m.p.Edge.Stats()
+	gauge(descEdgeConnections, float64(e.Connections))
+	counter(descEdgeConnectionsTotal, e.ConnectionsTotal)
+	counter(descEdgeRefused, e.Refused)
+	counter(descEdgeMessages, e.Messages)
+	counter(descEdgeBytes, e.Bytes)
+	counter(descEdgeRejected, e.Rejected)
+	counter(descEdgeDropped, e.Dropped)
+
+	s := m.p.Store.Stats()
+	gauge(descStoreMessages, float64(s.Messages), defaultRoute)
+	gauge(descStoreBytes, float64(s.Bytes), defaultRoute)
+	if oldest, err := m.p.Store.OldestReceived(); err != nil {
+		ch <- prometheus.NewInvalidMetric(descStoreOldest, err)
+	} else {
+		gauge(descStoreOldest, age(m.now(), oldest).Seconds(), defaultRoute)
+	}
+	gauge(descStoreDead, float64(s.DeadLetters))
+	gauge(descStoreDeadBytes, float64(s.DeadLetterBytes))
+	counter(descStoreCommits, s.Commits)
+	counter(descStoreCommitErrors, s.CommitErrors)
+	if size, err := fileSize(m.p.Store.Path()); err == nil {
+		gauge(descStoreFile, float64(size))
+	}
+	if free, size, err := diskSpace(m.dir); err == nil {
+		gauge(descDiskFree, float64(free))
+		gauge(descDiskSize, float64(size))
+	}
+	if n, err := readWriteBytes(); err == nil {
+		counter(descDiskWritten, n)
+	}
+
+	if m.p.Uplink != nil {
+		u := m.p.Uplink.Status()
+		up := 0.0
+		if u.State == uplink.StateConnected {
+			up = 1
+		}
+		gauge(descUplinkUp, up)
+		for _, st := range uplinkStates {
+			v := 0.0
+			if u.State == st {
+				v = 1
+			}
+			gauge(descUplinkState, v, st.String())
+		}
+		gauge(descUplinkFailures, float64(u.Failures))
+		counter(descUplinkForwarded, u.Forwarded)
+		counter(descUplinkDead, u.DeadLettered)
+		counter(descUplinkReleased, u.Released)
+		gauge(descUplinkInFlight, float64(u.InFlight))
+	}
+
+	ready := 0.0
+	if m.notReady() == "" {
+		ready = 1
+	}
+	gauge(descReady, ready)
+}
+
+// age returns how long ago t was, 0 for the zero Time or a time in the future.
+func age(now, t time.Time) time.Duration {
+	if t.IsZero() || t.After(now) {
+		return 0
+	}
+	return now.Sub(t)
+}

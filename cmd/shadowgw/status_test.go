@@ -1,0 +1,590 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	amqp "github.com/Azure/go-amqp"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/shadowgw/shadowgw/cmd/internal/config"
+	"github.com/shadowgw/shadowgw/edge"
+	"github.com/shadowgw/shadowgw/edge/credential"
+	"github.com/shadowgw/shadowgw/store"
+)
+
+// checkFor polls cond until it is true or timeout passes.
+func checkFor(t testing.TB, timeout time.Duration, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for: %s", timeout, fmt.Sprintf(format, args...))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// writeConfig writes a configuration file and returns its path.
+func writeConfig(t *testing.T, path, text string) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// get fetches http://addr/path and returns the status code and body.
+func get(t *testing.T, addr, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// waitHTTP waits until the gateway's HTTP endpoint at addr answers /healthz.
+func waitHTTP(t *testing.T, g *gateway, addr string) {
+	t.Helper()
+	checkFor(t, 10*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, "the metrics endpoint on %s; log:\n%s", addr, g.log)
+}
+
+// statusOf fetches and decodes /status.
+func statusOf(t *testing.T, addr string) statusReport {
+	t.Helper()
+	code, body := get(t, addr, "/status")
+	if code != http.StatusOK {
+		t.Fatalf("GET /status: %d %s", code, body)
+	}
+	var r statusReport
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		t.Fatalf("GET /status: %v\n%s", err, body)
+	}
+	return r
+}
+
+// scrape fetches /metrics and parses it, failing the test if it is not valid text
+// format with legacy (Prometheus 2) names.
+func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
+	t.Helper()
+	code, body := get(t, addr, "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", code, body)
+	}
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v\n%s", err, body)
+	}
+	return fams
+}
+
+// value returns the value of the metric name with the given label pairs.
+func value(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+	t.Helper()
+	f, ok := fams[name]
+	if !ok {
+		t.Fatalf("metric %s missing", name)
+	}
+next:
+	for _, m := range f.GetMetric() {
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, lp := range m.GetLabel() {
+				found = found || lp.GetName() == labels[i] && lp.GetValue() == labels[i+1]
+			}
+			if !found {
+				continue next
+			}
+		}
+		switch f.GetType() {
+		case dto.MetricType_COUNTER:
+			return m.GetCounter().GetValue()
+		case dto.MetricType_GAUGE:
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("metric %s%v missing", name, labels)
+	return 0
+}
+
+// runStatus runs `shadowgw status` with args and returns its output and error.
+func runStatus(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := exec.Command(binary, append([]string{"status"}, args...)...)
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	return out.String() + errOut.String(), err
+}
+
+// TestStatusEndpoints runs a gateway without an uplink, sends it messages and reads them
+// back from /metrics, /status, `shadowgw status`, /healthz and /readyz.
+func TestStatusEndpoints(t *testing.T) {
+	dir := t.TempDir()
+	maddr := freeAddr(t)
+	conf := writeConfig(t, filepath.Join(dir, "shadowgw.conf"), "[metrics]\nlisten = "+maddr+"\n")
+	g := startGateway(t, "--config", conf, "--data", filepath.Join(dir, "data"))
+	waitHTTP(t, g, maddr)
+
+	const n, size = 10, 100
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	d := &device{id: "dev-status"}
+	d.send(ctx, g.addr, "status", 0, n, size, 5)
+	if d.err != nil || len(d.accepted) != n {
+		t.Fatalf("device: %d of %d accepted, err %v", len(d.accepted), n, d.err)
+	}
+
+	for _, c := range []struct {
+		path, body string
+		code       int
+	}{{"/healthz", "ok\n", 200}, {"/readyz", "ready\n", 200}} {
+		if code, body := get(t, maddr, c.path); code != c.code || body != c.body {
+			t.Errorf("GET %s = %d %q, want %d %q", c.path, code, body, c.code, c.body)
+		}
+	}
+	if code, _ := get(t, maddr, "/nope"); code != http.StatusNotFound {
+		t.Errorf("GET /nope = %d, want 404", code)
+	}
+
+	fams := scrape(t, maddr)
+	checkNames(t, fams)
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"shadowgw_edge_messages_received_total", nil, n},
+		{"shadowgw_edge_connections", nil, 0},
+		{"shadowgw_store_messages", []string{"route", "default"}, n},
+		{"shadowgw_store_commit_errors_total", nil, 0},
+		{"shadowgw_ready", nil, 1},
+	} {
+		if got := value(t, fams, c.name, c.labels...); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	if got := value(t, fams, "shadowgw_edge_connections_total"); got < 1 {
+		t.Errorf("shadowgw_edge_connections_total = %v, want at least 1", got) // the harness's probe counts too
+	}
+	received := value(t, fams, "shadowgw_edge_received_bytes_total")
+	if stored := value(t, fams, "shadowgw_store_bytes", "route", "default"); received < n*size || stored != received {
+		t.Errorf("bytes received %v, stored %v; want equal and at least %d", received, stored, n*size)
+	}
+	for _, c := range []struct {
+		name   string
+		labels []string
+	}{{"shadowgw_store_oldest_message_age_seconds", []string{"route", "default"}}, {"shadowgw_disk_free_bytes", nil}, {"shadowgw_store_file_bytes", nil}} {
+		if got := value(t, fams, c.name, c.labels...); got <= 0 {
+			t.Errorf("%s = %v, want > 0", c.name, got)
+		}
+	}
+	if _, ok := fams["process_resident_memory_bytes"]; !ok {
+		t.Error("process metrics missing")
+	}
+	if _, ok := fams["shadowgw_uplink_up"]; ok {
+		t.Error("uplink metrics without an uplink")
+	}
+
+	r := statusOf(t, maddr)
+	if !r.Ready || r.Uplink.Configured || r.Uplink.State != "none" || r.Devices.Messages != n || r.Devices.ConnectionsTotal < 1 {
+		t.Errorf("status: ready %v, uplink %+v, devices %+v", r.Ready, r.Uplink, r.Devices)
+	}
+	if len(r.Routes) != 1 || r.Routes[0].Name != "default" || r.Routes[0].Messages != n || r.Routes[0].Bytes != r.Devices.Bytes ||
+		r.Routes[0].OldestAgeSeconds <= 0 || r.Routes[0].OldestReceived.After(r.Time) {
+		t.Errorf("status routes = %+v, want %d messages of %d bytes", r.Routes, n, r.Devices.Bytes)
+	}
+	if r.Rates.TimeToEmptySeconds != nil {
+		t.Errorf("time to empty = %v without an uplink, want none", *r.Rates.TimeToEmptySeconds)
+	}
+	if r.Disk.FreeBytes == 0 || r.Disk.SizeBytes < r.Disk.FreeBytes || r.Disk.StoreFileBytes <= 0 || !filepath.IsAbs(r.Disk.Dir) {
+		t.Errorf("status disk = %+v", r.Disk)
+	}
+	if r.Disk.WrittenSinceStart != nil && (r.Disk.WrittenToday == nil || *r.Disk.WrittenToday > *r.Disk.WrittenSinceStart) {
+		t.Errorf("written today %v, since start %v", r.Disk.WrittenToday, r.Disk.WrittenSinceStart)
+	}
+	if r.PID != g.cmd.Process.Pid || r.Inputs == nil {
+		t.Errorf("status pid %d (want %d), inputs %v", r.PID, g.cmd.Process.Pid, r.Inputs)
+	}
+
+	// The command, by address and through the configuration file.
+	for _, args := range [][]string{{"--addr", maddr}, {"--config", conf}} {
+		out, err := runStatus(t, args...)
+		if err != nil {
+			t.Fatalf("shadowgw status %v: %v\n%s", args, err, out)
+		}
+		for _, want := range []string{", ready\n", "uplink       none configured", "devices      0 connected; ",
+			fmt.Sprintf("backlog      default: %d messages", n), "backlog not shrinking", "disk         " + r.Disk.Dir} {
+			if !strings.Contains(out, want) {
+				t.Errorf("shadowgw status %v: output lacks %q:\n%s", args, want, out)
+			}
+		}
+	}
+	out, err := runStatus(t, "--addr", maddr, "--json")
+	var jr statusReport
+	if err != nil || json.Unmarshal([]byte(out), &jr) != nil || jr.Devices.Messages != n {
+		t.Errorf("shadowgw status --json: %v\n%s", err, out)
+	}
+
+	// Turned off, or nothing there: a clear error.
+	off := writeConfig(t, filepath.Join(dir, "off.conf"), "[metrics]\nlisten =\n")
+	if out, err := runStatus(t, "--config", off); err == nil || !strings.Contains(out, "[metrics] listen is empty in "+off) {
+		t.Errorf("shadowgw status with metrics off: %v\n%s", err, out)
+	}
+	if out, err := runStatus(t, "--addr", freeAddr(t)); err == nil || !strings.Contains(out, "no gateway status at") {
+		t.Errorf("shadowgw status without a gateway: %v\n%s", err, out)
+	}
+	g.stop()
+}
+
+// checkNames checks the Prometheus naming conventions on the gateway's own metrics:
+// the shadowgw_ prefix, counters and only counters ending in _total, help text.
+func checkNames(t *testing.T, fams map[string]*dto.MetricFamily) {
+	t.Helper()
+	own := 0
+	for name, f := range fams {
+		if !strings.HasPrefix(name, "shadowgw_") {
+			continue
+		}
+		own++
+		isCounter := f.GetType() == dto.MetricType_COUNTER
+		if strings.HasSuffix(name, "_total") != isCounter {
+			t.Errorf("%s: type %v; only counters end in _total", name, f.GetType())
+		}
+		if f.GetHelp() == "" {
+			t.Errorf("%s: no help", name)
+		}
+		for _, bad := range []string{"_ms", "_kb", "_mb", "_milliseconds", "_count_"} {
+			if strings.Contains(name, bad) {
+				t.Errorf("%s: use base units (seconds, bytes)", name)
+			}
+		}
+	}
+	if own < 15 {
+		t.Errorf("%d shadowgw_ metrics, want at least 15", own)
+	}
+}
+
+// TestStatusUplinkDown: an uplink to a port where nothing listens shows as down, with
+// its error and next attempt, in /status, /metrics and `shadowgw status`.
+func TestStatusUplinkDown(t *testing.T) {
+	dir := t.TempDir()
+	maddr, cloud := freeAddr(t), freeAddr(t)
+	pw := writeConfig(t, filepath.Join(dir, "uplink.password"), "secret\n")
+	conf := writeConfig(t, filepath.Join(dir, "shadowgw.conf"), "[metrics]\nlisten = "+maddr+"\n[uplink]\nurl = amqps://"+cloud+
+		"\nuser = gw\npassword-file = "+pw+"\nreconnect-min = 50ms\nreconnect-max = 1m\n")
+	g := startGateway(t, "--config", conf, "--data", filepath.Join(dir, "data"))
+	waitHTTP(t, g, maddr)
+	checkFor(t, 10*time.Second, func() bool { return statusOf(t, maddr).Uplink.Failures >= 2 }, "two failed uplink attempts")
+
+	r := statusOf(t, maddr)
+	u := r.Uplink
+	if !u.Configured || u.Endpoint != cloud || u.LastError == "" || u.LastErrorAt.IsZero() {
+		t.Errorf("uplink status = %+v", u)
+	}
+	if u.State == "waiting" && !u.NextRetry.After(u.LastErrorAt) {
+		t.Errorf("waiting uplink: next retry %v not after the last error %v", u.NextRetry, u.LastErrorAt)
+	}
+	if !r.Ready {
+		t.Errorf("not ready with the uplink down: %s (buffering is the job)", r.NotReady)
+	}
+	fams := scrape(t, maddr)
+	checkNames(t, fams)
+	if got := value(t, fams, "shadowgw_uplink_up"); got != 0 {
+		t.Errorf("shadowgw_uplink_up = %v, want 0", got)
+	}
+	if got := value(t, fams, "shadowgw_uplink_connection_failures"); got < 2 {
+		t.Errorf("shadowgw_uplink_connection_failures = %v, want at least 2", got)
+	}
+	sum := 0.0
+	for _, st := range uplinkStates {
+		sum += value(t, fams, "shadowgw_uplink_state", "state", st.String())
+	}
+	if sum != 1 {
+		t.Errorf("shadowgw_uplink_state sums to %v, want 1", sum)
+	}
+	checkFor(t, 5*time.Second, func() bool {
+		out, _ := runStatus(t, "--addr", maddr)
+		return strings.Contains(out, "uplink       DOWN: "+cloud+" unreachable after")
+	}, "`shadowgw status` to show the uplink down")
+	out, _ := runStatus(t, "--addr", maddr)
+	if !strings.Contains(out, "last error") || !strings.Contains(out, "connection refused") {
+		t.Errorf("shadowgw status lacks the last error:\n%s", out)
+	}
+	g.stop()
+}
+
+// TestReload sends SIGHUP to a gateway whose configuration file changed: the log level
+// and the device credentials change; other changes wait for a restart; a bad file
+// changes nothing and the log says why.
+func TestReload(t *testing.T) {
+	dir := t.TempDir()
+	hashA, err := credential.Hash("password a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashB, err := credential.Hash("password b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "shadowgw.conf")
+	text := func(level, listen string, devices ...string) string {
+		s := "[edge]\nallow-anonymous = false\nlisten = " + listen + "\n[log]\nlevel = " + level + "\n[metrics]\nlisten =\n"
+		for i := 0; i+1 < len(devices); i += 2 {
+			s += fmt.Sprintf("[device %q]\npassword-hash = %s\n", devices[i], devices[i+1])
+		}
+		return s
+	}
+	writeConfig(t, conf, text("info", "127.0.0.1:1", "dev-a", hashA))
+	// --listen overrides the file, before and after the reload.
+	g := startGateway(t, "--config", conf, "--data", filepath.Join(dir, "data"))
+	connects := func(user, password string) bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := amqp.Dial(ctx, "amqp://"+g.addr, &amqp.ConnOptions{SASLType: amqp.SASLTypePlain(user, password)})
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}
+	reloaded := func(words ...string) {
+		t.Helper()
+		before := g.log.count("component=config")
+		if err := g.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		checkFor(t, 10*time.Second, func() bool { return g.log.count("component=config") > before }, "a reload line; log:\n%s", g.log)
+		if g.log.count(words...) == 0 {
+			t.Fatalf("no log line with %q after SIGHUP:\n%s", words, g.log)
+		}
+	}
+	if !connects("dev-a", "password a") || connects("dev-b", "password b") {
+		t.Fatal("credentials before the reload not as configured")
+	}
+
+	// Nothing changed.
+	reloaded("level=INFO", "configuration reloaded: nothing changed")
+
+	// Log level and devices change; the listen address in the file changes too but
+	// --listen still wins, so the edge section has no change.
+	writeConfig(t, conf, text("debug", "127.0.0.1:2", "dev-b", hashB))
+	reloaded("level=INFO", "configuration reloaded", `applied="[log] level, [device \"dev-b\"], [device \"dev-a\"]"`)
+	c, err := net.Dial("tcp", g.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	checkFor(t, 5*time.Second, func() bool { return g.log.count("level=DEBUG", "connection closed before the protocol header") > 0 },
+		"a debug line after the level changed to debug; log:\n%s", g.log)
+	if connects("dev-a", "password a") || !connects("dev-b", "password b") {
+		t.Error("device credentials not swapped by the reload")
+	}
+
+	// A bad file: an error naming file and line; everything stays.
+	writeConfig(t, conf, text("loud", "127.0.0.1:2", "dev-a", hashA))
+	reloaded("level=ERROR", "configuration reload failed; the running configuration stays", conf+`:5: [log] level: want one of debug, info, warn, error, got \"loud\"`)
+	if connects("dev-a", "password a") || !connects("dev-b", "password b") {
+		t.Error("a failed reload changed the device credentials")
+	}
+	if err := os.Remove(conf); err != nil {
+		t.Fatal(err)
+	}
+	reloaded("level=ERROR", "configuration reload failed", "no such file or directory")
+
+	// A change that needs a restart is named, and stays named.
+	writeConfig(t, conf, text("debug", "127.0.0.1:2", "dev-b", hashB)+"[edge]\ncredit = 7\n")
+	reloaded("level=WARN", "some changes need a restart", `needs_restart="[edge] credit"`)
+
+	// A device added with targets connects at once, limited to its targets.
+	writeConfig(t, conf, text("debug", "127.0.0.1:2", "dev-b", hashB)+"[edge]\ncredit = 7\n"+
+		"[device \"dev-c\"]\npassword-hash = "+hashA+"\ntargets = only/here\n")
+	reloaded("level=WARN", `applied="[device \"dev-c\"]"`, `needs_restart="[edge] credit"`)
+	if !connects("dev-c", "password a") {
+		t.Error("a device added by a reload cannot connect")
+	}
+	if strings.Contains(g.log.String(), "pbkdf2") {
+		t.Errorf("the log shows a password hash:\n%s", g.log)
+	}
+	g.stop()
+}
+
+// TestMonitorInProcess runs the monitor against an open store and edge server without
+// a gateway around them: the inputs hook, readiness after a store failure and close,
+// and that it leaves no goroutine behind.
+func TestMonitorInProcess(t *testing.T) {
+	before := runtime.NumGoroutine()
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "data", storeFile), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := parts{Config: config.Default(), Store: st, Edge: edge.New(edge.Config{}, storeSink{st}, nil), Log: slog.New(slog.DiscardHandler)}
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runMonitor(ctx, addr, p) }()
+	checkFor(t, 5*time.Second, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, "the monitor to listen")
+
+	reportInputs(func() []inputStatus {
+		return []inputStatus{{Name: "room", Kind: "bme280", State: "ok", Samples: 3, LastSample: time.Now()}}
+	})
+	r := statusOf(t, addr)
+	reportInputs(nil)
+	if len(r.Inputs) != 1 || r.Inputs[0].Name != "room" || r.Inputs[0].Samples != 3 {
+		t.Errorf("inputs = %+v, want the reported one", r.Inputs)
+	}
+	var b bytes.Buffer
+	printStatus(&b, r)
+	if !strings.Contains(b.String(), "inputs       room (bme280): ok, 3 samples, last sample") {
+		t.Errorf("printed status lacks the input:\n%s", b.String())
+	}
+	if got := statusOf(t, addr).Inputs; len(got) != 0 {
+		t.Errorf("inputs after reportInputs(nil) = %+v", got)
+	}
+
+	st.Close()
+	if code, body := get(t, addr, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "store is closed") {
+		t.Errorf("GET /readyz with the store closed = %d %q", code, body)
+	}
+	if code, _ := get(t, addr, "/healthz"); code != http.StatusOK {
+		t.Errorf("GET /healthz = %d, want 200", code)
+	}
+	http.DefaultClient.CloseIdleConnections()
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("runMonitor: %v", err)
+	}
+	checkFor(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before }, "goroutines to end (%d, were %d)", runtime.NumGoroutine(), before)
+}
+
+func TestMonitorPortTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var logged bytes.Buffer
+	p := parts{Log: slog.New(slog.NewTextHandler(&logged, nil))}
+	// The listener is opened before anything is read from p's components.
+	st, err := store.Open(filepath.Join(t.TempDir(), storeFile), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p.Store, p.Edge = st, edge.New(edge.Config{}, storeSink{st}, nil)
+	if err := runMonitor(context.Background(), ln.Addr().String(), p); err != nil {
+		t.Errorf("runMonitor on a taken port = %v, want nil (the gateway runs on)", err)
+	}
+	if !strings.Contains(logged.String(), "level=ERROR") || !strings.Contains(logged.String(), "address already in use") {
+		t.Errorf("log = %q, want an error line naming the cause", logged.String())
+	}
+}
+
+func TestStoreHealth(t *testing.T) {
+	steps := []struct {
+		name              string
+		commits, failures uint64
+		want              bool
+	}{
+		{"idle", 0, 0, false},
+		{"commits", 5, 0, false},
+		{"a failure", 5, 1, true},
+		{"still nothing", 5, 1, true},
+		{"a failure and a success", 6, 2, true},
+		{"successes only", 8, 2, false},
+		{"idle again", 8, 2, false},
+	}
+	var h storeHealth
+	for _, s := range steps {
+		if got := h.observe(store.Stats{Commits: s.commits, CommitErrors: s.failures}); got != s.want {
+			t.Errorf("%s: failing = %v, want %v", s.name, got, s.want)
+		}
+	}
+}
+
+func TestRates(t *testing.T) {
+	t0 := time.Now()
+	ptr := func(f float64) *float64 { return &f }
+	tests := []struct {
+		name     string
+		from, to sample
+		backlog  uint64
+		want     rateReport
+	}{
+		{"no time", sample{at: t0}, sample{at: t0, in: 5}, 5, rateReport{}},
+		{"empty", sample{at: t0}, sample{at: t0.Add(10 * time.Second), in: 100, inBytes: 1000, out: 100}, 0,
+			rateReport{WindowSeconds: 10, InMessagesPerSecond: 10, InBytesPerSecond: 100, OutMessagesPerSecond: 10, TimeToEmptySeconds: ptr(0)}},
+		{"draining", sample{at: t0}, sample{at: t0.Add(10 * time.Second), in: 100, out: 300}, 400,
+			rateReport{WindowSeconds: 10, InMessagesPerSecond: 10, OutMessagesPerSecond: 30, TimeToEmptySeconds: ptr(20)}},
+		{"growing", sample{at: t0}, sample{at: t0.Add(10 * time.Second), in: 300, out: 100}, 400,
+			rateReport{WindowSeconds: 10, InMessagesPerSecond: 30, OutMessagesPerSecond: 10}},
+	}
+	for _, tt := range tests {
+		got := rates(tt.from, tt.to, tt.backlog)
+		gotETA, wantETA := got.TimeToEmptySeconds, tt.want.TimeToEmptySeconds
+		got.TimeToEmptySeconds, tt.want.TimeToEmptySeconds = nil, nil
+		if got != tt.want || (gotETA == nil) != (wantETA == nil) || gotETA != nil && *gotETA != *wantETA {
+			t.Errorf("%s: rates = %+v (eta %v), want %+v (eta %v)", tt.name, got, gotETA, tt.want, wantETA)
+		}
+	}
+}
+
+func TestDialAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1:9464": "127.0.0.1:9464",
+		":9464":          "127.0.0.1:9464",
+		"0.0.0.0:9464":   "127.0.0.1:9464",
+		"[::]:9464":      "[::1]:9464",
+		"localhost:1":    "localhost:1",
+		"nonsense":       "nonsense",
+	} {
+		if got := dialAddr(in); got != want {
+			t.Errorf("dialAddr(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestFormatBytes(t *testing.T) {
+	for n, want := range map[uint64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 5 << 20: "5.0 MiB", 3 << 30: "3.0 GiB"} {
+		if got := formatBytes(n); got != want {
+			t.Errorf("formatBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -1,0 +1,111 @@
+# protonserver.py is the AMQP 1.0 test server behind cloudtest.StartProton: a Qpid
+# Proton (python3-qpid-proton) Container listening with TLS and SASL ANONYMOUS on
+# 127.0.0.1:PORT. It accepts every message unless told otherwise:
+#
+#   application property "x-outcome" (string) chooses the answer for the first
+#   "x-outcome-times" (int, default 1) deliveries of a message-id:
+#     accept, reject, release, modified-failed, modified-undeliverable (both flags),
+#     detach-link (ends the link with amqp:internal-error),
+#     drop-connection (closes the connection with amqp:connection:forced),
+#     none (never settles)
+#
+#   target addresses starting "refuse/" are refused with amqp:not-found at attach;
+#   target addresses starting "forbidden/" end the session with
+#   amqp:unauthorized-access, as RabbitMQ 3.10 does.
+#
+# Every delivery is written to stdout as one JSON line; "ready" once listening.
+# Usage: protonserver.py PORT CERT KEY
+import json
+import sys
+
+from proton import Condition, Delivery, SSLDomain
+from proton.handlers import MessagingHandler
+from proton.reactor import Container
+
+
+def emit(**kw):
+    sys.stdout.write(json.dumps(kw) + "\n")
+    sys.stdout.flush()
+
+
+class Server(MessagingHandler):
+    def __init__(self, port, cert, key):
+        super().__init__(prefetch=200, auto_accept=False)
+        self.port, self.cert, self.key = port, cert, key
+        self.counts = {}
+        self.conns = 0
+
+    def on_start(self, event):
+        domain = SSLDomain(SSLDomain.MODE_SERVER)
+        domain.set_credentials(self.cert, self.key, None)
+        domain.set_peer_authentication(SSLDomain.ANONYMOUS_PEER)
+        event.container.listen("amqps://127.0.0.1:%d" % self.port, ssl_domain=domain)
+        emit(event="ready")
+
+    def conn_id(self, conn):
+        n = getattr(conn, "cloudtest_id", None)
+        if n is None:
+            self.conns += 1
+            n = conn.cloudtest_id = self.conns
+        return n
+
+    def on_connection_opening(self, event):
+        emit(event="connection", conn=self.conn_id(event.connection))
+
+    def on_link_remote_open(self, event):
+        link = event.link
+        if not link.is_receiver or link.state & link.LOCAL_ACTIVE:
+            return
+        address = link.remote_target.address or ""
+        link.target.copy(link.remote_target)
+        link.snd_settle_mode = link.remote_snd_settle_mode
+        link.rcv_settle_mode = link.remote_rcv_settle_mode
+        if address.startswith("refuse/"):
+            link.open()
+            link.condition = Condition("amqp:not-found", "no such node: " + address)
+            link.close()
+            emit(event="refused", address=address, conn=self.conn_id(event.connection))
+        elif address.startswith("forbidden/"):
+            link.open()
+            link.close()
+            event.session.condition = Condition("amqp:unauthorized-access", "access to " + address + " refused")
+            event.session.close()
+            emit(event="forbidden", address=address, conn=self.conn_id(event.connection))
+
+    def on_message(self, event):
+        msg, dlv = event.message, event.delivery
+        props = msg.properties or {}
+        key = str(msg.id)
+        n = self.counts.get(key, 0) + 1
+        self.counts[key] = n
+        outcome = "accept"
+        if n <= int(props.get("x-outcome-times", 1)):
+            outcome = props.get("x-outcome", "accept")
+        emit(event="delivery", address=event.link.target.address, id=key, n=n,
+             delivery_count=msg.delivery_count, outcome=outcome,
+             conn=self.conn_id(event.connection), props={k: str(v) for k, v in props.items()})
+        if outcome == "accept":
+            self.accept(dlv)
+        elif outcome == "reject":
+            dlv.local.condition = Condition("amqp:precondition-failed", "rejected on request")
+            dlv.update(Delivery.REJECTED)
+            dlv.settle()
+        elif outcome == "release":
+            dlv.update(Delivery.RELEASED)
+            dlv.settle()
+        elif outcome in ("modified-failed", "modified-undeliverable"):
+            dlv.local.failed = True
+            dlv.local.undeliverable = outcome == "modified-undeliverable"
+            dlv.update(Delivery.MODIFIED)
+            dlv.settle()
+        elif outcome == "detach-link":
+            event.link.condition = Condition("amqp:internal-error", "link detached on request")
+            event.link.close()
+        elif outcome == "drop-connection":
+            event.connection.condition = Condition("amqp:connection:forced", "connection dropped on request")
+            event.connection.close()
+        # "none": never settled
+
+
+if __name__ == "__main__":
+    Container(Server(int(sys.argv[1]), sys.argv[2], sys.argv[3])).run()
