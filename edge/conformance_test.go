@@ -314,10 +314,10 @@ func TestConnectionErrors(t *testing.T) {
 		run  func(p *rawPeer)
 		want codec.Symbol
 	}{
-		{"channel beyond channel-max", Config{ChannelMax: 2}, func(p *rawPeer) {
+		{"channel beyond channel-max", Config{MaxSessions: 3}, func(p *rawPeer) {
 			p.send(3, &frame.Begin{IncomingWindow: 1, OutgoingWindow: 1}, nil)
 		}, frame.ErrFramingError},
-		{"handle beyond handle-max", Config{HandleMax: 4}, func(p *rawPeer) {
+		{"handle beyond handle-max", Config{MaxLinks: 5}, func(p *rawPeer) {
 			p.begin(0)
 			p.send(0, &frame.Attach{Name: "x", Handle: 5, Role: frame.RoleSender, Target: target("x"), HasDeliveryCount: true}, nil)
 		}, frame.ErrFramingError},

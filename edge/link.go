@@ -34,9 +34,9 @@ type link struct {
 // onAttach handles a device attaching a link (§2.6.3, §2.7.3).
 func (s *session) onAttach(a *frame.Attach) error {
 	c := s.c
-	if a.Handle > c.srv.cfg.HandleMax {
+	if a.Handle > c.srv.cfg.handleMax() {
 		// §2.7.2 handle-max: a handle beyond the announced maximum is a framing error.
-		return frame.Errorf(frame.ErrFramingError, fmt.Sprintf("handle %d exceeds handle-max %d", a.Handle, c.srv.cfg.HandleMax))
+		return frame.Errorf(frame.ErrFramingError, fmt.Sprintf("handle %d exceeds handle-max %d", a.Handle, c.srv.cfg.handleMax()))
 	}
 	if s.links[a.Handle] != nil {
 		s.fail(frame.Errorf(frame.ErrHandleInUse, fmt.Sprintf("handle %d is already attached", a.Handle)))

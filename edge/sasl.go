@@ -98,7 +98,7 @@ func (c *conn) sendOpen() {
 	c.send(0, &frame.Open{
 		ContainerID:  c.srv.cfg.ContainerID,
 		MaxFrameSize: c.maxIn,
-		ChannelMax:   c.srv.cfg.ChannelMax,
+		ChannelMax:   c.srv.cfg.channelMax(),
 		IdleTimeout:  idle,
 	}, nil)
 }

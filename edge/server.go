@@ -19,8 +19,8 @@ import (
 type Config struct {
 	ContainerID      string            // our container-id; default "shadowgw"
 	MaxFrameSize     uint32            // largest frame accepted (§2.7.1); default 65536, at least 512
-	ChannelMax       uint16            // highest channel (session) number; default 31
-	HandleMax        uint32            // highest link handle per session; default 63
+	MaxSessions      int               // sessions per connection (channel-max + 1, §2.7.1); default 32, at most 65536
+	MaxLinks         int               // links per session (handle-max + 1, §2.7.2); default 64
 	IdleTimeout      time.Duration     // a peer that sends nothing for this long is closed (§2.4.5); default 60s; negative disables
 	HandshakeTimeout time.Duration     // time to finish protocol header, SASL and open; default 10s
 	MaxMessageSize   uint64            // largest message accepted; default 1 MiB
@@ -47,11 +47,12 @@ func (c *Config) setDefaults() {
 	if c.MaxFrameSize < 512 {
 		c.MaxFrameSize = 512
 	}
-	if c.ChannelMax == 0 {
-		c.ChannelMax = 31
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = 32
 	}
-	if c.HandleMax == 0 {
-		c.HandleMax = 63
+	c.MaxSessions = min(c.MaxSessions, 65536)
+	if c.MaxLinks <= 0 {
+		c.MaxLinks = 64
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = 60 * time.Second
@@ -82,6 +83,10 @@ type Delivery struct {
 	Received time.Time    // when its last frame arrived
 	Info     message.Info // fields read from the message
 }
+
+// channelMax and handleMax are the highest channel and handle numbers announced.
+func (c *Config) channelMax() uint16 { return uint16(c.MaxSessions - 1) }
+func (c *Config) handleMax() uint32  { return uint32(c.MaxLinks - 1) }
 
 // Sink stores deliveries. Store must not block for long: it queues d and calls done
 // exactly once, from any goroutine, when d is durable (err == nil) or could not be stored.

@@ -41,8 +41,8 @@ func (c *conn) onBegin(ch uint16, b *frame.Begin) error {
 	if b.HasRemoteChannel {
 		return frame.Errorf(frame.ErrNotAllowed, "begin with remote-channel set: the gateway never begins sessions")
 	}
-	if ch > c.srv.cfg.ChannelMax {
-		return frame.Errorf(frame.ErrFramingError, fmt.Sprintf("channel %d exceeds channel-max %d", ch, c.srv.cfg.ChannelMax))
+	if ch > c.srv.cfg.channelMax() {
+		return frame.Errorf(frame.ErrFramingError, fmt.Sprintf("channel %d exceeds channel-max %d", ch, c.srv.cfg.channelMax()))
 	}
 	if c.sessions[ch] != nil {
 		return frame.Errorf(frame.ErrFramingError, fmt.Sprintf("begin on channel %d, which already has a session", ch))
@@ -62,7 +62,7 @@ func (c *conn) onBegin(ch uint16, b *frame.Begin) error {
 		NextOutgoingID:   0,
 		IncomingWindow:   sessionWindow,
 		OutgoingWindow:   sessionWindow,
-		HandleMax:        c.srv.cfg.HandleMax,
+		HandleMax:        c.srv.cfg.handleMax(),
 	}, nil)
 	return nil
 }

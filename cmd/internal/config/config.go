@@ -64,6 +64,21 @@ type Edge struct {
 	// Credit is the link credit granted to each sending device: how many messages it
 	// may send before the gateway grants more (credit).
 	Credit uint32
+
+	// MaxConnections is the most device connections at once (max-connections);
+	// MaxConnectionsPerHost the most from one source address, 0 for no limit
+	// (max-connections-per-host). Connections beyond them are closed at once.
+	MaxConnections, MaxConnectionsPerHost int
+
+	// MaxSessions is the most sessions per connection (max-sessions, announced as
+	// channel-max + 1) and MaxLinks the most links per session (max-links, announced as
+	// handle-max + 1).
+	MaxSessions, MaxLinks int
+
+	// HandshakeTimeout is the time a device has from connecting to finishing the
+	// protocol header, SASL and open exchange; a device that says nothing, or trickles
+	// bytes, is dropped after it (handshake-timeout).
+	HandshakeTimeout time.Duration
 }
 
 // Store configures the durable message store: section [store].
@@ -191,12 +206,16 @@ const DefaultUplinkPort = "5671"
 func Default() Config {
 	return Config{
 		Edge: Edge{
-			Listen:         "127.0.0.1:5672",
-			AllowAnonymous: true,
-			MaxFrameSize:   65536,
-			IdleTimeout:    60 * time.Second,
-			MaxMessageSize: 1 << 20,
-			Credit:         256,
+			Listen:           "127.0.0.1:5672",
+			AllowAnonymous:   true,
+			MaxFrameSize:     65536,
+			IdleTimeout:      60 * time.Second,
+			MaxMessageSize:   1 << 20,
+			Credit:           256,
+			MaxConnections:   1000,
+			MaxSessions:      32,
+			MaxLinks:         64,
+			HandshakeTimeout: 10 * time.Second,
 		},
 		Store: Store{
 			Dir:      "./shadowgw-data",

@@ -16,6 +16,11 @@ max-frame-size = 4KiB
 idle-timeout = 1m30s
 max-message-size = 1000
 credit = 12
+max-connections = 50
+max-connections-per-host = 4
+max-sessions = 2
+max-links = 8
+handshake-timeout = 5s
 anonymous-networks = 10.0.0.0/8, 192.168.1.7/32
 anonymous-targets = public, sensors/*
 

@@ -85,6 +85,21 @@ func (c *Config) validateEdge(add func(*Error)) {
 	if e.MaxMessageSize < 1 || e.MaxMessageSize > maxMessageSize {
 		at("max-message-size", "must be from 1 to %d (%s), got %d", maxMessageSize, formatSize(maxMessageSize), e.MaxMessageSize)
 	}
+	if e.MaxConnections < 1 || e.MaxConnections > 100000 {
+		at("max-connections", "must be from 1 to 100000, got %d", e.MaxConnections)
+	}
+	if e.MaxConnectionsPerHost < 0 || e.MaxConnectionsPerHost > e.MaxConnections {
+		at("max-connections-per-host", "must be from 0 (no limit) to max-connections (%d), got %d", e.MaxConnections, e.MaxConnectionsPerHost)
+	}
+	if e.MaxSessions < 1 || e.MaxSessions > 65536 {
+		at("max-sessions", "must be from 1 to 65536, got %d", e.MaxSessions)
+	}
+	if e.MaxLinks < 1 || e.MaxLinks > 65536 {
+		at("max-links", "must be from 1 to 65536, got %d", e.MaxLinks)
+	}
+	if e.HandshakeTimeout < 100*time.Millisecond || e.HandshakeTimeout > 10*time.Minute {
+		at("handshake-timeout", "must be from 100ms to 10m, got %v", e.HandshakeTimeout)
+	}
 	if e.Credit < 1 || e.Credit > maxCount {
 		at("credit", "must be from 1 to %d, got %d", maxCount, e.Credit)
 	}

@@ -65,7 +65,8 @@ func TestDefaultIsValid(t *testing.T) {
 	if ws := c.Warnings(); len(ws) != 0 {
 		t.Errorf("Default().Warnings() = %v", ws)
 	}
-	want := Edge{Listen: "127.0.0.1:5672", AllowAnonymous: true, MaxFrameSize: 65536, IdleTimeout: time.Minute, MaxMessageSize: 1 << 20, Credit: 256}
+	want := Edge{Listen: "127.0.0.1:5672", AllowAnonymous: true, MaxFrameSize: 65536, IdleTimeout: time.Minute, MaxMessageSize: 1 << 20, Credit: 256,
+		MaxConnections: 1000, MaxSessions: 32, MaxLinks: 64, HandshakeTimeout: 10 * time.Second}
 	if !reflect.DeepEqual(c.Edge, want) {
 		t.Errorf("Default().Edge = %+v, want %+v", c.Edge, want)
 	}
