@@ -29,7 +29,7 @@ func init() {
 
 const (
 	serviceName   = "shadowgw"
-	stateDir      = "/var/lib/shadowgw"         // the unit's StateDirectory=
+	stateDir      = "/var/lib/shadowgw"           // the unit's StateDirectory=
 	defaultConfig = "/etc/shadowgw/shadowgw.conf" // the .deb's conffile
 )
 
@@ -53,6 +53,7 @@ StartLimitBurst=20
 Type=notify
 NotifyAccess=main
 ExecStart={{Path | cmdEscape}}{{range Arguments}} {{. | cmd}}{{end}}
+ExecReload=/bin/kill -HUP $MAINPID
 User={{UserName}}
 StateDirectory=shadowgw
 StateDirectoryMode=0750
@@ -150,7 +151,7 @@ func cmdService(args []string, io stdio) error {
 			return err
 		}
 		if err := service.Control(s, action); err != nil {
-			return fmt.Errorf("service: %w", err)
+			return fmt.Errorf("service (%s): %w", s.Platform(), err)
 		}
 		return nil
 	case "status":
@@ -295,7 +296,7 @@ func serviceStatus(out io.Writer) error {
 		fmt.Fprintln(out, "not installed")
 		return errNotRunning
 	case err != nil:
-		return fmt.Errorf("service status: %w", err)
+		return fmt.Errorf("service status (%s): %w", s.Platform(), err)
 	case st == service.StatusRunning:
 		fmt.Fprintln(out, "running")
 		return nil

@@ -115,3 +115,82 @@ func TestPackagedConfig(t *testing.T) {
 		t.Errorf("warnings: %v", w)
 	}
 }
+
+// confKeys returns the "[section] key" pairs a configuration text sets or shows
+// as a commented-out example ("#key = value", "# key = value").
+func confKeys(text string) map[string]bool {
+	keys := map[string]bool{}
+	section := ""
+	for _, l := range strings.Split(text, "\n") {
+		l = strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(l), "#;"))
+		switch {
+		case strings.HasPrefix(l, "["):
+			section, _, _ = strings.Cut(strings.TrimPrefix(l, "["), "]")
+			section, _, _ = strings.Cut(section, " ") // [device "NAME"] → device
+		case strings.Contains(l, " = ") || strings.HasSuffix(l, " ="):
+			key, _, _ := strings.Cut(l, " =")
+			if !strings.ContainsAny(key, " \t") {
+				keys["["+section+"] "+key] = true
+			}
+		}
+	}
+	return keys
+}
+
+// TestPackagedConfigDocumentsEveryKey keeps the conffile a complete reference:
+// every key of the test configuration and of the README's configuration block
+// appears in it, set or as an example.
+func TestPackagedConfigDocumentsEveryKey(t *testing.T) {
+	packaged, err := os.ReadFile("../../packaging/shadowgw.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := confKeys(string(packaged))
+	testdata, err := os.ReadFile("../internal/config/testdata/shadowgw.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sources := map[string]string{"cmd/internal/config/testdata/shadowgw.conf": string(testdata)}
+	if readme, err := os.ReadFile("../../README.md"); err == nil {
+		if _, block, ok := strings.Cut(string(readme), "## Configuration"); ok {
+			if _, block, ok = strings.Cut(block, "```ini\n"); ok {
+				block, _, _ = strings.Cut(block, "```")
+				sources["README.md"] = block
+			}
+		}
+	}
+	for name, text := range sources {
+		for k := range confKeys(text) {
+			if !have[k] {
+				t.Errorf("%s from %s is not in packaging/shadowgw.conf", k, name)
+			}
+		}
+	}
+}
+
+// TestPackagedConfigExamples applies every example of the conffile (each
+// "#key = value" replaces the key's default above it) and parses the result.
+func TestPackagedConfigExamples(t *testing.T) {
+	packaged, err := os.ReadFile("../../packaging/shadowgw.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(packaged), "\n") {
+		if strings.HasPrefix(l, "#[") || (strings.HasPrefix(l, "#") && strings.Contains(l, " = ") && !strings.HasPrefix(l, "# ")) {
+			l = l[1:]
+			key, _, _ := strings.Cut(l, " =")
+			if n := len(out); n > 0 && strings.HasPrefix(out[n-1], key+" =") {
+				out = out[:n-1]
+			}
+		}
+		out = append(out, l)
+	}
+	path := t.TempDir() + "/examples.conf"
+	if err := os.WriteFile(path, []byte(strings.Join(out, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Load(path); err != nil {
+		t.Errorf("the examples do not parse: %v", err)
+	}
+}
