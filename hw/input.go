@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shadowgw/shadowgw/uplink/backoff"
 	"log/slog"
 	"sync"
 	"time"
@@ -146,8 +147,8 @@ func (in *Input) wait(ctx context.Context, d time.Duration) bool {
 }
 
 // failed records a failure to open or read and returns the delay before the next try.
-func (in *Input) failed(err error, bo *backoff) time.Duration {
-	d := bo.next()
+func (in *Input) failed(err error, bo *backoff.Backoff) time.Duration {
+	d := bo.Next()
 	now := in.opts.Clock.Now()
 	var first bool
 	in.st.update(func(s *Status) {
@@ -167,8 +168,8 @@ func (in *Input) failed(err error, bo *backoff) time.Duration {
 }
 
 // working records a successful open or read, after failures if there were some.
-func (in *Input) working(bo *backoff) {
-	bo.reset()
+func (in *Input) working(bo *backoff.Backoff) {
+	bo.Reset()
 	var failures int
 	in.st.update(func(s *Status) {
 		failures = s.Failures

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shadowgw/shadowgw/uplink/backoff"
 	"io"
 	"os"
 	"time"
@@ -25,7 +26,7 @@ const badLinesWarning = 10
 // is done. When the line fails or stays silent too long, it is closed and opened
 // again after the backoff; the backoff starts over once a line was read.
 func (in *Input) runSerial(ctx context.Context, st Store) {
-	bo := newBackoff(in.opts.BackoffMin, in.opts.BackoffMax, in.opts.Rand)
+	bo := &backoff.Backoff{Min: in.opts.BackoffMin, Max: in.opts.BackoffMax, Rand: in.opts.Rand}
 	for ctx.Err() == nil {
 		p, err := serial.Open(in.spec.Device, in.spec.Serial)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shadowgw/shadowgw/uplink/backoff"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -23,7 +24,7 @@ import (
 // runPolled takes a reading every Spec.Interval until ctx is done. A failure closes
 // the sensor (and its bus); it is opened again after the backoff.
 func (in *Input) runPolled(ctx context.Context, st Store) {
-	bo := newBackoff(in.opts.BackoffMin, in.opts.BackoffMax, in.opts.Rand)
+	bo := &backoff.Backoff{Min: in.opts.BackoffMin, Max: in.opts.BackoffMax, Rand: in.opts.Rand}
 	clock := in.opts.Clock
 	var s sensor
 	defer func() {

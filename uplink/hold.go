@@ -1,6 +1,7 @@
 package uplink
 
 import (
+	"github.com/shadowgw/shadowgw/uplink/backoff"
 	"slices"
 	"sync"
 	"time"
@@ -28,7 +29,7 @@ type holds struct {
 
 type heldAddress struct {
 	HeldAddress
-	bo backoff
+	bo backoff.Backoff
 }
 
 // hold holds target after a failure, for the next delay of its own backoff, which
@@ -41,15 +42,15 @@ func (h *holds) hold(target, reason string, now time.Time, min, max time.Duratio
 	}
 	a := h.m[target]
 	if a == nil {
-		a = &heldAddress{HeldAddress: HeldAddress{Address: target, Since: now}, bo: backoff{min: min, max: max, rand: h.rand}}
+		a = &heldAddress{HeldAddress: HeldAddress{Address: target, Since: now}, bo: backoff.Backoff{Min: min, Max: max, Rand: h.rand}}
 		h.m[target] = a
 	}
 	a.Reason = reason
 	if now.Before(a.Until) {
 		return a.Until
 	}
-	a.Until = now.Add(a.bo.next())
-	a.Failures = a.bo.failures
+	a.Until = now.Add(a.bo.Next())
+	a.Failures = a.bo.Failures
 	return a.Until
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shadowgw/shadowgw/uplink/backoff"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -127,7 +128,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		addrs[i] = ep.addr
 	}
 	u.log.Info("starting", "endpoints", addrs, "sasl", u.cfg.mechanism(), "user", u.cfg.User, "address_prefix", u.cfg.AddressPrefix)
-	bo := backoff{min: u.cfg.BackoffMin, max: u.cfg.BackoffMax, rand: u.rand}
+	bo := backoff.Backoff{Min: u.cfg.BackoffMin, Max: u.cfg.BackoffMax, Rand: u.rand}
 	idx := 0
 	for {
 		ep := u.endpoints[idx]
@@ -148,11 +149,11 @@ func (u *Uplink) Run(ctx context.Context) error {
 				u.held.clear()
 			}
 			idx = sw.index
-			bo.reset()
+			bo.Reset()
 			continue
 		}
 		if ready {
-			bo.reset()
+			bo.Reset()
 		}
 		// Move on to the next endpoint; back off once a whole round failed.
 		next := (idx + 1) % len(u.endpoints)
@@ -160,17 +161,17 @@ func (u *Uplink) Run(ctx context.Context) error {
 		if next != 0 || ready {
 			delay = u.cfg.BackoffMin/2 + time.Duration(u.rand()*float64(u.cfg.BackoffMin/2))
 		} else {
-			delay = bo.next()
+			delay = bo.Next()
 		}
 		now := u.now()
 		u.st.update(func(s *Status) {
 			s.State, s.ConnectedSince, s.NextRetry = StateWaiting, time.Time{}, now.Add(delay)
-			s.LastError, s.LastErrorAt, s.Failures = err.Error(), now, bo.failures
+			s.LastError, s.LastErrorAt, s.Failures = err.Error(), now, bo.Failures
 		})
 		if ready {
 			u.log.Warn("disconnected", "err", err, "endpoint", ep.addr, "retry_in", delay.Round(time.Millisecond))
 		} else {
-			u.log.Warn("connection failed", "err", err, "endpoint", ep.addr, "attempt", bo.failures, "retry_in", delay.Round(time.Millisecond))
+			u.log.Warn("connection failed", "err", err, "endpoint", ep.addr, "attempt", bo.Failures, "retry_in", delay.Round(time.Millisecond))
 		}
 		if next != idx {
 			u.held.clear()

@@ -1,4 +1,4 @@
-package uplink
+package backoff
 
 import (
 	"math/rand/v2"
@@ -18,18 +18,18 @@ func TestBackoff(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := backoff{min: 100 * time.Millisecond, max: 800 * time.Millisecond, rand: func() float64 { return tt.rand }}
+			b := Backoff{Min: 100 * time.Millisecond, Max: 800 * time.Millisecond, Rand: func() float64 { return tt.rand }}
 			for i, want := range tt.want {
 				want *= time.Millisecond
-				if got := b.next().Round(time.Millisecond); got != want {
+				if got := b.Next().Round(time.Millisecond); got != want {
 					t.Errorf("attempt %d: got %v, want %v", i+1, got, want)
 				}
 			}
-			if b.failures != len(tt.want) {
-				t.Errorf("failures: got %d, want %d", b.failures, len(tt.want))
+			if b.Failures != len(tt.want) {
+				t.Errorf("failures: got %d, want %d", b.Failures, len(tt.want))
 			}
-			b.reset()
-			if got, want := b.next().Round(time.Millisecond), tt.want[0]*time.Millisecond; got != want {
+			b.Reset()
+			if got, want := b.Next().Round(time.Millisecond), tt.want[0]*time.Millisecond; got != want {
 				t.Errorf("after reset: got %v, want %v", got, want)
 			}
 		})
@@ -37,9 +37,9 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestBackoffLongOutage(t *testing.T) {
-	b := backoff{min: time.Second, max: time.Minute, rand: func() float64 { return 0.5 }}
+	b := Backoff{Min: time.Second, Max: time.Minute, Rand: func() float64 { return 0.5 }}
 	for range 1000 { // doubling must not overflow
-		if d := b.next(); d <= 0 || d > time.Minute {
+		if d := b.Next(); d <= 0 || d > time.Minute {
 			t.Fatalf("got %v, want within (0, 1m]", d)
 		}
 	}
@@ -53,8 +53,8 @@ func TestBackoffJitterSpread(t *testing.T) {
 	step := 800 * time.Millisecond // the 4th attempt with min 100ms
 	var buckets [10]int
 	for range n {
-		b := backoff{min: 100 * time.Millisecond, max: time.Minute, rand: rand.Float64, failures: 3}
-		d := b.next()
+		b := Backoff{Min: 100 * time.Millisecond, Max: time.Minute, Rand: rand.Float64, Failures: 3}
+		d := b.Next()
 		if d < step/2 || d > step {
 			t.Fatalf("got %v, want within [%v, %v]", d, step/2, step)
 		}
