@@ -52,7 +52,7 @@ if [ "${SKIP_ARM:-}" != 1 ]; then
     -exec qemu-aarch64-static ./store/ ./edge/...
 fi
 echo "== .deb packages: lintian, install, upgrade, remove in Debian roots (scripts/test-deb.sh)"
-if [ "${SKIP_ARM:-}" = 1 ]; then scripts/test-deb.sh amd64; else scripts/test-deb.sh amd64 armhf; fi
+if [ "${SKIP_ARM:-}" = 1 ]; then scripts/test-deb.sh amd64; else scripts/test-deb.sh amd64 armhf arm64; fi
 echo "== Raspberry Pi OS image on synthetic images (scripts/test-pi-image.sh)"
 scripts/test-pi-image.sh
 echo "== all tests passed"
