@@ -198,57 +198,36 @@ func (p *parser) keyValue(n int, s string) {
 
 func (p *parser) set(n int, name, value string) {
 	f, ok := lookupField(p.section, name)
-	if !ok {
-		p.unknownKey(n, name)
-		return
-	}
-	k := key(p.section, name)
-	if o, dup := p.c.origins[k]; dup {
-		p.errorf(n, p.display, name, "duplicate key (first set on line %d)", o.line)
-		return
-	}
-	p.c.origins[k] = origin{line: n}
-	if f.isPath && value != "" && !filepath.IsAbs(value) {
-		value = filepath.Join(p.dir, value)
-	}
-	if err := f.set(&p.c, value); err != nil {
-		p.errorf(n, p.display, name, "%v", err)
-	}
+	p.assign(n, name, key(p.section, name), ok, f.isPath, value, func(v string) error { return f.set(&p.c, v) })
 }
 
 func (p *parser) setDevice(n int, name, value string) {
 	f, ok := lookupDeviceField(name)
-	if !ok {
-		p.unknownKey(n, name)
-		return
-	}
-	k := deviceKey(p.device, name)
-	if o, dup := p.c.origins[k]; dup {
-		p.errorf(n, p.display, name, "duplicate key (first set on line %d)", o.line)
-		return
-	}
-	p.c.origins[k] = origin{line: n}
-	if err := f.set(&p.c.Devices[p.device], value); err != nil {
-		p.errorf(n, p.display, name, "%v", err)
-	}
+	p.assign(n, name, deviceKey(p.device, name), ok, false, value, func(v string) error { return f.set(&p.c.Devices[p.device], v) })
 }
 
 func (p *parser) setInput(n int, name, value string) {
 	f, ok := lookupInputField(name)
-	if !ok {
+	p.assign(n, name, inputKey(p.input, name), ok, f.isPath, value, func(v string) error { return f.set(&p.c.Inputs[p.input], v) })
+}
+
+// assign stores the value of key name on line n (k is its key in origins): it reports
+// an unknown key (known false) or a duplicate, remembers the line, resolves a relative
+// path against the file's directory, and sets the value with set.
+func (p *parser) assign(n int, name, k string, known, isPath bool, value string, set func(string) error) {
+	if !known {
 		p.unknownKey(n, name)
 		return
 	}
-	k := inputKey(p.input, name)
 	if o, dup := p.c.origins[k]; dup {
 		p.errorf(n, p.display, name, "duplicate key (first set on line %d)", o.line)
 		return
 	}
 	p.c.origins[k] = origin{line: n}
-	if f.isPath && value != "" && !filepath.IsAbs(value) {
+	if isPath && value != "" && !filepath.IsAbs(value) {
 		value = filepath.Join(p.dir, value)
 	}
-	if err := f.set(&p.c.Inputs[p.input], value); err != nil {
+	if err := set(value); err != nil {
 		p.errorf(n, p.display, name, "%v", err)
 	}
 }
