@@ -354,16 +354,6 @@ func (s *Store) key(seq uint64) []byte {
 	return s.arena[start:len(s.arena):len(s.arena)]
 }
 
-// payloadLen returns the payload size of the message record v; a corrupt
-// record counts as its whole length (Check reports the corruption).
-func payloadLen(seq uint64, v []byte) uint64 {
-	h, err := decodeMessageRecord(seq, v)
-	if err != nil {
-		return uint64(len(v))
-	}
-	return uint64(len(h.payload))
-}
-
 // sinceOpen holds the counters that start at zero with every Open.
 type sinceOpen struct {
 	commits      uint64

@@ -17,11 +17,18 @@ const purgeChunk = 4096
 // expiresAt returns when a message expires, in Unix nanoseconds, 0 for
 // never: the earlier of its header ttl (counted from received) and its
 // properties absolute-expiry-time, or received plus Options.DefaultTTL if it
-// carries neither. It runs on the producer's goroutine. A payload that does
-// not parse (the edge checks messages before they get here) never expires.
-func (s *Store) expiresAt(payload []byte, received time.Time) int64 {
+// carries neither. It runs on the producer's goroutine, and parses the payload
+// only if the producer did not hand over m.Info. A payload that does not parse
+// (the edge checks messages before they get here) never expires.
+func (s *Store) expiresAt(m *Message, received time.Time) int64 {
 	var at time.Time
-	if info, err := message.Parse(payload); err == nil {
+	info, err := m.Info, error(nil)
+	if info == nil {
+		var parsed message.Info
+		parsed, err = message.Parse(m.Payload)
+		info = &parsed
+	}
+	if err == nil {
 		if info.TTL > 0 {
 			at = received.Add(info.TTL)
 		}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/shadowgw/shadowgw/edge/message"
 )
 
 // fakeClock is a Clock the test moves.
@@ -139,4 +141,24 @@ func TestReadVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustCheck(t, s)
+}
+
+// A producer that parsed the message already hands its Info over; the store takes the
+// expiry from it rather than from parsing the payload again.
+func TestExpiryFromProducerInfo(t *testing.T) {
+	s, _ := openTest(t, testOptions())
+	payload := []byte{0x00, 0x53, 0x75, 0xa0, 0x01, 'x'} // a data section, no ttl
+	old := time.Now().Add(-time.Hour)
+	for _, m := range []*Message{
+		{Address: "a", Payload: payload, Received: old, Info: &message.Info{TTL: time.Second}},
+		{Address: "a", Payload: payload, Received: old},
+	} {
+		if err := s.Append(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := readAll(t, s)
+	if len(got) != 1 || got[0].Seq != 2 {
+		t.Fatalf("read %d messages (%+v), want only seq 2: seq 1 expired by its Info ttl", len(got), got)
+	}
 }

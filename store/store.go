@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shadowgw/shadowgw/edge/message"
 	"log/slog"
 	"math"
 	"os"
@@ -80,6 +81,11 @@ type Message struct {
 	Source   string    // who sent it (SASL user or container-id)
 	Received time.Time // when the gateway received it; Append sets time.Now() if zero
 	Payload  []byte    // the raw AMQP 1.0 message encoding (sections) exactly as received
+
+	// Info, if not nil, is what message.Parse returned for Payload: a producer that
+	// parsed the message already (the edge does, to check it) saves the store from
+	// parsing it again to find its expiry.
+	Info *message.Info
 }
 
 // DeadLetter is a message the cloud refused, kept with the reason.
@@ -514,7 +520,7 @@ func (s *Store) newAppend(m *Message) (*request, error) {
 		address:  m.Address,
 		source:   m.Source,
 		received: unixNanos(received),
-		expires:  s.expiresAt(m.Payload, received),
+		expires:  s.expiresAt(m, received),
 		payload:  m.Payload,
 	}, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -340,5 +339,3 @@ func check(t *testing.T, m *amqp.Message, size int) (key, error) {
 	}
 	return k, nil
 }
-
-var errTimeout = errors.New("timeout")

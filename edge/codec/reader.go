@@ -613,15 +613,6 @@ func (r *Reader) Skip() error {
 	return r.fail(start, c, "", "unknown format code")
 }
 
-// RawValue consumes one value and returns its complete encoding, aliasing the input.
-func (r *Reader) RawValue() ([]byte, error) {
-	start := r.off
-	if err := r.Skip(); err != nil {
-		return nil, err
-	}
-	return r.b[start:r.off], nil
-}
-
 // symbolicDescriptors maps the symbolic descriptors (§1.2) of the types the gateway
 // decodes to their numeric codes, so a peer that uses the symbolic form is understood.
 var symbolicDescriptors = map[string]uint64{

@@ -84,16 +84,6 @@ type Pair struct {
 // type, so a map decodes and re-encodes without change.
 type Map []Pair
 
-// Get returns the value of the first pair whose key equals k (compared with ==).
-func (m Map) Get(k any) (any, bool) {
-	for _, p := range m {
-		if p.Key == k {
-			return p.Value, true
-		}
-	}
-	return nil, false
-}
-
 // Array is a decoded AMQP array (§1.6.24): elements that share one constructor.
 type Array struct {
 	Code       byte // element format code, after any descriptor
