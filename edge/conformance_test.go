@@ -137,33 +137,15 @@ func TestSessionsAndLinks(t *testing.T) {
 // §2.7.6: completions the owner sees together are acknowledged with one disposition per
 // run of consecutive delivery-ids, whatever order they completed in.
 func TestBatchedDisposition(t *testing.T) {
-	srv := New(Config{}, &memSink{}, nil)
-	a, b := net.Pipe()
-	defer a.Close()
-	defer b.Close()
-	c := newConn(srv, a, 1)
-	var out bytes.Buffer
-	c.bw = bufio.NewWriter(&out)
-	if err := c.onBegin(0, &frame.Begin{IncomingWindow: 10, OutgoingWindow: 10}); err != nil {
-		t.Fatal(err)
-	}
-	s := c.sessions[0]
+	s, out := bareSession(t)
 	l := &link{window: 10}
 	for _, id := range []uint32{3, 1, 0, 2, 4, 7} {
 		l.outstanding++
 		s.completed(completion{sess: s, link: l, id: id})
 	}
 	s.flushAcks()
-	c.bw.Flush()
-	br := bufio.NewReader(&out)
-	readFrame(br, 1<<20) // the begin
 	var got [][2]uint32
-	for {
-		_, body, err := readFrame(br, 1<<20)
-		if err != nil {
-			break
-		}
-		b, _, _ := frame.Decode(frame.TypeAMQP, body)
+	for _, b := range sent(t, s, out) {
 		if d, ok := b.(*frame.Disposition); ok {
 			last := d.First
 			if d.HasLast {
@@ -276,31 +258,14 @@ func TestSessionErrors(t *testing.T) {
 // §2.5.6: a transfer beyond the incoming-window ends the session. Over a socket the
 // server reopens its window as it consumes frames, so the rule is tested on a session.
 func TestWindowViolation(t *testing.T) {
-	srv := New(Config{}, &memSink{}, nil)
-	a, b := net.Pipe()
-	defer a.Close()
-	defer b.Close()
-	c := newConn(srv, a, 1)
-	var out bytes.Buffer
-	c.bw = bufio.NewWriter(&out)
-	if err := c.onBegin(0, &frame.Begin{IncomingWindow: 10, OutgoingWindow: 10}); err != nil {
-		t.Fatal(err)
-	}
-	s := c.sessions[0]
+	s, out := bareSession(t)
 	s.inWindow = 0
 	if err := s.onTransfer(&frame.Transfer{Handle: 0, DeliveryID: 0, HasDeliveryID: true}, encMessage([]byte("m"))); err != nil {
 		t.Fatal(err)
 	}
-	c.bw.Flush()
-	br := bufio.NewReader(&out)
-	readFrame(br, 1<<20) // the begin
-	_, body, err := readFrame(br, 1<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, _, err := frame.Decode(frame.TypeAMQP, body)
-	if end, ok := e.(*frame.End); err != nil || !ok || end.Error == nil || end.Error.Condition != frame.ErrWindowViolation {
-		t.Fatalf("got %#v (%v), want end with %s", e, err, frame.ErrWindowViolation)
+	frames := sent(t, s, out)
+	if end, ok := frames[0].(*frame.End); !ok || end.Error == nil || end.Error.Condition != frame.ErrWindowViolation {
+		t.Fatalf("got %#v, want end with %s", frames[0], frame.ErrWindowViolation)
 	}
 	if !s.ending {
 		t.Fatal("session not ending after a window violation")
@@ -437,4 +402,46 @@ func TestBackpressureWhenFull(t *testing.T) {
 	if st := srv.Stats(); st.Rejected != 0 || st.Dropped != 0 {
 		t.Fatalf("stats %+v: nothing may be rejected or dropped", st)
 	}
+}
+
+// bareSession returns a session begun on a connection whose frames go to the returned
+// buffer instead of a peer, for rules that cannot be provoked reliably over a socket.
+func bareSession(t *testing.T) (*session, *bytes.Buffer) {
+	t.Helper()
+	a, b := net.Pipe()
+	t.Cleanup(func() { a.Close(); b.Close() })
+	c := newConn(New(Config{}, &memSink{}, nil), a, 1)
+	out := &bytes.Buffer{}
+	c.bw = bufio.NewWriter(out)
+	if err := c.onBegin(0, &frame.Begin{IncomingWindow: 10, OutgoingWindow: 10}); err != nil {
+		t.Fatal(err)
+	}
+	return c.sessions[0], out
+}
+
+// sent flushes the session's connection and decodes what it wrote after the begin.
+func sent(t *testing.T, s *session, out *bytes.Buffer) []frame.Body {
+	t.Helper()
+	if err := s.c.bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(out)
+	var bodies []frame.Body
+	for {
+		_, body, err := readFrame(br, 1<<20)
+		if err != nil {
+			break
+		}
+		b, _, err := frame.Decode(frame.TypeAMQP, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Code() != frame.CodeBegin {
+			bodies = append(bodies, b)
+		}
+	}
+	if len(bodies) == 0 {
+		t.Fatal("the session wrote nothing")
+	}
+	return bodies
 }
