@@ -362,16 +362,17 @@ func TestConnectionLimits(t *testing.T) {
 	a.begin(0)
 }
 
-// fullSink is a memSink whose Full can be switched.
+// fullSink is a memSink whose Full can be switched, for every address but "free".
 type fullSink struct {
 	memSink
 	full atomic.Bool
 }
 
-func (s *fullSink) Full() bool { return s.full.Load() }
+func (s *fullSink) Full(address string) bool { return address != "free" && s.full.Load() }
 
-// Backpressure: while the Sink is full, devices get no credit (and nothing is lost or
-// rejected); once it has room, credit comes without the device asking.
+// Backpressure: while the Sink is full for an address, devices get no credit on links to
+// it (and nothing is lost or rejected) while links to other addresses get theirs; once
+// it has room, credit comes without the device asking.
 func TestBackpressureWhenFull(t *testing.T) {
 	sink := &fullSink{}
 	sink.full.Store(true)
@@ -382,6 +383,10 @@ func TestBackpressureWhenFull(t *testing.T) {
 	_, fl := p.attachSender(0, "l", 0, "x")
 	if fl.LinkCredit != 0 {
 		t.Fatalf("initial credit %d while the store is full, want 0", fl.LinkCredit)
+	}
+	// Another address with room (another route of the store) is not held up.
+	if _, fl := p.attachSender(0, "free", 1, "free"); fl.LinkCredit != 4 {
+		t.Fatalf("credit %d on a link to an address with room, want 4", fl.LinkCredit)
 	}
 	p.nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
 	if h, body, err := readFrame(p.br, 1<<20); err == nil {

@@ -151,7 +151,7 @@ func (l *link) grant(srv *Server) bool {
 	if want <= l.credit || (want-l.credit < l.window/4 && l.credit > 0) {
 		return false
 	}
-	if srv.full() {
+	if srv.full(l.address) {
 		return false // Server.watchPressure wakes the connection when there is room
 	}
 	l.credit = want

@@ -96,10 +96,12 @@ type Sink interface {
 }
 
 // A Sink that also implements Pressure is asked before the server grants link credit:
-// while Full is true, devices get no new credit (backpressure, never silent loss), and
-// they get it again within resumeInterval after Full turns false. Full must be cheap.
+// while Full(address) is true for a link's target address, the device gets no new credit
+// on that link (backpressure, never silent loss), and it gets it again within
+// resumeInterval after Full turns false. Links to other addresses (another route of the
+// store, say alarms while telemetry is full) keep their credit. Full must be cheap.
 type Pressure interface {
-	Full() bool
+	Full(address string) bool
 }
 
 // resumeInterval is how often the server checks whether a full Sink has room again.
@@ -135,7 +137,8 @@ type Server struct {
 	logRefused, logMalformed, logNotStored, logDropped rateLog
 
 	pressure  Pressure    // nil if the Sink has no Full method
-	pressured atomic.Bool // credit was withheld because the Sink was full
+	pressured atomic.Bool // credit was withheld on some link because the Sink was full
+	withheld  atomic.Bool // pressured, for logging the transitions (watchPressure only)
 
 	open             atomic.Int64
 	connectionsTotal atomic.Uint64
@@ -163,19 +166,19 @@ func New(cfg Config, sink Sink, log *slog.Logger) *Server {
 	return srv
 }
 
-// full reports whether the Sink has no room, and remembers that credit was withheld.
-func (s *Server) full() bool {
-	if s.pressure == nil || !s.pressure.Full() {
+// full reports whether the Sink has no room for messages to address, and remembers
+// that credit was withheld.
+func (s *Server) full(address string) bool {
+	if s.pressure == nil || !s.pressure.Full(address) {
 		return false
 	}
-	if !s.pressured.Swap(true) {
-		s.log.Warn("store full: devices get no new credit until it has room")
-	}
+	s.pressured.Store(true)
 	return true
 }
 
-// watchPressure wakes every connection when a Sink that was full has room again, so
-// that links waiting for credit get it.
+// watchPressure reconsiders, every resumeInterval while credit is withheld on some
+// link, the credit of every link, so that links whose address has room again get it.
+// Links still full withhold it again and keep the watch going.
 func (s *Server) watchPressure(ctx context.Context) {
 	t := time.NewTicker(resumeInterval)
 	defer t.Stop()
@@ -185,11 +188,18 @@ func (s *Server) watchPressure(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if !s.pressured.Load() || s.pressure.Full() {
+		was := s.withheld.Load()
+		now := s.pressured.Swap(false)
+		switch {
+		case now && !was:
+			s.log.Warn("store full: devices sending to full routes get no new credit until there is room")
+		case !now && was:
+			s.log.Info("store has room again: granting credit")
+		}
+		s.withheld.Store(now)
+		if !now {
 			continue
 		}
-		s.pressured.Store(false)
-		s.log.Info("store has room again: granting credit")
 		s.mu.Lock()
 		for c := range s.conns {
 			c.resume()

@@ -18,6 +18,7 @@ type MessageInfo struct {
 	Received time.Time `json:"received"`
 	Expires  time.Time `json:"expires,omitzero"` // zero: never
 	Size     int       `json:"size"`             // payload bytes
+	Route    string    `json:"route,omitempty"`  // queued messages only
 	Expired  bool      `json:"expired,omitempty"`
 	// Dead letters only.
 	Reason string    `json:"reason,omitempty"`
@@ -62,17 +63,13 @@ func (s *Store) list(bucket []byte, after uint64, limit int) ([]MessageInfo, err
 	var out []MessageInfo
 	now := s.opts.Clock.Now().UnixNano()
 	err := s.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucket)
-		if string(bucket) == string(bucketQueue) {
-			b = b.Bucket(routeDefault)
-		}
-		c := b.Cursor()
-		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
-			seq, err := keySeq(k)
-			if err != nil {
-				return err
-			}
-			if string(bucket) == string(bucketDead) {
+		if string(bucket) == string(bucketDead) {
+			c := tx.Bucket(bucketDead).Cursor()
+			for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+				seq, err := keySeq(k)
+				if err != nil {
+					return err
+				}
 				h, err := decodeDeadRecord(seq, v)
 				if err != nil {
 					out = append(out, MessageInfo{Seq: seq, Err: err.Error()})
@@ -82,14 +79,47 @@ func (s *Store) list(bucket []byte, after uint64, limit int) ([]MessageInfo, err
 				mi.Expired = false // dead letters stay until requeued or purged
 				mi.Reason, mi.At = string(h.reason), time.Unix(0, h.at)
 				out = append(out, mi)
-				continue
 			}
-			h, err := decodeMessageRecord(seq, v)
+			return nil
+		}
+		// Queued messages of all routes, merged in seq order.
+		q := tx.Bucket(bucketQueue)
+		type head struct {
+			r    *route
+			c    *bolt.Cursor
+			k, v []byte
+		}
+		var heads []head
+		for _, r := range s.rt.all {
+			if b := q.Bucket(r.key); b != nil {
+				c := b.Cursor()
+				k, v := c.Seek(seqKey(after + 1))
+				heads = append(heads, head{r, c, k, v})
+			}
+		}
+		for len(out) < limit {
+			best := -1
+			for i, h := range heads {
+				if h.k != nil && (best < 0 || string(h.k) < string(heads[best].k)) {
+					best = i
+				}
+			}
+			if best < 0 {
+				break
+			}
+			h := &heads[best]
+			seq, err := keySeq(h.k)
 			if err != nil {
-				out = append(out, MessageInfo{Seq: seq, Err: err.Error()})
-				continue
+				return err
 			}
-			out = append(out, h.info(seq, now))
+			if rec, err := decodeMessageRecord(seq, h.v); err != nil {
+				out = append(out, MessageInfo{Seq: seq, Route: h.r.Name, Err: err.Error()})
+			} else {
+				mi := rec.info(seq, now)
+				mi.Route = h.r.Name
+				out = append(out, mi)
+			}
+			h.k, h.v = h.c.Next()
 		}
 		return nil
 	})
@@ -135,12 +165,13 @@ func (s *Store) purgeAll(dead bool) (int, error) {
 	}
 }
 
-// requeue implements opRequeue in the committer's transaction.
-func (s *Store) requeue(route, dead, exp *bolt.Bucket, c *counters, seqs []uint64) (int, error) {
+// requeue implements opRequeue in the committer's transaction; each message
+// goes to the route its address maps to now.
+func (s *Store) requeue(t *txn, seqs []uint64) (int, error) {
 	n := 0
 	for _, seq := range seqs {
 		k := s.key(seq)
-		v := dead.Get(k)
+		v := t.dead.Get(k)
 		if v == nil {
 			continue
 		}
@@ -150,42 +181,48 @@ func (s *Store) requeue(route, dead, exp *bolt.Bucket, c *counters, seqs []uint6
 		}
 		s.lastSeq++
 		m := h.msg
-		if err := s.putMessage(route, exp, c, s.lastSeq, m.received, m.expires, string(m.address), string(m.source), m.payload); err != nil {
+		r := s.rt.lookup(string(m.address))
+		if err := s.putMessage(t, r, s.lastSeq, m.received, m.expires, string(m.address), string(m.source), m.payload); err != nil {
 			return 0, err
 		}
-		if err := dead.Delete(k); err != nil {
+		if err := t.dead.Delete(k); err != nil {
 			return 0, fmt.Errorf("delete dead letter %d: %w", seq, err)
 		}
-		sub(&c.deadLetters, 1)
-		sub(&c.deadBytes, uint64(len(m.payload)))
+		sub(&t.c.deadLetters, 1)
+		sub(&t.c.deadBytes, uint64(len(m.payload)))
 		n++
 	}
 	return n, nil
 }
 
 // purge implements opPurge: it deletes up to purgeChunk records from the
-// front of the queue or of the dead-letter area.
-func (s *Store) purge(route, dead, exp *bolt.Bucket, c *counters, deadLetters bool) (int, error) {
+// front of the routes (in turn) or of the dead-letter area.
+func (s *Store) purge(t *txn, deadLetters bool) (int, error) {
 	n := 0
-	for ; n < purgeChunk; n++ {
-		if !deadLetters {
-			k, _ := route.Cursor().First()
-			if k == nil {
-				break
-			}
-			seq, err := keySeq(k)
-			if err != nil {
-				if err := route.Delete(k); err != nil {
+	if !deadLetters {
+		for i, r := range s.rt.all {
+			b := t.buckets[i]
+			for ; n < purgeChunk; n++ {
+				k, _ := b.Cursor().First()
+				if k == nil {
+					break
+				}
+				seq, err := keySeq(k)
+				if err != nil {
+					if err := b.Delete(k); err != nil {
+						return 0, err
+					}
+					continue
+				}
+				if _, err := s.removeFrom(t, r, seq); err != nil {
 					return 0, err
 				}
-				continue
 			}
-			if _, err := s.removeMessage(route, exp, c, seq); err != nil {
-				return 0, err
-			}
-			continue
 		}
-		k, v := dead.Cursor().First()
+		return n, nil
+	}
+	for ; n < purgeChunk; n++ {
+		k, v := t.dead.Cursor().First()
 		if k == nil {
 			break
 		}
@@ -195,11 +232,11 @@ func (s *Store) purge(route, dead, exp *bolt.Bucket, c *counters, deadLetters bo
 				size = uint64(len(h.msg.payload))
 			}
 		}
-		if err := dead.Delete(k); err != nil {
+		if err := t.dead.Delete(k); err != nil {
 			return 0, err
 		}
-		sub(&c.deadLetters, 1)
-		sub(&c.deadBytes, size)
+		sub(&t.c.deadLetters, 1)
+		sub(&t.c.deadBytes, size)
 	}
 	return n, nil
 }

@@ -54,6 +54,7 @@ func (k opKind) String() string {
 // set by the sender and read-only afterwards; the committer owns the rest.
 type request struct {
 	kind     opKind
+	route    *route   // opAppend
 	address  string   // opAppend
 	source   string   // opAppend
 	received int64    // opAppend, Unix nanoseconds
@@ -158,10 +159,10 @@ func (s *Store) commit(batch []*request) {
 	var (
 		err      error
 		appended int
-		next     = s.persisted
+		t        = &s.txn
 	)
 	if writes > 0 {
-		appended, err = s.write(batch, &next)
+		appended, err = s.write(batch, t)
 		s.arena = s.arena[:0]
 		if cap(s.arena) > 4<<20 {
 			s.arena = nil // do not keep a burst's buffer forever
@@ -181,7 +182,11 @@ func (s *Store) commit(batch []*request) {
 				s.failing = true
 			}
 		} else {
-			s.persisted = next
+			s.persisted = t.c
+			for i, r := range s.rt.all {
+				r.count = t.rc[i]
+				r.dropped += t.dropped[i]
+			}
 			s.diskFull = false
 			s.since.commits++
 			s.since.appended += uint64(appended)
@@ -224,15 +229,17 @@ func (s *Store) commit(batch []*request) {
 }
 
 // write runs the write requests of batch in one read-write transaction and
-// commits it, updating c to the counters the file holds if it succeeds. It
+// commits it, updating t to the counters the file holds if it succeeds. It
 // returns the number of messages appended.
-func (s *Store) write(batch []*request, c *counters) (int, error) {
+func (s *Store) write(batch []*request, t *txn) (int, error) {
 	s.pend = pending{}
 	tx, err := s.db.Begin(true)
 	if err != nil {
 		return 0, err
 	}
-	appended, err := s.apply(tx, batch, c)
+	t.begin(s, tx)
+	defer t.end()
+	appended, err := s.apply(batch, t)
 	if err != nil {
 		_ = tx.Rollback()
 		return 0, err
@@ -240,18 +247,60 @@ func (s *Store) write(batch []*request, c *counters) (int, error) {
 	return appended, tx.Commit()
 }
 
-// apply performs the write requests of batch in tx. Errors that concern one
-// request (a missing seq) are stored in the request; errors returned abort
-// the whole transaction.
-func (s *Store) apply(tx *bolt.Tx, batch []*request, c *counters) (int, error) {
-	q := tx.Bucket(bucketQueue)
-	route := q.Bucket(routeDefault)
-	dead := tx.Bucket(bucketDead)
-	exp := tx.Bucket(bucketExpiry)
+// txn is what the committer's transaction works on: the buckets and the
+// counters as they will be if it commits.
+type txn struct {
+	q, dead, exp, meta *bolt.Bucket
+	c                  counters
+	buckets            []*bolt.Bucket // by route index
+	rc                 []routeCount   // by route index
+	dirty              []bool         // route counters changed
+	dropped            []uint64       // messages dropped to make room, by route index
+}
+
+// begin prepares t for tx, starting from the persisted counters.
+func (t *txn) begin(s *Store, tx *bolt.Tx) {
+	t.q, t.dead, t.exp, t.meta = tx.Bucket(bucketQueue), tx.Bucket(bucketDead), tx.Bucket(bucketExpiry), tx.Bucket(bucketMeta)
 	// Keys only ever grow, so fill pages completely instead of splitting
 	// them in half.
-	route.FillPercent = 1.0
-	dead.FillPercent = 1.0
+	t.dead.FillPercent = 1.0
+	t.c = s.persisted
+	n := len(s.rt.all)
+	t.buckets, t.rc, t.dirty, t.dropped = t.buckets[:0], t.rc[:0], t.dirty[:0], t.dropped[:0]
+	for _, r := range s.rt.all {
+		b := t.q.Bucket(r.key) // initialize created every route's bucket
+		b.FillPercent = 1.0
+		t.buckets = append(t.buckets, b)
+		t.rc = append(t.rc, r.count)
+	}
+	t.dirty = append(t.dirty, make([]bool, n)...)
+	t.dropped = append(t.dropped, make([]uint64, n)...)
+}
+
+// end drops the references to the finished transaction.
+func (t *txn) end() {
+	clear(t.buckets)
+	t.q, t.dead, t.exp, t.meta = nil, nil, nil, nil
+}
+
+// find returns the route and record of the queued message seq, or nil.
+func (s *Store) find(t *txn, seq uint64) (*route, []byte) {
+	k := s.key(seq)
+	for i, r := range s.rt.all {
+		if t.rc[i].messages == 0 {
+			continue
+		}
+		if v := t.buckets[i].Get(k); v != nil {
+			return r, v
+		}
+	}
+	return nil, nil
+}
+
+// apply performs the write requests of batch in t. Errors that concern one
+// request (a missing seq) are stored in the request; errors returned abort
+// the whole transaction.
+func (s *Store) apply(batch []*request, t *txn) (int, error) {
 	wall := time.Now().UnixNano()
 	now := s.opts.Clock.Now().UnixNano()
 	appended := 0
@@ -259,11 +308,11 @@ func (s *Store) apply(tx *bolt.Tx, batch []*request, c *counters) (int, error) {
 		r.err = nil
 		switch r.kind {
 		case opAppend:
-			if why, err := s.makeRoom(route, exp, c, uint64(len(r.payload))); err != nil {
+			if why, err := s.makeRoom(t, r.route, uint64(len(r.payload))); err != nil {
 				return 0, err
 			} else if why != "" {
 				s.pend.rejected++
-				s.refused, s.refusedAt = why, c.bytes
+				s.refuse(t, r.route, why)
 				r.err = fmt.Errorf("store: append: %w (%s)", ErrFull, why)
 				continue
 			}
@@ -271,39 +320,39 @@ func (s *Store) apply(tx *bolt.Tx, batch []*request, c *counters) (int, error) {
 			// handed out twice by one process.
 			s.lastSeq++
 			r.seq = s.lastSeq
-			if err := s.putMessage(route, exp, c, r.seq, r.received, r.expires, r.address, r.source, r.payload); err != nil {
+			if err := s.putMessage(t, r.route, r.seq, r.received, r.expires, r.address, r.source, r.payload); err != nil {
 				return 0, err
 			}
 			appended++
 		case opDelete:
 			for _, seq := range r.seqs {
-				if _, err := s.removeMessage(route, exp, c, seq); err != nil {
+				if _, err := s.removeMessage(t, seq); err != nil {
 					return 0, err
 				}
 			}
 		case opDeadLetter:
 			seq := r.seqs[0]
-			k := s.key(seq)
-			v := route.Get(k)
+			rt, v := s.find(t, seq)
 			if v == nil {
 				r.err = fmt.Errorf("store: %s %d: %w", r.kind, seq, ErrNotFound)
 				continue
 			}
+			k := s.key(seq)
 			start := len(s.arena)
 			s.arena = appendDeadRecord(s.arena, wall, r.reason, v) // copies v before the delete
-			if err := dead.Put(k, s.arena[start:len(s.arena):len(s.arena)]); err != nil {
+			if err := t.dead.Put(k, s.arena[start:len(s.arena):len(s.arena)]); err != nil {
 				return 0, fmt.Errorf("put dead letter %d: %w", seq, err)
 			}
-			n, err := s.removeMessage(route, exp, c, seq)
+			n, err := s.removeFrom(t, rt, seq)
 			if err != nil {
 				return 0, err
 			}
-			c.deadLetters++
-			c.deadBytes += n
+			t.c.deadLetters++
+			t.c.deadBytes += n
 		case opDeleteDead:
 			for _, seq := range r.seqs {
 				k := s.key(seq)
-				v := dead.Get(k)
+				v := t.dead.Get(k)
 				if v == nil {
 					continue
 				}
@@ -311,37 +360,44 @@ func (s *Store) apply(tx *bolt.Tx, batch []*request, c *counters) (int, error) {
 				if h, err := decodeDeadRecord(seq, v); err == nil {
 					n = uint64(len(h.msg.payload))
 				}
-				if err := dead.Delete(k); err != nil {
+				if err := t.dead.Delete(k); err != nil {
 					return 0, fmt.Errorf("delete dead letter %d: %w", seq, err)
 				}
-				sub(&c.deadLetters, 1)
-				sub(&c.deadBytes, n)
+				sub(&t.c.deadLetters, 1)
+				sub(&t.c.deadBytes, n)
 			}
 		case opRequeue:
-			n, err := s.requeue(route, dead, exp, c, r.seqs)
+			n, err := s.requeue(t, r.seqs)
 			if err != nil {
 				return 0, err
 			}
 			r.seq = uint64(n)
 			appended += n
 		case opPurge:
-			n, err := s.purge(route, dead, exp, c, r.reason == "dead")
+			n, err := s.purge(t, r.reason == "dead")
 			if err != nil {
 				return 0, err
 			}
 			r.seq = uint64(n)
 		}
 	}
-	if err := s.purgeExpired(route, exp, c, now); err != nil {
+	if err := s.purgeExpired(t, now); err != nil {
 		return 0, err
 	}
-	if s.lastSeq > q.Sequence() {
-		if err := q.SetSequence(s.lastSeq); err != nil {
+	if s.lastSeq > t.q.Sequence() {
+		if err := t.q.SetSequence(s.lastSeq); err != nil {
 			return 0, fmt.Errorf("set sequence: %w", err)
 		}
 	}
-	if err := tx.Bucket(bucketMeta).Put(keyStats, c.encode()); err != nil {
+	if err := t.meta.Put(keyStats, t.c.encode()); err != nil {
 		return 0, fmt.Errorf("put stats: %w", err)
+	}
+	for i, r := range s.rt.all {
+		if t.dirty[i] {
+			if err := t.meta.Put(routeStatsKey(r.Name), t.rc[i].encode()); err != nil {
+				return 0, fmt.Errorf("put stats of route %s: %w", r.Name, err)
+			}
+		}
 	}
 	return appended, nil
 }
@@ -370,7 +426,7 @@ type sinceOpen struct {
 type pending struct {
 	dropped, rejected, expired uint64
 	dropFirst, dropLast        uint64 // seqs of the first and last dropped message
-	dropWhy                    string
+	dropWhy, dropRoute         string
 }
 
 // publish makes the committer's current counters visible to Stats.
@@ -392,7 +448,22 @@ func (s *Store) publish() {
 		FullReason:      s.fullReason(),
 		FreeBytes:       s.free,
 		Recovered:       s.recovered,
+		Routes:          s.routeStats(),
 	})
+}
+
+// routeStats returns the routes' counters for publish.
+func (s *Store) routeStats() []RouteStats {
+	out := make([]RouteStats, len(s.rt.all))
+	for i, r := range s.rt.all {
+		out[i] = RouteStats{
+			Name: r.Name, Priority: r.Priority, WhenFull: r.WhenFull,
+			MaxBytes: r.MaxBytes, MaxMessages: r.MaxMessages,
+			Messages: r.count.messages, Bytes: r.count.bytes, Dropped: r.dropped,
+			FullReason: r.fullWhy, Orphan: r.orphan,
+		}
+	}
+	return out
 }
 
 // check implements Check; it runs on the committer goroutine, so no write
@@ -405,25 +476,34 @@ func (s *Store) check() error {
 		}
 		q := tx.Bucket(bucketQueue)
 		seqMax := q.Sequence()
-		for _, b := range []struct {
-			name   string
-			bucket *bolt.Bucket
-		}{{"queue", q.Bucket(routeDefault)}, {"dead letters", tx.Bucket(bucketDead)}} {
-			if k, _ := b.bucket.Cursor().Last(); k != nil {
+		buckets := map[string]*bolt.Bucket{"dead letters": tx.Bucket(bucketDead)}
+		for _, r := range s.rt.all {
+			buckets["route "+r.Name] = q.Bucket(r.key)
+		}
+		for name, b := range buckets {
+			if k, _ := b.Cursor().Last(); k != nil {
 				if seq, err := keySeq(k); err == nil && seq > seqMax {
-					errs = append(errs, fmt.Errorf("%s: seq %d above sequence counter %d", b.name, seq, seqMax))
+					errs = append(errs, fmt.Errorf("%s: seq %d above sequence counter %d", name, seq, seqMax))
 				}
 			}
 		}
-		got, err := count(tx)
+		meta := tx.Bucket(bucketMeta)
+		got, perRoute, err := count(tx)
 		if err != nil {
 			errs = append(errs, err)
-		} else if v := tx.Bucket(bucketMeta).Get(keyStats); v == nil {
+		} else if v := meta.Get(keyStats); v == nil {
 			errs = append(errs, errors.New("stats record missing"))
 		} else if c, err := decodeCounters(v); err != nil {
 			errs = append(errs, err)
 		} else if c != got {
 			errs = append(errs, fmt.Errorf("stats record %+v, records hold %+v", c, got))
+		}
+		for name, want := range perRoute {
+			if rc, ok := decodeRouteCount(meta.Get(routeStatsKey(name))); !ok {
+				errs = append(errs, fmt.Errorf("route %s: stats record missing or unreadable", name))
+			} else if rc != want {
+				errs = append(errs, fmt.Errorf("route %s: stats record %+v, records hold %+v", name, rc, want))
+			}
 		}
 		return errors.Join(errs...)
 	})

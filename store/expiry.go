@@ -16,11 +16,11 @@ const purgeChunk = 4096
 
 // expiresAt returns when a message expires, in Unix nanoseconds, 0 for
 // never: the earlier of its header ttl (counted from received) and its
-// properties absolute-expiry-time, or received plus Options.DefaultTTL if it
-// carries neither. It runs on the producer's goroutine, and parses the payload
+// properties absolute-expiry-time, or received plus the route's DefaultTTL if
+// it carries neither. It runs on the producer's goroutine, and parses the payload
 // only if the producer did not hand over m.Info. A payload that does not parse
 // (the edge checks messages before they get here) never expires.
-func (s *Store) expiresAt(m *Message, received time.Time) int64 {
+func (s *Store) expiresAt(m *Message, r *route, received time.Time) int64 {
 	var at time.Time
 	info, err := m.Info, error(nil)
 	if info == nil {
@@ -36,8 +36,8 @@ func (s *Store) expiresAt(m *Message, received time.Time) int64 {
 			at = info.AbsoluteExpiryTime
 		}
 	}
-	if at.IsZero() && s.opts.DefaultTTL > 0 {
-		at = received.Add(s.opts.DefaultTTL)
+	if at.IsZero() && r.DefaultTTL > 0 {
+		at = received.Add(r.DefaultTTL)
 	}
 	if at.IsZero() {
 		return 0
@@ -70,11 +70,11 @@ func (s *Store) loadNextExpiry() error {
 
 // purgeExpired deletes up to purgeChunk messages whose expiry time is at or
 // before now, if any is due; an int comparison when none is.
-func (s *Store) purgeExpired(route, exp *bolt.Bucket, c *counters, now int64) error {
+func (s *Store) purgeExpired(t *txn, now int64) error {
 	if s.nextExp == 0 || s.nextExp > now {
 		return nil
 	}
-	cur := exp.Cursor()
+	cur := t.exp.Cursor()
 	n := 0
 	k, _ := cur.First()
 	for ; k != nil && n < purgeChunk; k, _ = cur.First() {
@@ -94,9 +94,9 @@ func (s *Store) purgeExpired(route, exp *bolt.Bucket, c *counters, now int64) er
 		if err := cur.Delete(); err != nil {
 			return fmt.Errorf("delete expiry entry %d: %w", seq, err)
 		}
-		if v := route.Get(s.key(seq)); v != nil {
+		if r, v := s.find(t, seq); v != nil {
 			if h, err := decodeMessageRecord(seq, v); err == nil && h.expired(now) {
-				if _, err := s.removeMessage(route, exp, c, seq); err != nil {
+				if _, err := s.removeFrom(t, r, seq); err != nil {
 					return err
 				}
 				s.pend.expired++

@@ -120,7 +120,7 @@ func TestReadVersion1(t *testing.T) {
 		if err := q.SetSequence(1); err != nil {
 			return err
 		}
-		if err := q.Bucket(routeDefault).Put(seqKey(1), appendMessageRecord(nil, 5, "old", "dev", []byte("v1"))); err != nil {
+		if err := q.Bucket([]byte(DefaultRoute)).Put(seqKey(1), appendMessageRecord(nil, 5, "old", "dev", []byte("v1"))); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketMeta).Put(keyStats, counters{messages: 1, bytes: 2}.encode())

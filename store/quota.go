@@ -2,9 +2,8 @@ package store
 
 import (
 	"fmt"
+	"strings"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // freeEvery is how often the committer asks the file system for its free
@@ -36,46 +35,78 @@ func (s *Store) refreshFree(force bool) {
 func (s *Store) diskLow() bool { return s.opts.MinFree > 0 && s.free < s.opts.MinFree }
 
 // overBudget returns which budget adding n payload bytes as one more
-// message to c would exceed, or "".
-func (s *Store) overBudget(c *counters, n uint64) string {
+// message to route r would exceed, or "", and whether it is the route's own.
+func (s *Store) overBudget(t *txn, r *route, n uint64) (why string, own bool) {
+	rc := t.rc[r.idx]
 	switch {
-	case s.opts.MaxMessages > 0 && c.messages+1 > s.opts.MaxMessages:
-		return "max-messages"
-	case s.opts.MaxBytes > 0 && c.bytes+n > s.opts.MaxBytes:
-		return "max-bytes"
+	case r.MaxMessages > 0 && rc.messages+1 > r.MaxMessages:
+		return "route max-messages", true
+	case r.MaxBytes > 0 && rc.bytes+n > r.MaxBytes:
+		return "route max-bytes", true
+	case s.opts.MaxMessages > 0 && t.c.messages+1 > s.opts.MaxMessages:
+		return "max-messages", false
+	case s.opts.MaxBytes > 0 && t.c.bytes+n > s.opts.MaxBytes:
+		return "max-bytes", false
 	case s.diskLow():
-		return "min-free"
+		return "min-free", false
 	}
-	return ""
+	return "", false
 }
 
-// makeRoom checks that a message of n payload bytes fits the budgets. With
-// DropOldest it deletes the oldest queued messages until it does (under
-// MinFree: as many payload bytes as the new message brings, so that the file
-// need not grow). It returns the budget that still refuses the message, or
-// "" if it may be stored.
-func (s *Store) makeRoom(route, exp *bolt.Bucket, c *counters, n uint64) (string, error) {
-	why := s.overBudget(c, n)
-	if why == "" || s.opts.WhenFull != DropOldest {
-		return why, nil
+// victim returns the route whose oldest message is dropped to make room for
+// a message on route r, or nil if none may be: for the route's own budget, r
+// itself if it is DropOldest; for the store's, the lowest-priority DropOldest
+// route below r's priority that has messages, else r itself if it is
+// DropOldest. A route never loses messages to one of lower or equal priority
+// but itself.
+func (s *Store) victim(rc []routeCount, r *route, own bool) *route {
+	if !own {
+		for _, v := range s.rt.lowFirst {
+			if v.Priority >= r.Priority {
+				break
+			}
+			if rc[v.idx].messages > 0 {
+				return v
+			}
+		}
 	}
-	if s.opts.MaxBytes > 0 && n > s.opts.MaxBytes {
-		return "max-bytes", nil // would not fit an empty queue
+	if r.WhenFull == DropOldest && rc[r.idx].messages > 0 {
+		return r
+	}
+	return nil
+}
+
+// makeRoom checks that a message of n payload bytes fits the budgets of route
+// r and of the store, dropping the oldest messages of victim routes until it
+// does (under MinFree: as many payload bytes as the new message brings, so
+// that the file need not grow). It returns the budget that still refuses the
+// message, or "" if it may be stored.
+func (s *Store) makeRoom(t *txn, r *route, n uint64) (string, error) {
+	switch {
+	case r.MaxBytes > 0 && n > r.MaxBytes:
+		return "route max-bytes", nil // would not fit an empty route
+	case s.opts.MaxBytes > 0 && n > s.opts.MaxBytes:
+		return "max-bytes", nil
 	}
 	freed := uint64(0)
-	for why != "" {
-		if why == "min-free" && freed >= n {
+	for {
+		why, own := s.overBudget(t, r, n)
+		if why == "" || why == "min-free" && freed >= n {
 			return "", nil
 		}
-		k, _ := route.Cursor().First()
-		if k == nil {
+		v := s.victim(t.rc, r, own)
+		if v == nil {
 			return why, nil
+		}
+		k, _ := t.buckets[v.idx].Cursor().First()
+		if k == nil {
+			return why, nil // the counters were wrong; Check reports it
 		}
 		seq, err := keySeq(k)
 		if err != nil {
 			return "", err
 		}
-		m, err := s.removeMessage(route, exp, c, seq)
+		m, err := s.removeFrom(t, v, seq)
 		if err != nil {
 			return "", err
 		}
@@ -83,40 +114,66 @@ func (s *Store) makeRoom(route, exp *bolt.Bucket, c *counters, n uint64) (string
 		if s.pend.dropped == 0 {
 			s.pend.dropFirst = seq
 			s.pend.dropWhy = why
+			s.pend.dropRoute = v.Name
 		}
 		s.pend.dropped++
 		s.pend.dropLast = seq
-		why = s.overBudget(c, n)
+		t.dropped[v.idx]++
 	}
-	return "", nil
 }
 
-// putMessage stores a message record under seq and indexes its expiry.
-func (s *Store) putMessage(route, exp *bolt.Bucket, c *counters, seq uint64, received, expires int64, address, source string, payload []byte) error {
+// refuse remembers that route r refused an append because of budget why, so
+// that FullFor stays true for the route until the queue (the route's or the
+// store's, after why) shrinks below what it holds now.
+func (s *Store) refuse(t *txn, r *route, why string) {
+	r.refused, r.refusedAt = why, t.c.bytes
+	if strings.HasPrefix(why, "route ") {
+		r.refusedAt = t.rc[r.idx].bytes
+	}
+}
+
+// putMessage stores a message record under seq on route r and indexes its
+// expiry.
+func (s *Store) putMessage(t *txn, r *route, seq uint64, received, expires int64, address, source string, payload []byte) error {
 	k := s.key(seq)
 	start := len(s.arena)
 	s.arena = appendMessageRecordV2(s.arena, received, expires, address, source, payload)
-	if err := route.Put(k, s.arena[start:len(s.arena):len(s.arena)]); err != nil {
+	if err := t.buckets[r.idx].Put(k, s.arena[start:len(s.arena):len(s.arena)]); err != nil {
 		return fmt.Errorf("put %d: %w", seq, err)
 	}
 	if expires != 0 {
-		if err := exp.Put(s.expiryKey(expires, seq), nil); err != nil {
+		if err := t.exp.Put(s.expiryKey(expires, seq), nil); err != nil {
 			return fmt.Errorf("put expiry %d: %w", seq, err)
 		}
 		if s.nextExp == 0 || expires < s.nextExp {
 			s.nextExp = expires
 		}
 	}
-	c.messages++
-	c.bytes += uint64(len(payload))
+	n := uint64(len(payload))
+	t.c.messages++
+	t.c.bytes += n
+	t.rc[r.idx].messages++
+	t.rc[r.idx].bytes += n
+	t.dirty[r.idx] = true
 	return nil
 }
 
-// removeMessage deletes the queued message seq and its expiry index entry,
-// if it is queued, and returns its payload size.
-func (s *Store) removeMessage(route, exp *bolt.Bucket, c *counters, seq uint64) (uint64, error) {
+// removeMessage deletes the queued message seq, on whichever route it is, and
+// its expiry index entry, if it is queued, and returns its payload size.
+func (s *Store) removeMessage(t *txn, seq uint64) (uint64, error) {
+	r, _ := s.find(t, seq)
+	if r == nil {
+		return 0, nil
+	}
+	return s.removeFrom(t, r, seq)
+}
+
+// removeFrom deletes the queued message seq from route r and its expiry
+// index entry, if it is there, and returns its payload size.
+func (s *Store) removeFrom(t *txn, r *route, seq uint64) (uint64, error) {
+	b := t.buckets[r.idx]
 	k := s.key(seq)
-	v := route.Get(k)
+	v := b.Get(k)
 	if v == nil {
 		return 0, nil
 	}
@@ -125,54 +182,93 @@ func (s *Store) removeMessage(route, exp *bolt.Bucket, c *counters, seq uint64) 
 	if err == nil {
 		n = uint64(len(h.payload))
 		if h.expires != 0 {
-			if err := exp.Delete(s.expiryKey(h.expires, seq)); err != nil {
+			if err := t.exp.Delete(s.expiryKey(h.expires, seq)); err != nil {
 				return 0, fmt.Errorf("delete expiry %d: %w", seq, err)
 			}
 		}
 	}
-	if err := route.Delete(k); err != nil {
+	if err := b.Delete(k); err != nil {
 		return 0, fmt.Errorf("delete %d: %w", seq, err)
 	}
-	sub(&c.messages, 1)
-	sub(&c.bytes, n)
+	sub(&t.c.messages, 1)
+	sub(&t.c.bytes, n)
+	sub(&t.rc[r.idx].messages, 1)
+	sub(&t.rc[r.idx].bytes, n)
+	t.dirty[r.idx] = true
 	return n, nil
 }
 
-// updateFull recomputes Full from the last commit's outcome, the budgets
-// and the free space.
+// updateFull recomputes, for every route, whether it can take a message,
+// from the last commit's outcome, the budgets and the free space, and
+// publishes the result for Full and FullFor.
 func (s *Store) updateFull() {
 	c := s.persisted
-	why := ""
+	rc := make([]routeCount, len(s.rt.all))
+	for i, r := range s.rt.all {
+		rc[i] = r.count
+	}
+	reasons := make([]string, len(s.rt.all))
+	all := true
+	for i, r := range s.rt.all {
+		why := s.routeFullReason(r, c, rc)
+		if why != r.fullWhy && !r.orphan {
+			if why != "" {
+				s.log.Warn("store full: devices sending to this route get no credit until there is room",
+					"route", r.Name, "reason", why, "route_messages", rc[i].messages, "route_bytes", rc[i].bytes,
+					"messages", c.messages, "bytes", c.bytes, "free", s.free)
+			} else {
+				s.log.Info("store has room again", "route", r.Name, "route_messages", rc[i].messages,
+					"messages", c.messages, "bytes", c.bytes)
+			}
+		}
+		r.fullWhy = why
+		reasons[i] = why
+		all = all && (why != "" || r.orphan)
+	}
+	s.fullWhy = ""
+	if all {
+		s.fullWhy = reasons[s.rt.dflt.idx]
+	}
+	s.routeFull.Store(&reasons)
+	s.full.Store(all)
+}
+
+// routeFullReason says why route r cannot take a message now, or "".
+func (s *Store) routeFullReason(r *route, c counters, rc []routeCount) string {
+	own := rc[r.idx]
+	if r.refused != "" {
+		at := c.bytes
+		if strings.HasPrefix(r.refused, "route ") {
+			at = own.bytes
+		}
+		if at < r.refusedAt {
+			r.refused = ""
+		}
+	}
 	switch {
 	case s.diskFull:
-		why = "disk"
-	case s.opts.WhenFull == DropOldest:
-		// Room is made by dropping; only an empty queue leaves none.
-		if s.diskLow() && c.messages == 0 {
-			why = "min-free"
-		}
+		return "disk"
+	case r.WhenFull == Backpressure && r.MaxMessages > 0 && own.messages >= r.MaxMessages:
+		return "route max-messages"
+	case r.WhenFull == Backpressure && r.MaxBytes > 0 && own.bytes >= r.MaxBytes:
+		return "route max-bytes"
+	}
+	why := ""
+	switch {
 	case s.opts.MaxMessages > 0 && c.messages >= s.opts.MaxMessages:
 		why = "max-messages"
 	case s.opts.MaxBytes > 0 && c.bytes >= s.opts.MaxBytes:
 		why = "max-bytes"
 	case s.diskLow():
 		why = "min-free"
-	case s.refused != "" && c.bytes >= s.refusedAt:
-		why = s.refused
 	}
-	if s.refused != "" && c.bytes < s.refusedAt {
-		s.refused = ""
+	if why != "" && s.victim(rc, r, false) != nil {
+		why = "" // room is made by dropping
 	}
-	if why != s.fullWhy {
-		if why != "" {
-			s.log.Warn("store full: devices get no credit until there is room", "reason", why,
-				"messages", c.messages, "bytes", c.bytes, "free", s.free)
-		} else {
-			s.log.Info("store has room again", "messages", c.messages, "bytes", c.bytes)
-		}
+	if why == "" && r.refused != "" && (r.WhenFull == Backpressure || !strings.HasPrefix(r.refused, "route ")) {
+		why = r.refused
 	}
-	s.fullWhy = why
-	s.full.Store(why != "")
+	return why
 }
 
 func (s *Store) fullReason() string { return s.fullWhy }
@@ -183,7 +279,7 @@ func (s *Store) fullReason() string { return s.fullWhy }
 type dropBurst struct {
 	n           uint64
 	first, last uint64
-	why         string
+	why, route  string
 	start, at   time.Time
 }
 
@@ -194,7 +290,7 @@ const (
 
 func (d *dropBurst) add(p pending, now time.Time) {
 	if d.n == 0 {
-		d.first, d.why, d.start = p.dropFirst, p.dropWhy, now
+		d.first, d.why, d.route, d.start = p.dropFirst, p.dropWhy, p.dropRoute, now
 	}
 	d.n += p.dropped
 	d.last = p.dropLast
@@ -208,7 +304,7 @@ func (s *Store) flushDrops(now time.Time) {
 		return
 	}
 	s.log.Warn("dropped the oldest messages to make room (when-full = drop-oldest)",
-		"dropped", d.n, "first_seq", d.first, "last_seq", d.last, "reason", d.why,
+		"route", d.route, "dropped", d.n, "first_seq", d.first, "last_seq", d.last, "reason", d.why,
 		"during", now.Sub(d.start).Round(time.Millisecond), "dropped_total", s.since.dropped)
 	*d = dropBurst{}
 }

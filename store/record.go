@@ -15,6 +15,7 @@ const (
 	statsRecordV1   = 1
 	schemaV1        = 1 // message records version 1 only
 	schemaV2        = 2 // message records version 1 or 2, expiry index bucket
+	schemaV3        = 3 // routes besides "default" under "q", route counters in meta
 
 	// v2Header is the version byte plus the received and expiry timestamps
 	// that open a version 2 message record.

@@ -131,7 +131,7 @@ func TestCorruptRecordInFile(t *testing.T) {
 	// A second writer is fine for bbolt; the test plays the role of a bad
 	// sector.
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketQueue).Bucket(routeDefault).Put(seqKey(2), []byte{messageRecordV1, 0, 0})
+		return tx.Bucket(bucketQueue).Bucket([]byte(DefaultRoute)).Put(seqKey(2), []byte{messageRecordV1, 0, 0})
 	})
 	if err != nil {
 		t.Fatal(err)

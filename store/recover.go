@@ -169,11 +169,11 @@ func (s *Store) recoverFile(cause error) error {
 	}
 	if err == nil {
 		err = s.db.Update(func(tx *bolt.Tx) error {
-			c, err := count(tx)
+			c, perRoute, err := count(tx)
 			if err != nil {
 				return err
 			}
-			return tx.Bucket(bucketMeta).Put(keyStats, c.encode())
+			return putCounters(tx.Bucket(bucketMeta), c, perRoute)
 		})
 	}
 	if err == nil {
@@ -214,9 +214,9 @@ func (s *Store) salvage(old string) (copied uint64, expected int64, err error) {
 	defer src.Close()
 
 	type record struct {
-		dead bool
-		seq  uint64
-		v    []byte
+		route string // "" for a dead letter
+		seq   uint64
+		v     []byte
 	}
 	var (
 		batch   []record
@@ -231,15 +231,20 @@ func (s *Store) salvage(old string) (copied uint64, expected int64, err error) {
 		}
 		err := s.db.Update(func(tx *bolt.Tx) error {
 			q := tx.Bucket(bucketQueue)
-			route, dead, exp := q.Bucket(routeDefault), tx.Bucket(bucketDead), tx.Bucket(bucketExpiry)
-			route.FillPercent, dead.FillPercent = 1.0, 1.0
+			dead, exp := tx.Bucket(bucketDead), tx.Bucket(bucketExpiry)
+			dead.FillPercent = 1.0
 			for _, r := range batch {
-				b := route
-				if r.dead {
-					b = dead
-				} else if h, err := decodeMessageRecord(r.seq, r.v); err == nil && h.expires != 0 {
-					if err := exp.Put(s.expiryKey(h.expires, r.seq), nil); err != nil {
+				b := dead
+				if r.route != "" {
+					var err error
+					if b, err = q.CreateBucketIfNotExists([]byte(r.route)); err != nil {
 						return err
+					}
+					b.FillPercent = 1.0
+					if h, err := decodeMessageRecord(r.seq, r.v); err == nil && h.expires != 0 {
+						if err := exp.Put(s.expiryKey(h.expires, r.seq), nil); err != nil {
+							return err
+						}
 					}
 				}
 				if err := b.Put(seqKey(r.seq), r.v); err != nil {
@@ -257,11 +262,11 @@ func (s *Store) salvage(old string) (copied uint64, expected int64, err error) {
 		batch, size = batch[:0], 0
 		return err
 	}
-	add := func(dead bool, seq uint64, v []byte) {
+	add := func(route string, seq uint64, v []byte) {
 		if writeEr != nil {
 			return
 		}
-		batch = append(batch, record{dead, seq, bytes.Clone(v)})
+		batch = append(batch, record{route, seq, bytes.Clone(v)})
 		size += len(v)
 		if size >= salvageChunk {
 			writeEr = flush()
@@ -281,18 +286,29 @@ func (s *Store) salvage(old string) (copied uint64, expected int64, err error) {
 			q := tx.Bucket(bucketQueue)
 			if q != nil {
 				seqMax = q.Sequence()
-				if route := q.Bucket(routeDefault); route != nil {
-					salvageBucket(route, seqMax, func(seq uint64, v []byte) {
-						if _, err := decodeMessageRecord(seq, v); err == nil {
-							add(false, seq, v)
+				var routes []string
+				_ = guard("salvage routes", func() error {
+					return q.ForEachBucket(func(k []byte) error {
+						if validRouteName(string(k)) == nil {
+							routes = append(routes, string(k))
 						}
+						return nil
 					})
+				})
+				for _, name := range routes {
+					if route := q.Bucket([]byte(name)); route != nil {
+						salvageBucket(route, seqMax, func(seq uint64, v []byte) {
+							if _, err := decodeMessageRecord(seq, v); err == nil {
+								add(name, seq, v)
+							}
+						})
+					}
 				}
 			}
 			if dead := tx.Bucket(bucketDead); dead != nil {
 				salvageBucket(dead, seqMax, func(seq uint64, v []byte) {
 					if _, err := decodeDeadRecord(seq, v); err == nil {
-						add(true, seq, v)
+						add("", seq, v)
 					}
 				})
 			}

@@ -25,7 +25,6 @@ var (
 	bucketQueue  = []byte("q")
 	bucketDead   = []byte("dead")
 	bucketExpiry = []byte("expiry")
-	routeDefault = []byte("default")
 	keySchema    = []byte("schema")
 	keyStats     = []byte("stats")
 )
@@ -81,6 +80,7 @@ type Message struct {
 	Source   string    // who sent it (SASL user or container-id)
 	Received time.Time // when the gateway received it; Append sets time.Now() if zero
 	Payload  []byte    // the raw AMQP 1.0 message encoding (sections) exactly as received
+	Route    string    // the route the message is queued on; set by Read and ReadNext
 
 	// Info, if not nil, is what message.Parse returned for Payload: a producer that
 	// parsed the message already (the edge does, to check it) saves the store from
@@ -146,6 +146,13 @@ type Options struct {
 	Recover bool
 	// Clock tells the time for expiry; nil means the system clock.
 	Clock Clock
+
+	// Routes are the store's queues (see Route). A route named DefaultRoute,
+	// if not among them, is added with WhenFull and DefaultTTL from these
+	// Options and priority 0. The budgets above (MaxBytes, MaxMessages,
+	// MinFree) are totals over all routes; WhenFull and DefaultTTL apply to
+	// the default route only when it is added that way.
+	Routes []Route
 }
 
 // Clock is a source of the current time.
@@ -207,7 +214,9 @@ type Stats struct {
 	// LastCompaction describes the latest compaction since Open, if any.
 	LastCompaction *Compaction
 	// FullReason says why Full is true ("max-bytes", "max-messages",
-	// "min-free", "disk"), empty when it is false.
+	// "min-free", "disk", or a route's budget: "route max-bytes", "route
+	// max-messages"), empty when it is false; RouteStats.FullReason says it
+	// per route.
 	FullReason string
 	// FreeBytes is the free space of the file system as of the last
 	// statfs, 0 if MinFree is not set.
@@ -215,6 +224,8 @@ type Stats struct {
 	// Recovered is set when Open found the file damaged and started a fresh
 	// one (Options.Recover); nil otherwise.
 	Recovered *Recovered
+	// Routes are the routes' counters, highest priority first.
+	Routes []RouteStats
 }
 
 // Compaction describes one rewrite of the file into a smaller one.
@@ -248,9 +259,11 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	notify chan struct{}
-	stats  atomic.Pointer[Stats]
-	full   atomic.Bool // the last commit failed for lack of room
+	notify    chan struct{}
+	stats     atomic.Pointer[Stats]
+	rt        *routeTable              // read-only after Open
+	routeFull atomic.Pointer[[]string] // FullReason by route index
+	full      atomic.Bool              // the last commit failed for lack of room
 
 	// Owned by the committer goroutine after Open returns.
 	persisted counters // what meta/stats holds as of the last commit
@@ -264,10 +277,7 @@ type Store struct {
 	freeAt    time.Time // when free was measured
 	diskFull  bool      // the last commit failed with ErrFull
 	fullWhy   string    // why Full is true, "" if it is not
-	// refused is the budget that refused the last append, and refusedAt the
-	// queued bytes then: Full stays true until the queue shrinks below.
-	refused   string
-	refusedAt uint64
+	txn       txn       // the transaction being built
 	dropLog   dropBurst
 	compact   compactState
 	recovered *Recovered
@@ -286,7 +296,12 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	// A compaction that a crash interrupted leaves its unfinished copy.
 	_ = os.Remove(path + compactSuffix)
+	rt, err := newRouteTable(opts)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
 	s := &Store{
+		rt:     rt,
 		path:   path,
 		opts:   opts,
 		log:    opts.Logger.With("component", "store"),
@@ -294,7 +309,7 @@ func Open(path string, opts Options) (*Store, error) {
 		exited: make(chan struct{}),
 		notify: make(chan struct{}, 1),
 	}
-	err := s.openFile(opts.Recover)
+	err = s.openFile(opts.Recover)
 	if err != nil && opts.Recover && recoverable(err) {
 		err = s.recoverFile(err)
 	}
@@ -351,30 +366,33 @@ func (s *Store) openFile(verify bool) error {
 	return s.loadNextExpiry()
 }
 
-// initialize creates the buckets of a new file, checks the layout version of
-// an existing one and loads the counters.
+// initialize creates the buckets of a new file and of every configured
+// route, checks the layout version of an existing one, adds the routes found
+// in the file but not configured (orphans) to the route table and loads the
+// counters. It runs in Open only, before anyone reads the route table.
 func (s *Store) initialize(tx *bolt.Tx) error {
 	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 	if err != nil {
 		return err
 	}
 	// Version 1 files are upgraded in place: their records stay readable.
-	// Older binaries refuse version 2 files instead of misreading them.
+	// Older binaries refuse newer files instead of misreading them.
+	schema := byte(schemaV2)
 	switch v := meta.Get(keySchema); {
-	case v == nil, len(v) == 1 && v[0] == schemaV1:
-		if err := meta.Put(keySchema, []byte{schemaV2}); err != nil {
-			return err
-		}
-	case len(v) != 1 || v[0] != schemaV2:
+	case v == nil, len(v) == 1 && (v[0] == schemaV1 || v[0] == schemaV2):
+	case len(v) == 1 && v[0] == schemaV3:
+		schema = schemaV3
+	default:
 		return fmt.Errorf("layout version %d: %w", firstByte(v), ErrSchema)
 	}
 	q, err := tx.CreateBucketIfNotExists(bucketQueue)
 	if err != nil {
 		return err
 	}
-	route, err := q.CreateBucketIfNotExists(routeDefault)
-	if err != nil {
-		return err
+	for _, r := range s.rt.all {
+		if _, err := q.CreateBucketIfNotExists(r.key); err != nil {
+			return err
+		}
 	}
 	if _, err := tx.CreateBucketIfNotExists(bucketDead); err != nil {
 		return err
@@ -383,10 +401,53 @@ func (s *Store) initialize(tx *bolt.Tx) error {
 		return err
 	}
 
+	// Routes in the file that are not configured: an empty one is removed,
+	// one with messages is kept and drained (nothing is dropped because the
+	// configuration changed).
+	var orphans [][]byte
+	err = q.ForEachBucket(func(k []byte) error {
+		if s.rt.byName[string(k)] == nil {
+			orphans = append(orphans, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, name := range orphans {
+		if k, _ := q.Bucket(name).Cursor().First(); k == nil {
+			if err := q.DeleteBucket(name); err != nil {
+				return err
+			}
+			if err := meta.Delete(routeStatsKey(string(name))); err != nil {
+				return err
+			}
+			s.log.Info("removed an empty route that is no longer configured", "route", string(name))
+			continue
+		}
+		s.rt.add(&route{Route: Route{Name: string(name), WhenFull: Backpressure}, orphan: true})
+		s.log.Warn("the store holds messages on a route that is not configured: they are forwarded at priority 0",
+			"route", string(name))
+	}
+	// A file with routes besides the default one is version 3: a binary
+	// that knows only the default route would not forward the others.
+	if len(s.rt.all) > 1 && schema < schemaV3 {
+		schema = schemaV3
+	}
+	if v := meta.Get(keySchema); len(v) != 1 || v[0] != schema {
+		if err := meta.Put(keySchema, []byte{schema}); err != nil {
+			return err
+		}
+	}
+
 	// The sequence counter only moves forward; guard against a file whose
 	// counter is behind its keys all the same.
 	s.lastSeq = q.Sequence()
-	for _, b := range []*bolt.Bucket{route, tx.Bucket(bucketDead)} {
+	buckets := []*bolt.Bucket{tx.Bucket(bucketDead)}
+	for _, r := range s.rt.all {
+		buckets = append(buckets, q.Bucket(r.key))
+	}
+	for _, b := range buckets {
 		if k, _ := b.Cursor().Last(); k != nil {
 			if seq, err := keySeq(k); err == nil && seq > s.lastSeq {
 				s.lastSeq = seq
@@ -394,39 +455,90 @@ func (s *Store) initialize(tx *bolt.Tx) error {
 		}
 	}
 
-	if v := meta.Get(keyStats); v != nil {
-		if c, err := decodeCounters(v); err == nil {
-			s.persisted = c
-			return nil
-		}
-		s.log.Warn("stats record unreadable, recounting")
+	// The counters: the totals and one record per route, which must add up.
+	if s.loadCounters(meta) {
+		return nil
 	}
-	c, err := count(tx)
+	c, perRoute, err := count(tx)
 	if err != nil {
 		return err
 	}
 	s.persisted = c
-	return meta.Put(keyStats, c.encode())
+	for _, r := range s.rt.all {
+		r.count = perRoute[r.Name]
+	}
+	return putCounters(meta, c, perRoute)
 }
 
-// count computes the counters by scanning all records.
-func count(tx *bolt.Tx) (counters, error) {
+// loadCounters loads the persisted counters into s, and reports whether they
+// were all there, readable and consistent.
+func (s *Store) loadCounters(meta *bolt.Bucket) bool {
+	c, err := decodeCounters(meta.Get(keyStats))
+	if err != nil {
+		if meta.Get(keyStats) != nil {
+			s.log.Warn("stats record unreadable, recounting")
+		}
+		return false
+	}
+	var sum routeCount
+	for _, r := range s.rt.all {
+		rc, ok := decodeRouteCount(meta.Get(routeStatsKey(r.Name)))
+		if !ok {
+			return false // a new route, or a file from before routes
+		}
+		r.count = rc
+		sum.messages += rc.messages
+		sum.bytes += rc.bytes
+	}
+	if sum.messages != c.messages || sum.bytes != c.bytes {
+		s.log.Warn("route counters do not add up to the totals, recounting")
+		return false
+	}
+	s.persisted = c
+	return true
+}
+
+// putCounters writes the totals and the counters of every route.
+func putCounters(meta *bolt.Bucket, c counters, perRoute map[string]routeCount) error {
+	if err := meta.Put(keyStats, c.encode()); err != nil {
+		return err
+	}
+	for name, rc := range perRoute {
+		if err := meta.Put(routeStatsKey(name), rc.encode()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// count computes the counters, the totals and per route, by scanning all
+// records.
+func count(tx *bolt.Tx) (counters, map[string]routeCount, error) {
 	var c counters
-	err := tx.Bucket(bucketQueue).Bucket(routeDefault).ForEach(func(k, v []byte) error {
-		seq, err := keySeq(k)
-		if err != nil {
-			return err
-		}
-		h, err := decodeMessageRecord(seq, v)
-		if err != nil {
-			return err
-		}
-		c.messages++
-		c.bytes += uint64(len(h.payload))
-		return nil
+	perRoute := map[string]routeCount{}
+	q := tx.Bucket(bucketQueue)
+	err := q.ForEachBucket(func(name []byte) error {
+		var rc routeCount
+		err := q.Bucket(name).ForEach(func(k, v []byte) error {
+			seq, err := keySeq(k)
+			if err != nil {
+				return err
+			}
+			h, err := decodeMessageRecord(seq, v)
+			if err != nil {
+				return err
+			}
+			rc.messages++
+			rc.bytes += uint64(len(h.payload))
+			return nil
+		})
+		perRoute[string(name)] = rc
+		c.messages += rc.messages
+		c.bytes += rc.bytes
+		return err
 	})
 	if err != nil {
-		return c, err
+		return c, nil, err
 	}
 	err = tx.Bucket(bucketDead).ForEach(func(k, v []byte) error {
 		seq, err := keySeq(k)
@@ -441,7 +553,7 @@ func count(tx *bolt.Tx) (counters, error) {
 		c.deadBytes += uint64(len(h.msg.payload))
 		return nil
 	})
-	return c, err
+	return c, perRoute, err
 }
 
 // Close stops accepting requests, lets the committer commit everything that
@@ -515,12 +627,14 @@ func (s *Store) newAppend(m *Message) (*request, error) {
 	if received.IsZero() {
 		received = time.Now()
 	}
+	r := s.rt.lookup(m.Address)
 	return &request{
 		kind:     opAppend,
+		route:    r,
 		address:  m.Address,
 		source:   m.Source,
 		received: unixNanos(received),
-		expires:  s.expiresAt(m, received),
+		expires:  s.expiresAt(m, r, received),
 		payload:  m.Payload,
 	}, nil
 }
@@ -600,37 +714,19 @@ func (s *Store) enqueue(ctx context.Context, r *request) error {
 	}
 }
 
-// Read returns up to max queued messages with Seq > after, in Seq order. The
-// messages are copies, owned by the caller. Read runs in a bbolt read
-// transaction concurrently with commits; its cost is proportional to the bytes
-// returned.
+// Read returns up to max queued messages with Seq > after, in Seq order across
+// all routes. The messages are copies, owned by the caller. Read runs in a bbolt
+// read transaction concurrently with commits; its cost is proportional to the
+// bytes returned. A forwarder that should respect route priorities uses
+// ReadNext instead.
 func (s *Store) Read(after uint64, max int) ([]Message, error) {
 	if max <= 0 || after == math.MaxUint64 {
 		return nil, nil
 	}
 	var msgs []Message
-	err := s.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketQueue).Bucket(routeDefault).Cursor()
-		var str interner
-		now := s.opts.Clock.Now().UnixNano()
-		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(msgs) < max; k, v = c.Next() {
-			seq, err := keySeq(k)
-			if err != nil {
-				return err
-			}
-			h, err := decodeMessageRecord(seq, v)
-			if err != nil {
-				return err
-			}
-			if h.expired(now) {
-				continue // the committer deletes it
-			}
-			if msgs == nil {
-				msgs = make([]Message, 0, min(max, 256))
-			}
-			msgs = append(msgs, h.message(seq, &str))
-		}
-		return nil
+	err := s.view(func(tx *bolt.Tx) (err error) {
+		msgs, err = s.readMerged(tx.Bucket(bucketQueue), s.rt.all, func(*route) uint64 { return after }, func(*route, uint64) {}, max)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: read: %w", err)

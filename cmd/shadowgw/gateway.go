@@ -38,7 +38,7 @@ func (s storeSink) Store(d *edge.Delivery, done func(error)) {
 }
 
 // Full tells the edge to grant devices no credit while the store has no room.
-func (s storeSink) Full() bool { return s.st.Full() }
+func (s storeSink) Full(address string) bool { return s.st.FullFor(address) }
 
 // gatewayConfig is what runGateway needs, resolved from the configuration file and flags.
 type gatewayConfig struct {

@@ -1,0 +1,405 @@
+package store
+
+import (
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// DefaultRoute is the name of the route that takes every address no other route
+// matches. It always exists.
+const DefaultRoute = "default"
+
+// Route configures one queue of the store. Messages are put on a route by their
+// address when they are appended; each route is first in, first out, and routes
+// are drained by priority (see ReadNext).
+type Route struct {
+	// Name identifies the route: letters, digits, '-', '_' and '.', at most 64
+	// bytes. The name is stored in the file, so renaming a route leaves its
+	// messages on a route of the old name (see the package documentation).
+	Name string
+	// Addresses are the target addresses the route takes: exact addresses, and
+	// prefixes ending in "*" ("alarms/*"). The longest matching pattern wins. The
+	// default route has none: it takes the rest.
+	Addresses []string
+	// Priority orders draining: every message of a route of higher priority is
+	// read before any of a lower one. Routes of equal priority are read together
+	// in seq (arrival) order.
+	Priority int
+	// MaxBytes and MaxMessages are the route's own budget of queued payload
+	// bytes and messages, inside the store's total (Options.MaxBytes,
+	// MaxMessages); 0 means none.
+	MaxBytes    uint64
+	MaxMessages uint64
+	// WhenFull is what happens when the route's budget, or the store's, is
+	// reached. A DropOldest route drops its own oldest messages; when the store
+	// as a whole is full, messages of lower-priority DropOldest routes are
+	// dropped first to make room for a higher-priority route of either policy.
+	WhenFull FullPolicy
+	// DefaultTTL is the time to live of the route's messages that carry
+	// neither a header ttl nor a properties absolute-expiry-time; 0: never.
+	DefaultTTL time.Duration
+}
+
+// ValidateRoutes checks a set of routes: names valid and unique, patterns valid
+// and claimed by one route only, no addresses on the default route.
+func ValidateRoutes(routes []Route) error {
+	names := map[string]bool{}
+	patterns := map[string]string{}
+	for _, r := range routes {
+		if err := validRouteName(r.Name); err != nil {
+			return err
+		}
+		if names[r.Name] {
+			return fmt.Errorf("route %q: configured twice", r.Name)
+		}
+		names[r.Name] = true
+		if r.Name == DefaultRoute && len(r.Addresses) > 0 {
+			return fmt.Errorf("route %q: takes every address no other route matches; it has no addresses", DefaultRoute)
+		}
+		if r.Name != DefaultRoute && len(r.Addresses) == 0 {
+			return fmt.Errorf("route %q: no addresses", r.Name)
+		}
+		for _, p := range r.Addresses {
+			if err := validPattern(p); err != nil {
+				return fmt.Errorf("route %q: %w", r.Name, err)
+			}
+			if other, ok := patterns[p]; ok {
+				return fmt.Errorf("route %q: address %q is already taken by route %q", r.Name, p, other)
+			}
+			patterns[p] = r.Name
+		}
+		if r.WhenFull != Backpressure && r.WhenFull != DropOldest {
+			return fmt.Errorf("route %q: %v", r.Name, r.WhenFull)
+		}
+		if r.DefaultTTL < 0 {
+			return fmt.Errorf("route %q: negative default TTL %v", r.Name, r.DefaultTTL)
+		}
+	}
+	return nil
+}
+
+func validRouteName(name string) error {
+	if name == "" || len(name) > 64 {
+		return fmt.Errorf("route name %q: must be 1 to 64 bytes", name)
+	}
+	for _, c := range name {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return fmt.Errorf("route name %q: only letters, digits, '-', '_' and '.' are allowed", name)
+		}
+	}
+	return nil
+}
+
+func validPattern(p string) error {
+	if p == "" || p == "*" {
+		return fmt.Errorf("address pattern %q: empty (the default route takes every other address)", p)
+	}
+	if i := strings.IndexByte(p, '*'); i >= 0 && i != len(p)-1 {
+		return fmt.Errorf("address pattern %q: '*' is only allowed at the end", p)
+	}
+	return nil
+}
+
+// Cursor is a reading position in every route, for ReadNext. The zero value
+// reads from the start. A Cursor is not safe for concurrent use.
+type Cursor struct {
+	after map[string]uint64 // route name → last seq read
+}
+
+// route is a Route as the store runs it.
+type route struct {
+	Route
+	key []byte // bucket name under "q"
+	idx int    // index in Store.routes
+
+	// Owned by the committer goroutine after Open returns.
+	count     routeCount // as persisted by the last commit
+	dropped   uint64     // since Open
+	fullWhy   string     // why FullFor is true for the route, "" if it is not
+	refused   string     // the budget that refused the last append, see updateFull
+	refusedAt uint64     // the bytes (of the route or the store) when it did
+	orphan    bool       // in the file but not configured
+}
+
+// routeCount is what one route holds.
+type routeCount struct {
+	messages, bytes uint64
+}
+
+// routeStatsKey is the meta key of a route's persisted counters.
+func routeStatsKey(name string) []byte { return []byte("route/" + name) }
+
+const routeStatsLen = 1 + 2*8
+
+func (c routeCount) encode() []byte {
+	b := make([]byte, 0, routeStatsLen)
+	b = append(b, statsRecordV1)
+	b = binary.BigEndian.AppendUint64(b, c.messages)
+	return binary.BigEndian.AppendUint64(b, c.bytes)
+}
+
+func decodeRouteCount(v []byte) (routeCount, bool) {
+	if len(v) != routeStatsLen || v[0] != statsRecordV1 {
+		return routeCount{}, false
+	}
+	return routeCount{binary.BigEndian.Uint64(v[1:]), binary.BigEndian.Uint64(v[9:])}, true
+}
+
+// routeTable maps addresses to routes. It is built once by Open and read-only
+// afterwards.
+type routeTable struct {
+	all      []*route // by priority, highest first, then name
+	byName   map[string]*route
+	exact    map[string]*route
+	prefixes []prefixRoute // longest first
+	dflt     *route
+	lowFirst []*route // DropOldest routes by priority, lowest first: eviction order
+}
+
+type prefixRoute struct {
+	prefix string
+	r      *route
+}
+
+// newRouteTable builds the table from the configured routes, adding the default
+// route from opts if it is not among them.
+func newRouteTable(opts Options) (*routeTable, error) {
+	if err := ValidateRoutes(opts.Routes); err != nil {
+		return nil, err
+	}
+	t := &routeTable{byName: map[string]*route{}, exact: map[string]*route{}}
+	cfg := slices.Clone(opts.Routes)
+	if !slices.ContainsFunc(cfg, func(r Route) bool { return r.Name == DefaultRoute }) {
+		cfg = append(cfg, Route{Name: DefaultRoute, WhenFull: opts.WhenFull, DefaultTTL: opts.DefaultTTL})
+	}
+	for _, rc := range cfg {
+		t.add(&route{Route: rc})
+	}
+	return t, nil
+}
+
+// add puts r in the table and re-sorts it.
+func (t *routeTable) add(r *route) {
+	r.Addresses = slices.Clone(r.Addresses)
+	r.key = []byte(r.Name)
+	t.all = append(t.all, r)
+	t.byName[r.Name] = r
+	if r.Name == DefaultRoute {
+		t.dflt = r
+	}
+	for _, p := range r.Addresses {
+		if prefix, ok := strings.CutSuffix(p, "*"); ok {
+			t.prefixes = append(t.prefixes, prefixRoute{prefix, r})
+		} else {
+			t.exact[p] = r
+		}
+	}
+	slices.SortFunc(t.prefixes, func(a, b prefixRoute) int { return cmp.Compare(len(b.prefix), len(a.prefix)) })
+	slices.SortStableFunc(t.all, func(a, b *route) int {
+		if c := cmp.Compare(b.Priority, a.Priority); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	t.lowFirst = t.lowFirst[:0]
+	for i, r := range t.all {
+		r.idx = i
+	}
+	for i := len(t.all) - 1; i >= 0; i-- {
+		if t.all[i].WhenFull == DropOldest {
+			t.lowFirst = append(t.lowFirst, t.all[i])
+		}
+	}
+}
+
+// lookup returns the route that takes address.
+func (t *routeTable) lookup(address string) *route {
+	if r, ok := t.exact[address]; ok {
+		return r
+	}
+	for _, p := range t.prefixes {
+		if strings.HasPrefix(address, p.prefix) {
+			return p.r
+		}
+	}
+	return t.dflt
+}
+
+// RouteOf returns the name of the route that takes messages sent to address.
+func (s *Store) RouteOf(address string) string { return s.rt.lookup(address).Name }
+
+// FullFor reports whether messages sent to address cannot be stored now: the
+// store is full as a whole and nothing can be dropped for them, or their
+// route's budget is used up and the route applies backpressure. It is what the
+// edge asks before granting link credit. It is cheap and safe for concurrent use.
+func (s *Store) FullFor(address string) bool {
+	return (*s.routeFull.Load())[s.rt.lookup(address).idx] != ""
+}
+
+// RouteStats is a snapshot of one route.
+type RouteStats struct {
+	Name        string
+	Priority    int
+	WhenFull    FullPolicy
+	MaxBytes    uint64 // the route's own budget, 0: none
+	MaxMessages uint64
+	Messages    uint64 // queued now
+	Bytes       uint64 // payload bytes queued now
+	Dropped     uint64 // dropped since Open to make room
+	// FullReason says why FullFor is true for the route's addresses, "" if it
+	// is not: "max-bytes" or "max-messages" (the route's own budget), "store
+	// max-bytes", "store max-messages", "min-free" or "disk".
+	FullReason string
+	// Orphan is set for a route found in the file that is not configured: its
+	// messages are forwarded at priority 0, nothing new is put on it.
+	Orphan bool
+}
+
+// Oldest returns, per route name, when the route's oldest queued message was
+// received; routes with no messages are missing. It reads one record per route.
+func (s *Store) Oldest() (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	err := s.view(func(tx *bolt.Tx) error {
+		q := tx.Bucket(bucketQueue)
+		for _, r := range s.rt.all {
+			b := q.Bucket(r.key)
+			if b == nil {
+				continue
+			}
+			k, v := b.Cursor().First()
+			if k == nil {
+				continue
+			}
+			seq, err := keySeq(k)
+			if err != nil {
+				return err
+			}
+			h, err := decodeMessageRecord(seq, v)
+			if err != nil {
+				return err
+			}
+			out[r.Name] = time.Unix(0, h.received)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: oldest: %w", err)
+	}
+	return out, nil
+}
+
+// ReadNext returns up to max queued messages after the cursor and advances it
+// past them (and past expired messages it skipped). Routes are served by
+// strict priority: if a route of the highest priority has messages after the
+// cursor, only messages of that priority are returned (those of several such
+// routes merged in seq order); lower priorities are read when the higher ones
+// have nothing new. Within a route, order is seq order: first in, first out.
+// The messages are copies, owned by the caller; Message.Route is set.
+//
+// A reader that drains with ReadNext and deletes what it forwarded sees
+// high-priority messages appended while it works on its next call.
+func (s *Store) ReadNext(c *Cursor, max int) ([]Message, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	if c.after == nil {
+		c.after = map[string]uint64{}
+	}
+	var msgs []Message
+	err := s.view(func(tx *bolt.Tx) error {
+		q := tx.Bucket(bucketQueue)
+		all := s.rt.all
+		for i := 0; i < len(all) && len(msgs) == 0; {
+			j := i + 1
+			for j < len(all) && all[j].Priority == all[i].Priority {
+				j++
+			}
+			var err error
+			msgs, err = s.readMerged(q, all[i:j], func(r *route) uint64 { return c.after[r.Name] },
+				func(r *route, seq uint64) { c.after[r.Name] = seq }, max)
+			if err != nil {
+				return err
+			}
+			i = j
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: read: %w", err)
+	}
+	return msgs, nil
+}
+
+// readMerged reads up to max messages from the routes, each after its own
+// position, merged in seq order, skipping expired ones. seen is called with
+// every seq read or skipped, per route, in order.
+func (s *Store) readMerged(q *bolt.Bucket, routes []*route, after func(*route) uint64, seen func(*route, uint64), max int) ([]Message, error) {
+	type head struct {
+		r   *route
+		c   *bolt.Cursor
+		k   []byte
+		v   []byte
+		seq uint64
+	}
+	heads := make([]head, 0, len(routes))
+	for _, r := range routes {
+		b := q.Bucket(r.key)
+		if b == nil {
+			continue
+		}
+		from := after(r)
+		if from == ^uint64(0) {
+			continue
+		}
+		c := b.Cursor()
+		k, v := c.Seek(seqKey(from + 1))
+		heads = append(heads, head{r: r, c: c, k: k, v: v})
+	}
+	var msgs []Message
+	var str interner
+	now := s.opts.Clock.Now().UnixNano()
+	for len(msgs) < max {
+		best := -1
+		for i := range heads {
+			h := &heads[i]
+			if h.k == nil {
+				continue
+			}
+			seq, err := keySeq(h.k)
+			if err != nil {
+				return nil, err
+			}
+			h.seq = seq
+			if best < 0 || seq < heads[best].seq {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		h := &heads[best]
+		rec, err := decodeMessageRecord(h.seq, h.v)
+		if err != nil {
+			return nil, err
+		}
+		seen(h.r, h.seq)
+		if !rec.expired(now) { // expired ones are deleted by the committer
+			if msgs == nil {
+				msgs = make([]Message, 0, min(max, 256))
+			}
+			m := rec.message(h.seq, &str)
+			m.Route = h.r.Name
+			msgs = append(msgs, m)
+		}
+		h.k, h.v = h.c.Next()
+	}
+	return msgs, nil
+}
