@@ -22,17 +22,17 @@
 //
 // The bbolt file holds three top-level buckets:
 //
-//	meta             "schema" → layout version (1 byte, 2 since expiry; 1 is upgraded at Open)
-//	                 "stats"  → persisted counters, updated in every write transaction
+//	meta             "schema" → layout version (1 byte: 2 since expiry, 3 once a route besides
+//	                            default exists; 1 is upgraded at Open)
+//	                 "stats"  → persisted totals, updated in every write transaction
+//	                 "route/NAME" → persisted counters of route NAME (messages, bytes)
 //	q                sequence = the global message sequence counter
-//	q/default        8-byte big-endian seq → message record (bbolt order is FIFO order)
+//	q/NAME           8-byte big-endian seq → message record (bbolt order is FIFO order)
 //	dead             8-byte big-endian seq → dead-letter record
 //	expiry           8-byte expiry (Unix ns) + 8-byte seq → empty: queued messages by expiry
 //
-// Messages live in a sub-bucket per route under "q". Today there is one route,
-// "default"; per-route queues (priorities, quotas) can be added as more
-// sub-buckets without changing the record format, and the sequence counter
-// stays global so a seq names one message across all routes.
+// Messages live in a sub-bucket per route under "q" (see Routes). The
+// sequence counter is global, so a seq names one message across all routes.
 //
 // # Record format
 //
@@ -96,7 +96,8 @@
 // credit until deletes make room. With DropOldest the committer deletes the
 // oldest queued messages in the same transaction to make room, counts them
 // (Stats.DroppedOldest) and logs one line per burst of drops. Nothing is ever
-// dropped silently. Requeued dead letters bypass the budgets.
+// dropped silently. Requeued dead letters bypass the budgets. With several
+// routes, see Routes.
 //
 // # Expiry
 //
@@ -132,18 +133,38 @@
 // nothing: raw page scanning was left out because freed pages hold deleted
 // messages that would come back as duplicates.
 //
-// # Design note: routes, priorities and per-route budgets (not implemented)
+// # Routes
 //
-// Routes are sub-buckets of "q" sharing the global sequence counter. To add
-// them: a route is chosen at append time (by address prefix); Read takes a
-// route or serves routes by strict priority (highest first) or weighted
-// round-robin, keeping one "after" cursor per route; counters become per
-// route (a stats record per route in meta, the global one their sum); each
-// route gets MaxBytes/MaxMessages/WhenFull of its own inside the global
-// budget, so that a chatty low-priority route drops its oldest messages while
-// alarms keep backpressure; Full becomes per route, which the edge needs as
-// per-link credit (a link's target maps to one route). The expiry index and
-// dead letters stay global (the seq names the message).
+// A route (Options.Routes) is one FIFO queue with its own priority, budget
+// (MaxBytes, MaxMessages), WhenFull policy and DefaultTTL. A message goes to
+// the route whose address pattern matches its target address (exact
+// addresses first, then the longest prefix pattern); the route "default"
+// takes the rest. The route is chosen once, at append time; requeued dead
+// letters are routed again by their address.
+//
+// ReadNext drains by strict priority: a reader keeps one position per route
+// in a Cursor, and every call starts again from the highest priority, so an
+// alarm appended while a telemetry backlog drains is read on the next call.
+// Routes of equal priority are merged in seq order. A low-priority route
+// waits while higher ones have messages; that is the point of priorities.
+//
+// Budgets nest: a route's own budget is checked first, then the store's
+// totals and MinFree. A full route with Backpressure makes FullFor true for
+// its addresses only, so the edge withholds credit from links to that route
+// while the others flow. When the store's totals are reached, room is made by
+// dropping the oldest messages of DropOldest routes of lower priority than
+// the route appended to (lowest priority first), then the route's own if it
+// is DropOldest: alarms with backpressure keep being stored while old
+// telemetry is dropped, and a route never loses messages to a route of lower
+// or equal priority. Drops are counted per route (RouteStats.Dropped) and
+// logged.
+//
+// Each route's counters are persisted in meta next to the totals, in the
+// same transaction; at Open they must add up to the totals, else everything
+// is recounted. A route that is in the file but no longer configured is kept
+// as an orphan: its messages are still read (at priority 0) and forwarded,
+// nothing new goes to it, and once empty it is removed at the next Open. The
+// expiry index and the dead letters are shared by all routes.
 //
 // # Concurrency
 //

@@ -819,11 +819,12 @@ func (s *Store) Stats() Stats { return *s.stats.Load() }
 // Path returns the file name of the store.
 func (s *Store) Path() string { return s.path }
 
-// Full reports whether the store has no room: the last commit failed with ErrFull
-// (the disk or the file size cap), or, with the Backpressure policy, a budget
-// (Options.MaxBytes, MaxMessages) is used up, or the file system has less than
-// Options.MinFree free. Stats.FullReason says which. It turns false once a
-// commit (for example one that deletes forwarded messages) or the committer's
-// periodic check finds room again. Producers that can wait should stop sending
-// while it is true. It is cheap and safe for concurrent use.
+// Full reports whether no route has room (FullFor is true for every address):
+// the last commit failed with ErrFull (the disk or the file size cap), or
+// budgets (Options.MaxBytes, MaxMessages, the routes' own) are used up where
+// nothing may be dropped, or the file system has less than Options.MinFree
+// free. Stats.FullReason says which. It turns false once a commit (for example
+// one that deletes forwarded messages) or the committer's periodic check finds
+// room again. Producers that can wait should stop sending while it is true;
+// FullFor tells it per address. It is cheap and safe for concurrent use.
 func (s *Store) Full() bool { return s.full.Load() }
