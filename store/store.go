@@ -255,7 +255,8 @@ type Store struct {
 	closed bool
 	reqs   chan *request
 
-	exited    chan struct{} // closed when the committer returned
+	exited    chan struct{}  // closed when the committer returned
+	closing   sync.WaitGroup // files replaced by compaction being closed
 	closeOnce sync.Once
 	closeErr  error
 
@@ -566,6 +567,7 @@ func (s *Store) Close() error {
 		close(s.reqs)
 		s.mu.Unlock()
 		<-s.exited
+		s.closing.Wait()
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("store: close: %w", err)
 		}
