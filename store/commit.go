@@ -192,6 +192,8 @@ func (s *Store) commit(batch []*request) {
 			s.since.appended += uint64(appended)
 			s.since.rejected += s.pend.rejected
 			s.since.expired += s.pend.expired
+			s.totals.dropped += s.pend.dropped
+			s.totals.expired += s.pend.expired
 			if s.pend.dropped > 0 {
 				s.since.dropped += s.pend.dropped
 				s.dropLog.add(s.pend, time.Now())
@@ -392,6 +394,14 @@ func (s *Store) apply(batch []*request, t *txn) (int, error) {
 	if err := t.meta.Put(keyStats, t.c.encode()); err != nil {
 		return 0, fmt.Errorf("put stats: %w", err)
 	}
+	if s.pend.dropped > 0 || s.pend.expired > 0 {
+		tot := s.totals
+		tot.dropped += s.pend.dropped
+		tot.expired += s.pend.expired
+		if err := t.meta.Put(keyTotals, tot.encode()); err != nil {
+			return 0, fmt.Errorf("put totals: %w", err)
+		}
+	}
 	for i, r := range s.rt.all {
 		if t.dirty[i] {
 			if err := t.meta.Put(routeStatsKey(r.Name), t.rc[i].encode()); err != nil {
@@ -443,6 +453,8 @@ func (s *Store) publish() {
 		DroppedOldest:   s.since.dropped,
 		Rejected:        s.since.rejected,
 		Expired:         s.since.expired,
+		DroppedTotal:    s.totals.dropped,
+		ExpiredTotal:    s.totals.expired,
 		Compactions:     s.since.compactions,
 		LastCompaction:  s.lastComp,
 		FullReason:      s.fullReason(),

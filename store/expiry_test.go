@@ -86,8 +86,8 @@ func TestExpiry(t *testing.T) {
 	// An idle store deletes them too, from its housekeeping.
 	clock.add(2 * time.Hour)
 	checkFor(t, 5*time.Second, func() bool { return s.Stats().Messages == 0 }, "expired messages deleted while idle")
-	if st := s.Stats(); st.Expired != 5 {
-		t.Errorf("got Expired %d, want 5", st.Expired)
+	if st := s.Stats(); st.Expired != 5 || st.ExpiredTotal != 5 {
+		t.Errorf("got Expired %d, ExpiredTotal %d, want 5, 5", st.Expired, st.ExpiredTotal)
 	}
 	mustCheck(t, s)
 	s = reopen(t, s, path, Options{NoSync: true, Clock: clock})

@@ -85,7 +85,7 @@ func TestDropOldest(t *testing.T) {
 	var logs lockedBuffer
 	opts := Options{NoSync: true, MaxMessages: 3, MaxBytes: 1000, WhenFull: DropOldest,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))}
-	s, _ := openTest(t, opts)
+	s, path := openTest(t, opts)
 	for i, err := range appendN(t, s, 5, 10) {
 		if err != nil {
 			t.Fatalf("append %d: %v", i, err)
@@ -108,6 +108,12 @@ func TestDropOldest(t *testing.T) {
 		t.Errorf("got %d drop lines, want 1 with dropped=2:\n%s", n, logs.String())
 	}
 	mustCheck(t, s)
+	// The total survives a reopen; the since-open counter starts again.
+	s = reopen(t, s, path, opts)
+	appendN(t, s, 1, 10)
+	if st := s.Stats(); st.DroppedOldest != 1 || st.DroppedTotal != 3 {
+		t.Errorf("after reopen got DroppedOldest %d, DroppedTotal %d; want 1, 3", st.DroppedOldest, st.DroppedTotal)
+	}
 }
 
 func TestDropOldestMinFree(t *testing.T) {

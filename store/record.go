@@ -214,6 +214,31 @@ func decodeCounters(v []byte) (counters, error) {
 	}, nil
 }
 
+// totals count what happened to messages over the life of the file; stored
+// in meta/totals, updated in the transaction that drops or expires them.
+type totals struct {
+	dropped uint64 // dropped to make room (WhenFull DropOldest)
+	expired uint64 // deleted because they expired
+}
+
+const totalsRecordLen = 1 + 2*8
+
+func (t totals) encode() []byte {
+	b := make([]byte, 0, totalsRecordLen)
+	b = append(b, statsRecordV1)
+	b = binary.BigEndian.AppendUint64(b, t.dropped)
+	return binary.BigEndian.AppendUint64(b, t.expired)
+}
+
+// decodeTotals parses a totals record; a missing or unreadable one (a file
+// from before totals, or damaged) counts from zero.
+func decodeTotals(v []byte) totals {
+	if len(v) != totalsRecordLen || v[0] != statsRecordV1 {
+		return totals{}
+	}
+	return totals{binary.BigEndian.Uint64(v[1:]), binary.BigEndian.Uint64(v[9:])}
+}
+
 func firstByte(v []byte) int {
 	if len(v) == 0 {
 		return -1

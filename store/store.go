@@ -27,6 +27,7 @@ var (
 	bucketExpiry = []byte("expiry")
 	keySchema    = []byte("schema")
 	keyStats     = []byte("stats")
+	keyTotals    = []byte("totals")
 )
 
 // Defaults for Options.
@@ -210,6 +211,11 @@ type Stats struct {
 	DroppedOldest uint64 // messages deleted since Open to make room (WhenFull DropOldest)
 	Rejected      uint64 // appends refused with ErrFull since Open because a budget was reached
 	Expired       uint64 // expired messages deleted since Open
+	// DroppedTotal and ExpiredTotal count the same over the life of the
+	// file: they are persisted, so a reboot does not hide that messages
+	// were dropped.
+	DroppedTotal uint64
+	ExpiredTotal uint64
 	Compactions   uint64 // file compactions since Open
 	// LastCompaction describes the latest compaction since Open, if any.
 	LastCompaction *Compaction
@@ -268,6 +274,7 @@ type Store struct {
 
 	// Owned by the committer goroutine after Open returns.
 	persisted counters // what meta/stats holds as of the last commit
+	totals    totals   // what meta/totals holds as of the last commit
 	lastSeq   uint64   // last seq handed out
 	arena     []byte   // keys and values of the transaction being built
 	since     sinceOpen
@@ -455,6 +462,8 @@ func (s *Store) initialize(tx *bolt.Tx) error {
 			}
 		}
 	}
+
+	s.totals = decodeTotals(meta.Get(keyTotals))
 
 	// The counters: the totals and one record per route, which must add up.
 	if s.loadCounters(meta) {
