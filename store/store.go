@@ -216,7 +216,7 @@ type Stats struct {
 	// were dropped.
 	DroppedTotal uint64
 	ExpiredTotal uint64
-	Compactions   uint64 // file compactions since Open
+	Compactions  uint64 // file compactions since Open
 	// LastCompaction describes the latest compaction since Open, if any.
 	LastCompaction *Compaction
 	// FullReason says why Full is true ("max-bytes", "max-messages",
