@@ -133,6 +133,11 @@ func gatewayFromConfig(cfg config.Config) (gatewayConfig, error) {
 		Store:  store.Options{MaxBatch: cfg.Store.MaxBatch, MaxDelay: cfg.Store.MaxDelay, MaxBytes: cfg.Store.MaxBytes, MaxMessages: cfg.Store.MaxMessages, MinFree: cfg.Store.MinFree, WhenFull: whenFull(cfg.Store.WhenFull), DefaultTTL: cfg.Store.DefaultTTL, Recover: true},
 		Config: cfg,
 	}
+	routes, err := storeRoutes(cfg)
+	if err != nil {
+		return gatewayConfig{}, err
+	}
+	gc.Store.Routes = routes
 	if cfg.Edge.IdleTimeout == 0 {
 		gc.Edge.IdleTimeout = -1
 	}
@@ -159,6 +164,28 @@ func gatewayFromConfig(cfg config.Config) (gatewayConfig, error) {
 		}
 	}
 	return gc, nil
+}
+
+// storeRoutes returns the store's routes from the [route] sections; a route that leaves
+// when-full or default-ttl unset gets [store]'s. Validate checked them with file and
+// line; the store's own check is a second line of defence.
+func storeRoutes(cfg config.Config) ([]store.Route, error) {
+	var routes []store.Route
+	for _, r := range cfg.Routes {
+		routes = append(routes, store.Route{
+			Name:        r.Name,
+			Addresses:   r.Addresses,
+			Priority:    r.Priority,
+			MaxBytes:    r.MaxBytes,
+			MaxMessages: r.MaxMessages,
+			WhenFull:    whenFull(cfg.EffectiveWhenFull(r)),
+			DefaultTTL:  cfg.EffectiveDefaultTTL(r),
+		})
+	}
+	if err := store.ValidateRoutes(routes); err != nil {
+		return nil, fmt.Errorf("routes: %w", err)
+	}
+	return routes, nil
 }
 
 // edgeAccess returns the edge server's SASL PLAIN users (name → hash) and target

@@ -285,10 +285,7 @@ func (d *device) send(ctx context.Context, addr, address string, from, n, size, 
 		waitErr <- err
 	}()
 	for seq := from; seq < from+n && ctx.Err() == nil; seq++ {
-		m := amqp.NewMessage(body(d.id, seq, size))
-		m.ApplicationProperties = map[string]any{"device": d.id, "seq": int64(seq)}
-		m.Properties = &amqp.MessageProperties{ContentType: ptr("application/octet-stream")}
-		r, err := snd.SendWithReceipt(ctx, m, nil)
+		r, err := snd.SendWithReceipt(ctx, deviceMessage(d.id, seq, size), nil)
 		if err != nil {
 			d.err = err
 			break
@@ -299,6 +296,15 @@ func (d *device) send(ctx context.Context, addr, address string, from, n, size, 
 	if err := <-waitErr; err != nil && d.err == nil {
 		d.err = err
 	}
+}
+
+// deviceMessage returns a device's message seq: its body, and application-properties
+// and properties that check verifies.
+func deviceMessage(id string, seq, size int) *amqp.Message {
+	m := amqp.NewMessage(body(id, seq, size))
+	m.ApplicationProperties = map[string]any{"device": id, "seq": int64(seq)}
+	m.Properties = &amqp.MessageProperties{ContentType: ptr("application/octet-stream")}
+	return m
 }
 
 func ptr[T any](v T) *T { return &v }

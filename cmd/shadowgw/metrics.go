@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,7 +21,7 @@ import (
 // The monitor sidecar serves, on [metrics] listen:
 //
 //	/metrics  Prometheus text format, read from the components' Stats at scrape time
-//	/healthz  200 while the process serves HTTP
+//	/healthz  200 while the process serves HTTP; below "ok", a damaged store file replaced at start
 //	/readyz   200 while the gateway accepts devices and its store commits; 503 and why if not
 //	/status   the JSON that `shadowgw status` prints
 //
@@ -93,7 +94,13 @@ func (m *monitor) handler() http.Handler {
 		MaxRequestsInFlight: 4,
 	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		plain(w, http.StatusOK, "ok\n")
+		// Alive is alive; what needs attention is said below it, as in the status.
+		var b strings.Builder
+		b.WriteString("ok\n")
+		if rec := m.p.Store.Stats().Recovered; rec != nil {
+			b.WriteString("problem: " + recoveredProblem(rec) + "\n")
+		}
+		plain(w, http.StatusOK, b.String())
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if why := m.notReady(); why != "" {
@@ -143,11 +150,17 @@ var (
 		"Pre-settled messages that could not be stored and were lost.", nil, nil)
 
 	descStoreMessages = prometheus.NewDesc("shadowgw_store_messages",
-		"Messages stored and waiting to be forwarded (the backlog).", []string{"route"}, nil)
+		"Messages stored and waiting to be forwarded (the backlog), per route.", []string{"route"}, nil)
 	descStoreBytes = prometheus.NewDesc("shadowgw_store_bytes",
-		"Payload bytes of the backlog.", []string{"route"}, nil)
+		"Payload bytes of the backlog, per route.", []string{"route"}, nil)
 	descStoreOldest = prometheus.NewDesc("shadowgw_store_oldest_message_age_seconds",
-		"Age of the oldest message in the backlog; 0 when it is empty.", []string{"route"}, nil)
+		"Age of the oldest message in the route's backlog; 0 when it is empty.", []string{"route"}, nil)
+	descStoreDropped = prometheus.NewDesc("shadowgw_store_messages_dropped_total",
+		"Queued messages deleted to make room for newer ones (when-full = drop-oldest), per route.", []string{"route"}, nil)
+	descStoreFull = prometheus.NewDesc("shadowgw_store_full",
+		"1 while the route takes no messages, so devices sending to it get no credit; else 0.", []string{"route"}, nil)
+	descStoreRecovered = prometheus.NewDesc("shadowgw_store_recovered",
+		"1 when the store file was found damaged at start and replaced by a fresh one (see shadowgw status); else 0.", nil, nil)
 	descStoreDead = prometheus.NewDesc("shadowgw_store_dead_letters",
 		"Messages the cloud refused, kept in the dead-letter area.", nil, nil)
 	descStoreDeadBytes = prometheus.NewDesc("shadowgw_store_dead_letter_bytes",
@@ -192,7 +205,7 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descBuildInfo,
 		descEdgeConnections, descEdgeConnectionsTotal, descEdgeRefused, descEdgeMessages, descEdgeBytes, descEdgeRejected, descEdgeDropped,
-		descStoreMessages, descStoreBytes, descStoreOldest, descStoreDead, descStoreDeadBytes, descStoreCommits, descStoreCommitErrors, descStoreFile,
+		descStoreMessages, descStoreBytes, descStoreOldest, descStoreDropped, descStoreFull, descStoreRecovered, descStoreDead, descStoreDeadBytes, descStoreCommits, descStoreCommitErrors, descStoreFile,
 		descDiskFree, descDiskSize, descDiskWritten,
 		descUplinkUp, descUplinkState, descUplinkFailures, descUplinkForwarded, descUplinkDead, descUplinkReleased, descUplinkInFlight,
 		descReady,
@@ -207,8 +220,14 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	counter := func(d *prometheus.Desc, v uint64) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	flag := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
 	}
 	gauge(descBuildInfo, 1, versionString(), runtime.Version())
 
@@ -222,13 +241,20 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descEdgeDropped, e.Dropped)
 
 	s := m.p.Store.Stats()
-	gauge(descStoreMessages, float64(s.Messages), defaultRoute)
-	gauge(descStoreBytes, float64(s.Bytes), defaultRoute)
-	if oldest, err := m.p.Store.OldestReceived(); err != nil {
-		ch <- prometheus.NewInvalidMetric(descStoreOldest, err)
-	} else {
-		gauge(descStoreOldest, age(m.now(), oldest).Seconds(), defaultRoute)
+	oldest, oldestErr := m.p.Store.Oldest()
+	if oldestErr != nil {
+		ch <- prometheus.NewInvalidMetric(descStoreOldest, oldestErr)
 	}
+	for _, r := range s.Routes {
+		gauge(descStoreMessages, float64(r.Messages), r.Name)
+		gauge(descStoreBytes, float64(r.Bytes), r.Name)
+		if oldestErr == nil {
+			gauge(descStoreOldest, age(m.now(), oldest[r.Name]).Seconds(), r.Name)
+		}
+		counter(descStoreDropped, r.Dropped, r.Name)
+		gauge(descStoreFull, flag(r.FullReason != ""), r.Name)
+	}
+	gauge(descStoreRecovered, flag(s.Recovered != nil))
 	gauge(descStoreDead, float64(s.DeadLetters))
 	gauge(descStoreDeadBytes, float64(s.DeadLetterBytes))
 	counter(descStoreCommits, s.Commits)
@@ -246,17 +272,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 
 	if m.p.Uplink != nil {
 		u := m.p.Uplink.Status()
-		up := 0.0
-		if u.State == uplink.StateConnected {
-			up = 1
-		}
-		gauge(descUplinkUp, up)
+		gauge(descUplinkUp, flag(u.State == uplink.StateConnected))
 		for _, st := range uplinkStates {
-			v := 0.0
-			if u.State == st {
-				v = 1
-			}
-			gauge(descUplinkState, v, st.String())
+			gauge(descUplinkState, flag(u.State == st), st.String())
 		}
 		gauge(descUplinkFailures, float64(u.Failures))
 		counter(descUplinkForwarded, u.Forwarded)
@@ -265,11 +283,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descUplinkInFlight, float64(u.InFlight))
 	}
 
-	ready := 0.0
-	if m.notReady() == "" {
-		ready = 1
-	}
-	gauge(descReady, ready)
+	gauge(descReady, flag(m.notReady() == ""))
 }
 
 // age returns how long ago t was, 0 for the zero Time or a time in the future.

@@ -119,7 +119,13 @@ func queueConnect(cfg config.Config) (queueOps, func(), error) {
 			return d, func() {}, nil
 		}
 	}
-	st, err := store.Open(filepath.Join(cfg.Store.Dir, storeFile), store.Options{LockTimeout: 300 * time.Millisecond})
+	// The configured routes, so that the store sees its routes as the gateway does and
+	// names every message's route; the rest of the options only matter to appends.
+	routes, err := storeRoutes(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := store.Open(filepath.Join(cfg.Store.Dir, storeFile), store.Options{LockTimeout: 300 * time.Millisecond, Routes: routes})
 	if errors.Is(err, store.ErrLocked) {
 		return nil, nil, fmt.Errorf("the gateway is running and holds the store, but does not serve the queue API on %s: stop it first: %w", cfg.Metrics.Listen, err)
 	}
@@ -236,7 +242,7 @@ func printQueue(w io.Writer, msgs []store.MessageInfo, dead, asJSON bool) error 
 	if dead {
 		fmt.Fprintln(tw, "SEQ\tRECEIVED\tSIZE\tADDRESS\tSOURCE\tDEAD SINCE\tREASON")
 	} else {
-		fmt.Fprintln(tw, "SEQ\tRECEIVED\tSIZE\tADDRESS\tSOURCE\tEXPIRES")
+		fmt.Fprintln(tw, "SEQ\tRECEIVED\tSIZE\tROUTE\tADDRESS\tSOURCE\tEXPIRES")
 	}
 	for _, m := range msgs {
 		if m.Err != "" {
@@ -256,7 +262,7 @@ func printQueue(w io.Writer, msgs []store.MessageInfo, dead, asJSON bool) error 
 			if m.Expired {
 				exp += " (expired)"
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\n", m.Seq, ts(m.Received), m.Size, m.Address, m.Source, exp)
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\n", m.Seq, ts(m.Received), m.Size, m.Route, m.Address, m.Source, exp)
 		}
 	}
 	return tw.Flush()

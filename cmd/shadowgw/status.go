@@ -26,13 +26,11 @@ import (
 )
 
 func init() {
-	register("status", "show the running gateway's uplink, backlog, rates, disk and devices (needs [metrics] listen)",
+	register("status", "show the running gateway's uplink, backlog per route, rates, disk and devices (needs [metrics] listen)",
 		func(args []string, io stdio) error { return cmdStatus(args, io.out, io.err) })
 }
 
 const (
-	// defaultRoute is the store's one route today (see package store).
-	defaultRoute = "default"
 	// sampleEvery is how often the monitor reads the counters for the rates.
 	sampleEvery = 5 * time.Second
 	// rateWindow is the span the rates in the status are averaged over.
@@ -51,9 +49,11 @@ type statusReport struct {
 	Time        time.Time     `json:"time"`
 	Ready       bool          `json:"ready"`
 	NotReady    string        `json:"not_ready,omitempty"` // why not, when Ready is false
+	Problems    []string      `json:"problems,omitempty"`  // what needs a person's attention
 	Uplink      uplinkReport  `json:"uplink"`
 	Devices     deviceReport  `json:"devices"`
-	Routes      []routeReport `json:"routes"`
+	Store       storeReport   `json:"store"`
+	Routes      []routeReport `json:"routes"` // highest priority first
 	DeadLetters countReport   `json:"dead_letters"`
 	Rates       rateReport    `json:"rates"`
 	Disk        diskReport    `json:"disk"`
@@ -85,10 +85,35 @@ type deviceReport struct {
 	Dropped          uint64 `json:"dropped"`
 }
 
+// storeReport is the store as a whole; routeReport one of its routes.
+type storeReport struct {
+	Messages uint64 `json:"messages"` // queued, over all routes
+	Bytes    uint64 `json:"bytes"`
+	Dropped  uint64 `json:"dropped"` // to make room (drop-oldest) since start, over all routes
+	// FullReason says why no route can take a message ("max-bytes", "max-messages",
+	// "min-free", "disk", or the default route's own budget), absent when some can.
+	FullReason string `json:"full_reason,omitempty"`
+	// Recovered is set when the gateway found the store file damaged at start, moved
+	// it aside and started a fresh one.
+	Recovered *store.Recovered `json:"recovered,omitempty"`
+}
+
 type routeReport struct {
-	Name             string    `json:"name"`
-	Messages         uint64    `json:"messages"`
-	Bytes            uint64    `json:"bytes"`
+	Name        string `json:"name"`
+	Priority    int    `json:"priority"`
+	WhenFull    string `json:"when_full"`
+	MaxBytes    uint64 `json:"max_bytes"`    // the route's own budget, 0: none
+	MaxMessages uint64 `json:"max_messages"` // the route's own budget, 0: none
+	Messages    uint64 `json:"messages"`
+	Bytes       uint64 `json:"bytes"`
+	Dropped     uint64 `json:"dropped"` // to make room since start
+	// FullReason says why devices sending to the route get no credit, absent when
+	// they do: "route max-bytes", "route max-messages" (its own budget), or one of
+	// the store's (see storeReport).
+	FullReason string `json:"full_reason,omitempty"`
+	// Orphan is set for a route the store file holds messages of but the
+	// configuration no longer names: they are forwarded at priority 0.
+	Orphan           bool      `json:"orphan,omitempty"`
 	OldestReceived   time.Time `json:"oldest_received,omitzero"`
 	OldestAgeSeconds float64   `json:"oldest_age_seconds"`
 }
@@ -291,12 +316,21 @@ func (m *monitor) status() statusReport {
 	}
 
 	s := m.p.Store.Stats()
-	route := routeReport{Name: defaultRoute, Messages: s.Messages, Bytes: s.Bytes}
-	if oldest, err := m.p.Store.OldestReceived(); err == nil && !oldest.IsZero() {
-		route.OldestReceived = oldest
-		route.OldestAgeSeconds = age(now, oldest).Seconds()
+	r.Store = storeReport{Messages: s.Messages, Bytes: s.Bytes, Dropped: s.DroppedOldest, FullReason: s.FullReason, Recovered: s.Recovered}
+	oldest, _ := m.p.Store.Oldest() // an error (a closed store) leaves the ages out
+	r.Routes = make([]routeReport, 0, len(s.Routes))
+	for _, rs := range s.Routes {
+		rr := routeReport{
+			Name: rs.Name, Priority: rs.Priority, WhenFull: rs.WhenFull.String(), MaxBytes: rs.MaxBytes, MaxMessages: rs.MaxMessages,
+			Messages: rs.Messages, Bytes: rs.Bytes, Dropped: rs.Dropped, FullReason: rs.FullReason, Orphan: rs.Orphan,
+		}
+		if t, ok := oldest[rs.Name]; ok {
+			rr.OldestReceived = t
+			rr.OldestAgeSeconds = age(now, t).Seconds()
+		}
+		r.Routes = append(r.Routes, rr)
 	}
-	r.Routes = []routeReport{route}
+	r.Problems = problems(r.Store, r.Routes)
 	r.DeadLetters = countReport{Messages: s.DeadLetters, Bytes: s.DeadLetterBytes}
 
 	m.mu.Lock()
@@ -326,6 +360,35 @@ func (m *monitor) status() statusReport {
 		r.Inputs = append(r.Inputs, (*f)()...)
 	}
 	return r
+}
+
+// problems lists what needs a person's attention in the store: a damaged file that was
+// replaced at start, and routes that take no messages. Each is one sentence.
+func problems(st storeReport, routes []routeReport) []string {
+	var out []string
+	if st.Recovered != nil {
+		out = append(out, recoveredProblem(st.Recovered))
+	}
+	if st.FullReason != "" {
+		out = append(out, fmt.Sprintf("the store is full (%s): devices get no credit", st.FullReason))
+		return out // every route is full for the same reason
+	}
+	for _, rt := range routes {
+		if rt.FullReason != "" && !rt.Orphan {
+			out = append(out, fmt.Sprintf("route %s is full (%s): devices sending to it get no credit", rt.Name, rt.FullReason))
+		}
+	}
+	return out
+}
+
+// recoveredProblem says that the store file was damaged and where it went.
+func recoveredProblem(rec *store.Recovered) string {
+	lost := fmt.Sprintf("%d lost", rec.Lost)
+	if rec.Lost < 0 {
+		lost = "an unknown number lost"
+	}
+	return fmt.Sprintf("the store file was damaged (%s) and replaced by a fresh one at %s: %d messages and dead letters salvaged, %s; the damaged file was moved to %s",
+		rec.Cause, rec.At.Format(time.RFC3339), rec.Salvaged, lost, rec.MovedTo)
 }
 
 // rates returns the rates between two samples and when a backlog of that many messages
@@ -506,6 +569,9 @@ func printStatus(w io.Writer, r statusReport) {
 		ready = "NOT READY: " + r.NotReady
 	}
 	fmt.Fprintf(w, "shadowgw %s, pid %d, up %s, %s\n", r.Version, r.PID, roundDuration(r.Time.Sub(r.Started)), ready)
+	for _, p := range r.Problems {
+		line("PROBLEM", "%s", p)
+	}
 
 	u := r.Uplink
 	switch {
@@ -534,11 +600,7 @@ func printStatus(w io.Writer, r statusReport) {
 		if i == 0 {
 			label = "backlog"
 		}
-		oldest := ""
-		if !rt.OldestReceived.IsZero() {
-			oldest = ", oldest " + roundDuration(time.Duration(rt.OldestAgeSeconds*float64(time.Second))).String()
-		}
-		line(label, "%s: %d messages, %s%s", rt.Name, rt.Messages, formatBytes(rt.Bytes), oldest)
+		line(label, "%s", routeLine(rt))
 	}
 	if r.DeadLetters.Messages > 0 {
 		line("dead letters", "%d messages, %s", r.DeadLetters.Messages, formatBytes(r.DeadLetters.Bytes))
@@ -587,6 +649,32 @@ func printStatus(w io.Writer, r statusReport) {
 		}
 		line(label, "%s (%s): %s, %d samples, %s", in.Name, in.Kind, in.State, in.Samples, last)
 	}
+}
+
+// routeLine describes a route on one line: what configures it, then what it holds.
+func routeLine(rt routeReport) string {
+	var b strings.Builder
+	how := []string{fmt.Sprintf("priority %d", rt.Priority), rt.WhenFull}
+	if rt.MaxMessages > 0 {
+		how = append(how, fmt.Sprintf("max %d messages", rt.MaxMessages))
+	}
+	if rt.MaxBytes > 0 {
+		how = append(how, "max "+formatBytes(rt.MaxBytes))
+	}
+	if rt.Orphan {
+		how = []string{"not configured: forwarded at priority 0, takes nothing new"}
+	}
+	fmt.Fprintf(&b, "%s (%s): %d messages, %s", rt.Name, strings.Join(how, ", "), rt.Messages, formatBytes(rt.Bytes))
+	if !rt.OldestReceived.IsZero() {
+		b.WriteString(", oldest " + roundDuration(time.Duration(rt.OldestAgeSeconds*float64(time.Second))).String())
+	}
+	if rt.Dropped > 0 {
+		fmt.Fprintf(&b, ", dropped %d", rt.Dropped)
+	}
+	if rt.FullReason != "" {
+		b.WriteString(", FULL (" + rt.FullReason + ")")
+	}
+	return b.String()
 }
 
 // clock writes a time of day, with the date when it is not today.

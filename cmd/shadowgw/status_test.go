@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -187,6 +189,9 @@ func TestStatusEndpoints(t *testing.T) {
 		{"shadowgw_edge_messages_received_total", nil, n},
 		{"shadowgw_edge_connections", nil, 0},
 		{"shadowgw_store_messages", []string{"route", "default"}, n},
+		{"shadowgw_store_messages_dropped_total", []string{"route", "default"}, 0},
+		{"shadowgw_store_full", []string{"route", "default"}, 0},
+		{"shadowgw_store_recovered", nil, 0},
 		{"shadowgw_store_commit_errors_total", nil, 0},
 		{"shadowgw_ready", nil, 1},
 	} {
@@ -224,6 +229,18 @@ func TestStatusEndpoints(t *testing.T) {
 		r.Routes[0].OldestAgeSeconds <= 0 || r.Routes[0].OldestReceived.After(r.Time) {
 		t.Errorf("status routes = %+v, want %d messages of %d bytes", r.Routes, n, r.Devices.Bytes)
 	}
+	wantRoute := routeReport{Name: "default", Priority: 0, WhenFull: "backpressure", Messages: n, Bytes: r.Devices.Bytes}
+	if len(r.Routes) == 1 {
+		got := r.Routes[0]
+		got.OldestReceived, got.OldestAgeSeconds = time.Time{}, 0
+		if got != wantRoute {
+			t.Errorf("status route = %+v, want %+v", got, wantRoute)
+		}
+	}
+	if want := (storeReport{Messages: n, Bytes: r.Devices.Bytes}); r.Store.Messages != want.Messages || r.Store.Bytes != want.Bytes ||
+		r.Store.FullReason != "" || r.Store.Recovered != nil || r.Store.Dropped != 0 || len(r.Problems) != 0 {
+		t.Errorf("status store = %+v, problems %q; want %+v and no problems", r.Store, r.Problems, want)
+	}
 	if r.Rates.TimeToEmptySeconds != nil {
 		t.Errorf("time to empty = %v without an uplink, want none", *r.Rates.TimeToEmptySeconds)
 	}
@@ -244,7 +261,7 @@ func TestStatusEndpoints(t *testing.T) {
 			t.Fatalf("shadowgw status %v: %v\n%s", args, err, out)
 		}
 		for _, want := range []string{", ready\n", "uplink       none configured", "devices      0 connected; ",
-			fmt.Sprintf("backlog      default: %d messages", n), "backlog not shrinking", "disk         " + r.Disk.Dir} {
+			fmt.Sprintf("backlog      default (priority 0, backpressure): %d messages, %s, oldest ", n, formatBytes(r.Devices.Bytes)), "backlog not shrinking", "disk         " + r.Disk.Dir} {
 			if !strings.Contains(out, want) {
 				t.Errorf("shadowgw status %v: output lacks %q:\n%s", args, want, out)
 			}
@@ -587,4 +604,203 @@ func TestFormatBytes(t *testing.T) {
 			t.Errorf("formatBytes(%d) = %q, want %q", n, got, want)
 		}
 	}
+}
+
+// TestMonitorRoutes reads a store with several routes through the monitor: each route's
+// configuration and counters in /status and `shadowgw status`, full routes as problems,
+// the per-route metrics, each message's route in the queue listing, and a route that
+// is no longer configured.
+func TestMonitorRoutes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "data", storeFile)
+	routes := []store.Route{
+		{Name: "alarms", Addresses: []string{"alarms/*"}, Priority: 10, WhenFull: store.Backpressure},
+		{Name: "telemetry", Addresses: []string{"telemetry"}, MaxMessages: 3, WhenFull: store.DropOldest},
+		{Name: "bulk", Addresses: []string{"bulk"}, MaxMessages: 2, MaxBytes: 1 << 20, WhenFull: store.Backpressure},
+	}
+	st, err := store.Open(path, store.Options{NoSync: true, Routes: routes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { st.Close() }()
+	ctx := context.Background()
+	appendN := func(address string, n, size int) {
+		t.Helper()
+		for range n {
+			if err := st.Append(ctx, &store.Message{Address: address, Source: "dev", Payload: make([]byte, size)}); err != nil {
+				t.Fatalf("append to %s: %v", address, err)
+			}
+		}
+	}
+	appendN("alarms/fire", 2, 100)
+	appendN("telemetry", 5, 50) // 3 kept, 2 dropped
+	appendN("bulk", 2, 10)      // full
+	appendN("elsewhere", 1, 7)
+
+	m := newMonitor(parts{Config: config.Default(), Store: st, Edge: edge.New(edge.Config{}, storeSink{st}, nil), Log: slog.New(slog.DiscardHandler)}, time.Now)
+	srv := httptest.NewServer(m.handler())
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+
+	r := statusOf(t, addr)
+	want := []routeReport{
+		{Name: "alarms", Priority: 10, WhenFull: "backpressure", Messages: 2, Bytes: 200},
+		{Name: "bulk", WhenFull: "backpressure", MaxBytes: 1 << 20, MaxMessages: 2, Messages: 2, Bytes: 20, FullReason: "route max-messages"},
+		{Name: "default", WhenFull: "backpressure", Messages: 1, Bytes: 7},
+		{Name: "telemetry", WhenFull: "drop-oldest", MaxMessages: 3, Messages: 3, Bytes: 150, Dropped: 2},
+	}
+	if len(r.Routes) != len(want) {
+		t.Fatalf("status routes = %+v, want %d", r.Routes, len(want))
+	}
+	for i, got := range r.Routes {
+		if got.OldestReceived.IsZero() || got.OldestReceived.After(r.Time) || got.OldestAgeSeconds <= 0 {
+			t.Errorf("route %s: oldest %v, age %vs", got.Name, got.OldestReceived, got.OldestAgeSeconds)
+		}
+		got.OldestReceived, got.OldestAgeSeconds = time.Time{}, 0
+		if got != want[i] {
+			t.Errorf("status route %d = %+v, want %+v", i, got, want[i])
+		}
+	}
+	if s := r.Store; s.Messages != 8 || s.Bytes != 377 || s.Dropped != 2 || s.FullReason != "" || s.Recovered != nil {
+		t.Errorf("status store = %+v, want 8 messages, 377 bytes, 2 dropped, not full", s)
+	}
+	wantProblems := []string{"route bulk is full (route max-messages): devices sending to it get no credit"}
+	if !slices.Equal(r.Problems, wantProblems) {
+		t.Errorf("problems = %q, want %q", r.Problems, wantProblems)
+	}
+
+	var b bytes.Buffer
+	printStatus(&b, r)
+	for _, line := range []string{
+		"PROBLEM      route bulk is full (route max-messages): devices sending to it get no credit\n",
+		"backlog      alarms (priority 10, backpressure): 2 messages, 200 B, oldest ",
+		"             bulk (priority 0, backpressure, max 2 messages, max 1.0 MiB): 2 messages, 20 B, oldest ",
+		", FULL (route max-messages)\n",
+		"             default (priority 0, backpressure): 1 messages, 7 B, oldest ",
+		"             telemetry (priority 0, drop-oldest, max 3 messages): 3 messages, 150 B, oldest ",
+		", dropped 2\n",
+	} {
+		if !strings.Contains(b.String(), line) {
+			t.Errorf("printed status lacks %q:\n%s", line, b.String())
+		}
+	}
+
+	fams := scrape(t, addr)
+	checkNames(t, fams)
+	for _, c := range []struct {
+		name, route string
+		want        float64
+	}{
+		{"shadowgw_store_messages", "alarms", 2}, {"shadowgw_store_messages", "telemetry", 3}, {"shadowgw_store_messages", "default", 1},
+		{"shadowgw_store_bytes", "telemetry", 150}, {"shadowgw_store_bytes", "bulk", 20},
+		{"shadowgw_store_messages_dropped_total", "telemetry", 2}, {"shadowgw_store_messages_dropped_total", "alarms", 0},
+		{"shadowgw_store_full", "bulk", 1}, {"shadowgw_store_full", "telemetry", 0}, {"shadowgw_store_full", "alarms", 0},
+	} {
+		if got := value(t, fams, c.name, "route", c.route); got != c.want {
+			t.Errorf("%s{route=%q} = %v, want %v", c.name, c.route, got, c.want)
+		}
+	}
+	if got := value(t, fams, "shadowgw_store_oldest_message_age_seconds", "route", "bulk"); got <= 0 {
+		t.Errorf("oldest age of bulk = %v, want > 0", got)
+	}
+	if got := value(t, fams, "shadowgw_store_recovered"); got != 0 {
+		t.Errorf("shadowgw_store_recovered = %v, want 0", got)
+	}
+
+	// The queue listing names each message's route, through the daemon's API and
+	// from the file.
+	daemon := daemonQueue{base: srv.URL, client: srv.Client()}
+	msgs, err := daemon.list(false, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, mi := range msgs {
+		got = append(got, mi.Route+" "+mi.Address)
+	}
+	wantMsgs := []string{"alarms alarms/fire", "alarms alarms/fire", "telemetry telemetry", "telemetry telemetry", "telemetry telemetry",
+		"bulk bulk", "bulk bulk", "default elsewhere"}
+	if !slices.Equal(got, wantMsgs) {
+		t.Errorf("queue list (daemon) = %q, want %q", got, wantMsgs)
+	}
+	b.Reset()
+	if err := printQueue(&b, msgs, false, false); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 9 || !strings.Contains(lines[0], "SIZE  ROUTE      ADDRESS      SOURCE") ||
+		!strings.Contains(lines[3], " 50    telemetry  telemetry    dev ") || !strings.Contains(lines[8], " 7     default    elsewhere    dev ") {
+		t.Errorf("queue list:\n%s", b.String())
+	}
+	b.Reset()
+	if err := printQueue(&b, msgs[:1], false, true); err != nil || !strings.Contains(b.String(), `"route": "alarms"`) {
+		t.Errorf("queue list --json: %v\n%s", err, b.String())
+	}
+
+	// Reopened without bulk, the store keeps bulk's messages on an orphan route.
+	srv.Close()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = store.Open(path, store.Options{NoSync: true, Routes: routes[:2]}); err != nil {
+		t.Fatal(err)
+	}
+	fileMsgs, err := fileQueue{st}.list(false, 0, 100)
+	if err != nil || len(fileMsgs) != len(msgs) || fileMsgs[5].Route != "bulk" {
+		t.Errorf("queue list (file) = %+v, %v; want bulk's messages on route bulk", fileMsgs, err)
+	}
+	m = newMonitor(parts{Config: config.Default(), Store: st, Edge: edge.New(edge.Config{}, storeSink{st}, nil), Log: slog.New(slog.DiscardHandler)}, time.Now)
+	r = m.status()
+	i := slices.IndexFunc(r.Routes, func(rt routeReport) bool { return rt.Name == "bulk" })
+	if i < 0 || !r.Routes[i].Orphan || r.Routes[i].Messages != 2 || r.Routes[i].FullReason != "" || len(r.Problems) != 0 {
+		t.Fatalf("status after bulk's section was removed: routes %+v, problems %q", r.Routes, r.Problems)
+	}
+	if line := routeLine(r.Routes[i]); !strings.HasPrefix(line, "bulk (not configured: forwarded at priority 0, takes nothing new): 2 messages, 20 B") {
+		t.Errorf("orphan route line = %q", line)
+	}
+}
+
+// TestStatusRecoveredStore starts the gateway on a store file that is not a store: it
+// moves the file aside, starts a fresh one, and says so loudly in /status, `shadowgw
+// status`, /healthz and the metrics.
+func TestStatusRecoveredStore(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, storeFile), bytes.Repeat([]byte("\xa5\x5a"), 50), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	maddr := freeAddr(t)
+	conf := writeConfig(t, filepath.Join(dir, "shadowgw.conf"), "[metrics]\nlisten = "+maddr+"\n")
+	g := startGateway(t, "--config", conf, "--data", data)
+	waitHTTP(t, g, maddr)
+
+	r := statusOf(t, maddr)
+	rec := r.Store.Recovered
+	if rec == nil || !strings.HasPrefix(rec.MovedTo, filepath.Join(data, storeFile)+".corrupt-") || rec.Cause == "" || rec.Salvaged != 0 || rec.Lost != -1 {
+		t.Fatalf("status store = %+v, recovered %+v; want the damaged file moved aside", r.Store, rec)
+	}
+	if _, err := os.Stat(rec.MovedTo); err != nil {
+		t.Errorf("the damaged file is not where the status says: %v", err)
+	}
+	wantProblem := "the store file was damaged (" + rec.Cause + ") and replaced by a fresh one at " + rec.At.Format(time.RFC3339) +
+		": 0 messages and dead letters salvaged, an unknown number lost; the damaged file was moved to " + rec.MovedTo
+	if !slices.Equal(r.Problems, []string{wantProblem}) {
+		t.Errorf("problems = %q, want %q", r.Problems, wantProblem)
+	}
+	if !r.Ready {
+		t.Errorf("not ready after a recovery: %s (the fresh store works)", r.NotReady)
+	}
+	out, err := runStatus(t, "--addr", maddr)
+	if err != nil || !strings.Contains(out, "\nPROBLEM      "+wantProblem+"\n") {
+		t.Errorf("shadowgw status: %v, want the problem on the second line:\n%s", err, out)
+	}
+	if code, body := get(t, maddr, "/healthz"); code != http.StatusOK || body != "ok\nproblem: "+wantProblem+"\n" {
+		t.Errorf("GET /healthz = %d %q", code, body)
+	}
+	if got := value(t, scrape(t, maddr), "shadowgw_store_recovered"); got != 1 {
+		t.Errorf("shadowgw_store_recovered = %v, want 1", got)
+	}
+	g.stop()
 }

@@ -24,6 +24,7 @@ type Config struct {
 	Uplink  Uplink
 	Devices []Device // one per [device "NAME"] section, in file order
 	Inputs  []Input  // one per [input "NAME"] section, in file order
+	Routes  []Route  // one per [route "NAME"] section, in file order
 	Log     Log
 	Metrics Metrics
 
@@ -305,13 +306,15 @@ func (l Log) SlogLevel() slog.Level {
 
 // origin records where a value came from.
 type origin struct {
-	line int    // line in Config.file, or 0
-	flag string // flag that supplied the value, or ""
+	line     int    // line in Config.file, or 0
+	flag     string // flag that supplied the value, or ""
+	rejected bool   // the parser reported the value as malformed and kept the default
 }
 
-// key names a value in Config.origins: "SECTION.FIELD" ("edge.listen"), and for devices
-// and inputs, which are identified by their index in Devices or Inputs, "device.I" for
-// the section header and "device.I.FIELD" (inputKey: "input.I", "input.I.FIELD").
+// key names a value in Config.origins: "SECTION.FIELD" ("edge.listen"), and for devices,
+// inputs and routes, which are identified by their index in Devices, Inputs or Routes,
+// "device.I" for the section header and "device.I.FIELD" (inputKey: "input.I",
+// "input.I.FIELD"; routeKey: "route.I", "route.I.FIELD").
 func key(section, field string) string {
 	if field == "" {
 		return section

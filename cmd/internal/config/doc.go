@@ -16,8 +16,9 @@
 //     are ignored; lines may end in LF or CRLF; the file is UTF-8.
 //   - A comment starts with # or ; at the start of a line, or after a blank in a value.
 //   - Section headers are [edge], [store], [uplink], [log], [metrics] and, once per device,
-//     [device "NAME"], and once per sensor or serial line wired to the gateway,
-//     [input "NAME"]. A section may appear more than once; a key may not.
+//     [device "NAME"], once per sensor or serial line wired to the gateway,
+//     [input "NAME"], and once per queue of the store, [route "NAME"]. A section may
+//     appear more than once, except a [route]; a key may not.
 //   - A value runs to the end of the line or a comment. Double quotes keep blanks, # and
 //     ; and understand \" \\ \n \t. An empty value is allowed where the field allows it.
 //   - Booleans are true or false. Durations are Go durations: 500ms, 60s, 5m. Sizes are

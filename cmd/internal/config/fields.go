@@ -255,18 +255,27 @@ func intField(name string, limit int64, get func(*Config) int64, set func(*Confi
 	return field{
 		name: name,
 		set: func(c *Config, v string) error {
-			n, err := strconv.ParseUint(v, 10, 63)
-			if err != nil || n > uint64(limit) {
-				if errors.Is(err, strconv.ErrRange) || err == nil {
-					return fmt.Errorf("must be at most %d, got %s", limit, v)
-				}
-				return fmt.Errorf("want a non-negative whole number, got %q", v)
+			n, err := parseCount(v, limit)
+			if err != nil {
+				return err
 			}
-			set(c, int64(n))
+			set(c, n)
 			return nil
 		},
 		get: func(c *Config) string { return strconv.FormatInt(get(c), 10) },
 	}
+}
+
+// parseCount parses a non-negative decimal integer of at most limit.
+func parseCount(v string, limit int64) (int64, error) {
+	n, err := strconv.ParseUint(v, 10, 63)
+	if err != nil || n > uint64(limit) {
+		if errors.Is(err, strconv.ErrRange) || err == nil {
+			return 0, fmt.Errorf("must be at most %d, got %s", limit, v)
+		}
+		return 0, fmt.Errorf("want a non-negative whole number, got %q", v)
+	}
+	return int64(n), nil
 }
 
 // sizeField is a byte count of at most limit, with an optional unit (see parseSize).

@@ -37,13 +37,14 @@ type parser struct {
 	display   string // current section as written in errors: `edge`, `device "x"`
 	device    int    // index in c.Devices of the current [device] section
 	input     int    // index in c.Inputs of the current [input] section
+	route     int    // index in c.Routes of the current [route] section
 }
 
 // parse reads data, named file in errors, over Default. It returns the configuration as
 // far as it could be read along with the problems, so that Check can validate what was
 // read and report everything at once.
 func parse(file string, data []byte) (Config, Errors) {
-	p := &parser{c: Default(), file: file, dir: filepath.Dir(file), device: -1, input: -1}
+	p := &parser{c: Default(), file: file, dir: filepath.Dir(file), device: -1, input: -1, route: -1}
 	p.c.file = file
 	p.c.origins = make(map[string]origin)
 	data = bytes.TrimPrefix(data, []byte("\uFEFF"))
@@ -140,13 +141,24 @@ func (p *parser) header(n int, s string) {
 		p.section, p.display = name, inputDisplay(sub)
 		return
 	}
+	if name == routeSection {
+		if !hasSub {
+			p.errorf(n, name, "", "needs a route name: [route \"NAME\"]")
+			return
+		}
+		p.c.Routes = append(p.c.Routes, Route{Name: sub})
+		p.route = len(p.c.Routes) - 1
+		p.c.origins[routeKey(p.route, "")] = origin{line: n}
+		p.section, p.display = name, routeDisplay(sub)
+		return
+	}
 	known := false
 	for _, sec := range sections {
 		known = known || sec.name == name
 	}
 	if !known {
 		hint := suggest(name, sectionNames())
-		if sec, sub, ok := strings.Cut(name, "."); ok && (sec == deviceSection || sec == inputSection) && !hasSub {
+		if sec, sub, ok := strings.Cut(name, "."); ok && (sec == deviceSection || sec == inputSection || sec == routeSection) && !hasSub {
 			hint = fmt.Sprintf(": write [%s %q]", sec, sub) // git's old subsection syntax
 		}
 		p.errorf(n, "", "", "unknown section [%s]%s", name, hint)
@@ -191,6 +203,8 @@ func (p *parser) keyValue(n int, s string) {
 		p.setDevice(n, name, value)
 	case inputSection:
 		p.setInput(n, name, value)
+	case routeSection:
+		p.setRoute(n, name, value)
 	default:
 		p.set(n, name, value)
 	}
@@ -211,9 +225,15 @@ func (p *parser) setInput(n int, name, value string) {
 	p.assign(n, name, inputKey(p.input, name), ok, f.isPath, value, func(v string) error { return f.set(&p.c.Inputs[p.input], v) })
 }
 
+func (p *parser) setRoute(n int, name, value string) {
+	f, ok := lookupRouteField(name)
+	p.assign(n, name, routeKey(p.route, name), ok, false, value, func(v string) error { return f.set(&p.c.Routes[p.route], v) })
+}
+
 // assign stores the value of key name on line n (k is its key in origins): it reports
 // an unknown key (known false) or a duplicate, remembers the line, resolves a relative
-// path against the file's directory, and sets the value with set.
+// path against the file's directory, and sets the value with set; a value set rejects
+// is reported and remembered as rejected, so that Validate does not call it missing.
 func (p *parser) assign(n int, name, k string, known, isPath bool, value string, set func(string) error) {
 	if !known {
 		p.unknownKey(n, name)
@@ -229,6 +249,7 @@ func (p *parser) assign(n int, name, k string, known, isPath bool, value string,
 	}
 	if err := set(value); err != nil {
 		p.errorf(n, p.display, name, "%v", err)
+		p.c.origins[k] = origin{line: n, rejected: true}
 	}
 }
 
@@ -245,6 +266,10 @@ func (p *parser) unknownKey(n int, name string) {
 		}
 	case inputSection:
 		for _, f := range inputFields {
+			names = append(names, f.name)
+		}
+	case routeSection:
+		for _, f := range routeFields {
 			names = append(names, f.name)
 		}
 	default:
@@ -265,12 +290,15 @@ func (p *parser) unknownKey(n int, name string) {
 				hint = fmt.Sprintf(" (it belongs in [%s])", sec.name)
 			}
 		}
+		if _, ok := lookupRouteField(name); ok && hint == "" && p.section != routeSection && p.section != deviceSection && p.section != inputSection {
+			hint = ` (it belongs in a [route "NAME"] section)`
+		}
 	}
 	p.errorf(n, p.display, "", "unknown key %q%s", name, hint)
 }
 
 func sectionNames() []string {
-	names := []string{deviceSection, inputSection}
+	names := []string{deviceSection, inputSection, routeSection}
 	for _, s := range sections {
 		names = append(names, s.name)
 	}

@@ -48,6 +48,15 @@ func (c Config) String() string {
 			writeKeyValue(&b, f.name, v)
 		}
 	}
+	for _, r := range c.Routes {
+		fmt.Fprintf(&b, "\n[%s %s]\n", routeSection, quote(r.Name))
+		for _, f := range routeFields {
+			if f.name == "addresses" && r.Name == defaultRouteName && len(r.Addresses) == 0 {
+				continue // it takes the rest and may have none
+			}
+			writeKeyValue(&b, f.name, f.get(&r))
+		}
+	}
 	return b.String()
 }
 
@@ -63,6 +72,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("allow_anonymous", c.Edge.AllowAnonymous),
 		slog.Int("devices", len(c.Devices)),
 		slog.Int("inputs", len(c.Inputs)),
+		slog.Int("routes", len(c.Routes)),
 		slog.String("data", c.Store.Dir),
 		slog.String("uplink", uplink),
 		slog.String("uplink_user", c.Uplink.User),

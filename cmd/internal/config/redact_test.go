@@ -64,6 +64,21 @@ targets = telemetry, alarms/*
 [device "b \"quoted\""]
 password-hash =
 targets =
+
+[route "alarms"]
+addresses = alarms/*, panic
+priority = 10
+max-bytes = 0
+max-messages = 0
+when-full = backpressure
+default-ttl =
+
+[route "default"]
+priority = -1
+max-bytes = 1MiB
+max-messages = 0
+when-full =
+default-ttl = 1h0m0s
 `
 
 func TestStringRedacts(t *testing.T) {
@@ -102,6 +117,9 @@ func TestStringRoundTrip(t *testing.T) {
 	wantDevices := []Device{{Name: "a", PasswordHash: redacted, Targets: []string{"telemetry", "alarms/*"}}, {Name: `b "quoted"`}}
 	if !reflect.DeepEqual(back.Devices, wantDevices) {
 		t.Errorf("devices after round trip = %q, want %q", back.Devices, wantDevices)
+	}
+	if !reflect.DeepEqual(back.Routes, c.Routes) || len(c.Routes) != 2 {
+		t.Errorf("routes after round trip = %+v, want %+v", back.Routes, c.Routes)
 	}
 }
 

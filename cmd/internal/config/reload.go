@@ -19,10 +19,10 @@ func (c Config) Overrides() Flags {
 }
 
 // Changes lists the values that differ between old and new, in the order String writes
-// them: "[SECTION] KEY" for the sections without a name; for [device "NAME"] and
-// [input "NAME"] sections, the section alone when it was added or removed, and
-// `[device "NAME"] KEY` for a key that changed. The list names values, never shows
-// them, so it may be logged.
+// them: "[SECTION] KEY" for the sections without a name; for [device "NAME"],
+// [input "NAME"] and [route "NAME"] sections, the section alone when it was added or
+// removed, and `[device "NAME"] KEY` for a key that changed. The list names values,
+// never shows them, so it may be logged.
 func Changes(old, new Config) []string {
 	var changed []string
 	for _, s := range sections {
@@ -52,6 +52,16 @@ func Changes(old, new Config) []string {
 	}
 	changed = append(changed, namedChanges(inputSection, old.Inputs, new.Inputs,
 		func(in *Input) string { return in.Name }, inputGet, inputKeys)...)
+	routeKeys := make([]string, len(routeFields))
+	routeGet := func(r *Route) []string {
+		v := make([]string, len(routeFields))
+		for i, f := range routeFields {
+			routeKeys[i], v[i] = f.name, f.get(r)
+		}
+		return v
+	}
+	changed = append(changed, namedChanges(routeSection, old.Routes, new.Routes,
+		func(r *Route) string { return r.Name }, routeGet, routeKeys)...)
 	return changed
 }
 

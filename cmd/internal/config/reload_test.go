@@ -80,6 +80,7 @@ func TestChanges(t *testing.T) {
 		{"device targets", strings.Replace(base, "[device \"a\"]\n", "[device \"a\"]\ntargets = x, y*\n", 1),
 			[]string{`[device "a"] targets`}},
 		{"input added", base + "[input \"t\"]\nkind = ds18b20\n", []string{`[input "t"]`}},
+		{"route added", base + "[route \"r\"]\naddresses = r/*\n", []string{`[route "r"]`}},
 	}
 	old, err := parseText(base)
 	if err != nil {

@@ -39,7 +39,8 @@ var logLevels = []string{"debug", "info", "warn", "error"}
 // Validate checks the values and how they fit together: addresses, ranges, the uplink URL,
 // that the CA and password files exist (the CA file must hold PEM certificates), unique
 // device names and well-formed password hashes, the inputs (a known kind, only that kind's
-// keys, no two reading the same chip or line), and the log level. It reports every
+// keys, no two reading the same chip or line), the routes (named once, addresses claimed
+// by one route only, none on the default route), and the log level. It reports every
 // problem as Errors; a value from the configuration file names its file and line, a value
 // from a flag names the flag.
 func (c *Config) Validate() error {
@@ -56,6 +57,7 @@ func (c *Config) validate() Errors {
 	c.validateUplink(add)
 	c.validateDevices(add)
 	c.validateInputs(add)
+	c.validateRoutes(add)
 	c.validateMetrics(add)
 	if !slices.Contains(logLevels, c.Log.Level) {
 		add(c.problem("log", "level", "log.level", nil, "want one of %s, got %q", strings.Join(logLevels, ", "), c.Log.Level))
