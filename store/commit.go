@@ -314,6 +314,11 @@ func (s *Store) apply(batch []*request, t *txn) (int, error) {
 				return 0, err
 			} else if why != "" {
 				s.pend.rejected++
+				if s.tooLarge(r.route, uint64(len(r.payload))) != "" {
+					// The message, not the store, is the problem: others still fit.
+					r.err = fmt.Errorf("store: append: %w (%d payload bytes exceed the whole %s budget)", ErrFull, len(r.payload), why)
+					continue
+				}
 				s.refuse(t, r.route, why)
 				r.err = fmt.Errorf("store: append: %w (%s)", ErrFull, why)
 				continue

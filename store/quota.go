@@ -82,11 +82,8 @@ func (s *Store) victim(rc []routeCount, r *route, own bool) *route {
 // that the file need not grow). It returns the budget that still refuses the
 // message, or "" if it may be stored.
 func (s *Store) makeRoom(t *txn, r *route, n uint64) (string, error) {
-	switch {
-	case r.MaxBytes > 0 && n > r.MaxBytes:
-		return "route max-bytes", nil // would not fit an empty route
-	case s.opts.MaxBytes > 0 && n > s.opts.MaxBytes:
-		return "max-bytes", nil
+	if why := s.tooLarge(r, n); why != "" {
+		return why, nil
 	}
 	freed := uint64(0)
 	for {
@@ -120,6 +117,18 @@ func (s *Store) makeRoom(t *txn, r *route, n uint64) (string, error) {
 		s.pend.dropLast = seq
 		t.dropped[v.idx]++
 	}
+}
+
+// tooLarge says which budget a message of n payload bytes exceeds on its own,
+// so that it would not fit an empty route or store; "" if none.
+func (s *Store) tooLarge(r *route, n uint64) string {
+	switch {
+	case r.MaxBytes > 0 && n > r.MaxBytes:
+		return "route max-bytes"
+	case s.opts.MaxBytes > 0 && n > s.opts.MaxBytes:
+		return "max-bytes"
+	}
+	return ""
 }
 
 // refuse remembers that route r refused an append because of budget why, so

@@ -392,3 +392,22 @@ func TestRecoverRoutes(t *testing.T) {
 	}
 	mustCheck(t, s)
 }
+
+// A message larger than a whole budget is refused without making the route
+// (or the store) look full: the next normal message is stored.
+func TestOversizedMessageDoesNotBlock(t *testing.T) {
+	for _, o := range []Options{
+		{NoSync: true, Routes: []Route{{Name: "small", Addresses: []string{"small"}, MaxBytes: 1000}}},
+		{NoSync: true, MaxBytes: 1000},
+	} {
+		s, _ := openTest(t, o)
+		err := s.Append(context.Background(), &Message{Address: "small", Payload: make([]byte, 2000)})
+		if !errors.Is(err, ErrFull) || !strings.Contains(err.Error(), "exceed the whole") {
+			t.Fatalf("oversized append: got %v, want ErrFull naming the budget", err)
+		}
+		if s.FullFor("small") || s.Full() {
+			t.Fatalf("FullFor %v, Full %v after an oversized message, want false", s.FullFor("small"), s.Full())
+		}
+		put(t, s, "small", 1)
+	}
+}
