@@ -17,7 +17,8 @@ import (
 
 // TestCrashGateway kills the gateway with SIGKILL while go-amqp devices send to it,
 // again and again, and checks after every kill, in the store file, that every message
-// the gateway acknowledged is there, in each device's order.
+// the gateway acknowledged is there, in each device's order, and that the store's
+// counters (totals and per route: half the devices send to an alarms route) hold.
 func TestCrashGateway(t *testing.T) {
 	cycles := 20
 	if testing.Short() {
@@ -26,7 +27,8 @@ func TestCrashGateway(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	conf := filepath.Join(dir, "shadowgw.conf")
-	if err := os.WriteFile(conf, []byte("[store]\nmin-free = 0\n[metrics]\nlisten = "+freeAddr(t)+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte("[store]\nmin-free = 0\n[metrics]\nlisten = "+freeAddr(t)+"\n"+
+		"[route \"alarms\"]\naddresses = alarms/*\npriority = 10\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	g := startGateway(t, "--config", conf, "--data", data)
@@ -43,7 +45,11 @@ func TestCrashGateway(t *testing.T) {
 		devs := make([]*device, devices)
 		for i := range devs {
 			devs[i] = &device{id: fmt.Sprintf("dev-%d", i)}
-			wg.Go(func() { devs[i].send(ctx, g.addr, "telemetry", cycle*1_000_000, 1_000_000, 200, 64) })
+			address := "telemetry"
+			if i%2 == 1 {
+				address = "alarms/" + devs[i].id
+			}
+			wg.Go(func() { devs[i].send(ctx, g.addr, address, cycle*1_000_000, 1_000_000, 200, 64) })
 		}
 		time.Sleep(time.Duration(150+rand.IntN(300)) * time.Millisecond) // load, then a power cut
 		g.kill()
@@ -80,17 +86,23 @@ func TestCrashGateway(t *testing.T) {
 	t.Logf("%d kill cycles in %v: %d acknowledged messages, all stored in order", cycles, time.Since(start).Round(time.Millisecond), total)
 }
 
+// crashRoutes are the routes of TestCrashGateway's configuration.
+var crashRoutes = []store.Route{{Name: "alarms", Addresses: []string{"alarms/*"}, Priority: 10}}
+
 // storedByDevice opens the store file (the gateway is dead) and returns each device's
 // message numbers in store order.
 func storedByDevice(t *testing.T, path string) map[string][]int {
 	t.Helper()
-	st, err := store.Open(path, store.Options{NoSync: true})
+	st, err := store.Open(path, store.Options{NoSync: true, Routes: crashRoutes})
 	if err != nil {
 		t.Fatalf("open the store after the kill: %v", err)
 	}
 	defer st.Close()
 	if err := st.Check(); err != nil {
 		t.Fatalf("store check after the kill: %v", err)
+	}
+	if r := st.Stats().Routes; len(r) != 2 || r[0].Name != "alarms" || r[0].Orphan {
+		t.Fatalf("routes after the kill %+v, want alarms and default", r)
 	}
 	out := map[string][]int{}
 	var after uint64
