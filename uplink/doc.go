@@ -4,13 +4,17 @@
 //
 // # Delivery
 //
-// An [Uplink] reads its [Source] (the store) in sequence order and sends each message
-// to AddressPrefix + its stored address, on one session and sender link per target
-// address, kept open and reused (RabbitMQ ends the whole session when it refuses a
-// link, so a refusal concerns one address only). Up to Config.InFlight transfers may await their outcome at once; the
-// transfers leave in store order, so the order within an address is kept (a message
-// sent again after a release is the exception, see below). A message leaves the store
-// only after the cloud settled it with an outcome (AMQP 1.0 §3.4):
+// An [Uplink] reads its [Source] (the store) route by route in strict priority order
+// (store.Store.ReadNext: every queued message of a higher-priority route before any of
+// a lower one, each route first in, first out), so that after an outage the alarms
+// drain before a telemetry backlog, and alarms that arrive while a backlog drains
+// overtake what has not been read yet. It sends each message to AddressPrefix + its
+// stored address, on one session and sender link per target address, kept open and
+// reused (RabbitMQ ends the whole session when it refuses a link, so a refusal
+// concerns one address only). Up to Config.InFlight transfers may await their outcome
+// at once; the transfers leave in the order read, so the order within an address is
+// kept (a message sent again after a release is the exception, see below). A message
+// leaves the store only after the cloud settled it with an outcome (AMQP 1.0 §3.4):
 //
 //   - accepted (§3.4.2): deleted from the store;
 //   - rejected (§3.4.3): moved to the store's dead letters with the cloud's error

@@ -13,8 +13,9 @@ var ErrConfig = errors.New("invalid uplink configuration")
 
 // Reasons for a forwarding pipeline to stop without a failure; the connection stays.
 var (
-	// errRetry: a held address is due; read the store again from the start.
-	errRetry = errors.New("held address due")
+	// errRetry: read the store again from the start: a held address is due, or a
+	// damaged record was put aside.
+	errRetry = errors.New("read the store again")
 	// errUndeliverable: only messages the cloud called undeliverable here are left.
 	errUndeliverable = errors.New("messages undeliverable here")
 	// errHeld: the message's address is held; it stays stored.

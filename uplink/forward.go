@@ -14,10 +14,11 @@ import (
 )
 
 // forwarder forwards messages over one connection. It runs pipelines one after
-// another; each pipeline reads the store from the start, so it sees exactly the
-// messages no earlier pipeline got accepted or dead-lettered.
+// another; each pipeline reads the store from the start with a fresh cursor, so it
+// sees exactly the messages no earlier pipeline got accepted or dead-lettered.
 //
-// In a pipeline the sending goroutine reads the store, sends in Seq order with
+// In a pipeline the sending goroutine reads the store with ReadNext (routes by
+// priority, each in Seq order), sends in that order with
 // SendWithReceipt (so transfers leave in order while up to InFlight outcomes are
 // outstanding) and queues the receipts; it skips the messages of held addresses
 // (see holds) and those the cloud called undeliverable on this connection. The
@@ -46,6 +47,9 @@ type forwarder struct {
 	ready     atomic.Bool
 	readyOnce sync.Once
 }
+
+// readBatch is the most messages read from the store at once.
+const readBatch = 256
 
 // link is the session and sender for one target address.
 type link struct {
@@ -229,12 +233,12 @@ func (f *forwarder) pipeline(parent context.Context) error {
 	return nil
 }
 
-// send reads stored messages in order and sends them; see pipeline.
+// send reads stored messages by route priority and sends them; see pipeline.
 func (f *forwarder) send(ctx context.Context, queue chan<- sent) error {
-	var after uint64
-	var due time.Time // the earliest time a hold seen in this pipeline ends
+	var cur store.Cursor // a fresh one: read the store from the start
+	var due time.Time    // the earliest time a hold seen in this pipeline ends
 	notify := f.u.src.Notify()
-	batch := min(f.u.cfg.InFlight, 256)
+	batch := min(f.u.cfg.InFlight, readBatch)
 	for {
 		select {
 		case <-ctx.Done():
@@ -248,13 +252,15 @@ func (f *forwarder) send(ctx context.Context, queue chan<- sent) error {
 		if !due.IsZero() && !now.Before(due) {
 			return errRetry
 		}
-		msgs, err := f.u.src.Read(after, batch)
+		msgs, err := f.u.src.ReadNext(&cur, batch)
 		if ce := (*store.CorruptError)(nil); errors.As(err, &ce) {
-			// The record cannot be decoded; keep it aside and go on after it.
+			// The record cannot be decoded; keep it aside. ReadNext may have moved the
+			// cursor past messages before it that it did not return, so read the store
+			// again from the start once the outcomes in flight arrived.
 			if err := f.deadLetter(ce.Seq, "", "corrupt record in the store: "+ce.Detail); err != nil {
 				return err
 			}
-			continue
+			return errRetry
 		}
 		if err != nil {
 			return err
@@ -283,7 +289,6 @@ func (f *forwarder) send(ctx context.Context, queue chan<- sent) error {
 			if err := f.sendOne(ctx, &msgs[i], queue); err != nil {
 				return err
 			}
-			after = msgs[i].Seq
 		}
 	}
 }

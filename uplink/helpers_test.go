@@ -22,7 +22,13 @@ import (
 // the file's consistency and closes it.
 func openStore(t testing.TB, sync bool) *store.Store {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "queue.db"), store.Options{NoSync: !sync})
+	return openStoreWith(t, store.Options{NoSync: !sync})
+}
+
+// openStoreWith is openStore with options, for example routes.
+func openStoreWith(t testing.TB, opts store.Options) *store.Store {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "queue.db"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,8 +20,10 @@ import (
 // Source is what the uplink needs from the store; *store.Store implements it. Its
 // methods must be safe for concurrent use.
 type Source interface {
-	// Read returns up to max messages with Seq > after, in Seq order.
-	Read(after uint64, max int) ([]store.Message, error)
+	// ReadNext returns up to max messages after the cursor and advances it past
+	// them: routes by strict priority, highest first, each route in Seq order (see
+	// store.Store.ReadNext). A zero Cursor reads from the start.
+	ReadNext(c *store.Cursor, max int) ([]store.Message, error)
 	// Delete removes messages after the cloud accepted them; it returns after the
 	// commit.
 	Delete(seqs ...uint64) error

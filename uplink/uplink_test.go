@@ -39,6 +39,8 @@ func TestRabbitMQ(t *testing.T) {
 	t.Run("rate limit", func(t *testing.T) { testRateLimit(t, b) })
 	t.Run("idle timeout", func(t *testing.T) { testIdleTimeout(t, b) })
 	t.Run("drain rate", func(t *testing.T) { testDrainRate(t, b) })
+	t.Run("priority drain", func(t *testing.T) { testPriorityDrain(t, b) })
+	t.Run("priority overtake", func(t *testing.T) { testPriorityOvertake(t, b) })
 	t.Run("store closed", func(t *testing.T) { testStoreClosed(t, b) })
 	t.Run("outage", func(t *testing.T) { testOutage(t, b) })
 	t.Run("failover", func(t *testing.T) { testFailover(t, b) }) // last: restarts the node
