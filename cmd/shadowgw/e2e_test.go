@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -33,6 +34,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("gateway killed while devices send", func(t *testing.T) { testGatewayKilled(t, b) })
 	t.Run("uplink misconfigured then fixed", func(t *testing.T) { testUplinkRecovers(t, b) })
 	t.Run("bad device input", func(t *testing.T) { testBadInput(t, b) })
+	t.Run("alarms overtake a backlog", func(t *testing.T) { testPriorityDrain(t, b) })
 }
 
 // sendAll runs devices concurrently, each sending n messages, and fails the test unless
@@ -432,4 +434,65 @@ func nextBody(t *testing.T, br *bufio.Reader) frame.Body {
 			return b
 		}
 	}
+}
+
+// Test 6: routes with priorities. While the cloud is down, devices send a telemetry
+// backlog and then alarms; when the cloud comes back the alarms are forwarded first.
+//
+// To see the order in which the cloud received them, both routes end in the same
+// RabbitMQ queue: telemetry is sent to /queue/e2e-prio and alarms to
+// /amq/queue/e2e-prio (RabbitMQ's address of an existing queue), which an [route]
+// pattern tells apart.
+func testPriorityDrain(t *testing.T, b *cloudtest.Broker) {
+	const queue, alarmsAddr = "/queue/e2e-prio", "/amq/queue/e2e-prio"
+	args := uplinkArgs(t, b, t.TempDir(), "[route \"alarms\"]\naddresses = /amq/queue/*\npriority = 10\n")
+	for i, a := range args {
+		if a == "--config" {
+			conf := args[i+1]
+			text := strings.Replace(read(t, conf), "address-prefix = /queue/", "address-prefix =", 1)
+			write(t, conf, text)
+		}
+	}
+	g := startGateway(t, args...)
+	// Create the queue while the cloud is up.
+	sendAll(t, g.addr, queue, 1, 1, 64)
+	receiveExactlyOnce(t, b, queue, 1, 64, time.Minute)
+
+	b.Stop()
+	stopped := true
+	defer func() {
+		if stopped {
+			b.Start()
+		}
+	}()
+	const telemetry, alarms, size = 5000, 100, 128
+	sendAll(t, g.addr, queue, 2, telemetry/2, size)
+	alarm := &device{id: "alarm"}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	alarm.send(ctx, g.addr, alarmsAddr, 0, alarms, size, 50)
+	cancel()
+	if alarm.err != nil || len(alarm.accepted) != alarms {
+		t.Fatalf("alarms: %d of %d accepted, err %v", len(alarm.accepted), alarms, alarm.err)
+	}
+	b.Start()
+	stopped = false
+	msgs := b.Receive(t, queue, telemetry+alarms, 2*time.Minute)
+	last, seen := -1, 0
+	for i, m := range msgs {
+		if id, _ := m.ApplicationProperties["device"].(string); id == alarm.id {
+			last, seen = i, seen+1
+		}
+	}
+	if seen != alarms {
+		t.Fatalf("%d alarms arrived, want %d", seen, alarms)
+	}
+	t.Logf("the last of %d alarms arrived as message %d of %d (backlog of %d telemetry sent before them)",
+		alarms, last+1, len(msgs), telemetry)
+	// The alarms are read first; other addresses' messages may be on the wire at the
+	// same time, at most an in-flight window of them.
+	if last >= alarms+256 {
+		t.Fatalf("the last alarm arrived as message %d of %d, want within the first %d", last+1, len(msgs), alarms+256)
+	}
+	b.ExpectEmpty(t, queue, 2*time.Second)
+	g.stop()
 }
