@@ -68,11 +68,12 @@ type Config struct {
 	// refuses the link if an existing queue's durability differs.
 	TargetDurability string
 	// InFlight is how many messages may be sent and awaiting the cloud's outcome at
-	// once, across all targets; default DefaultInFlight.
+	// once, across all targets; a message waiting for link credit counts. Default
+	// DefaultInFlight.
 	InFlight int
 	// MaxLinks caps the number of sender links (one per target address) kept open;
-	// when a new target would exceed it, the uplink waits for the outcomes in flight
-	// and closes all links first. Default DefaultMaxLinks.
+	// when more targets need one, the others are sent first, then the uplink waits
+	// for the outcomes in flight and closes all links. Default DefaultMaxLinks.
 	MaxLinks int
 	// ContainerID is the AMQP container-id sent in open; default DefaultContainerID.
 	ContainerID string
@@ -90,9 +91,10 @@ type Config struct {
 	// RetryDelay is how long the uplink waits before sending messages again that the
 	// cloud released or modified (AMQP 1.0 §3.4.4, §3.4.5). Default DefaultRetryDelay.
 	RetryDelay time.Duration
-	// StallTimeout is how long a message may wait for link credit from the cloud, or
-	// for its outcome, before the connection is considered stuck and replaced (the
-	// message is then sent again). Default DefaultStallTimeout.
+	// StallTimeout is how long a message may wait for link credit from the cloud
+	// before its address is held (see HeldAddress), or for its outcome before the
+	// connection is considered stuck and replaced; the message is then sent again.
+	// Default DefaultStallTimeout.
 	StallTimeout time.Duration
 	// RateLimit caps forwarding at this many messages per second, RateLimitBytes at
 	// this many encoded bytes per second (a token bucket holding one second's worth);

@@ -11,10 +11,13 @@
 // overtake what has not been read yet. It sends each message to AddressPrefix + its
 // stored address, on one session and sender link per target address, kept open and
 // reused (RabbitMQ ends the whole session when it refuses a link, so a refusal
-// concerns one address only). Up to Config.InFlight transfers may await their outcome
-// at once; the transfers leave in the order read, so the order within an address is
-// kept (a message sent again after a release is the exception, see below). A message
-// leaves the store only after the cloud settled it with an outcome (AMQP 1.0 §3.4):
+// concerns one address only). Each address is sent by a goroutine of its own, in the
+// order read, so the order within an address is kept (a message sent again after a
+// release is the exception, see below), and an address the cloud grants no link
+// credit (§2.6.7) holds up only its own messages (see Held addresses). Up to
+// Config.InFlight transfers may await their outcome at once, across all addresses. A
+// message leaves the store only after the cloud settled it with an outcome (AMQP 1.0
+// §3.4):
 //
 //   - accepted (§3.4.2): deleted from the store;
 //   - rejected (§3.4.3): moved to the store's dead letters with the cloud's error
@@ -38,8 +41,16 @@
 // amqp:unauthorized-access, a link detached with an error, no credit for
 // Config.StallTimeout) is held: its messages stay stored, in order, and are tried
 // again on the address's own backoff, while the other addresses keep flowing.
-// Status.Held lists them. A pipeline ends, after its outcomes arrived, whenever a hold
-// is due, and the next one reads the store from the start.
+// Status.Held lists them. A pipeline (one pass over the store) ends, after its
+// outcomes arrived, whenever a hold is due, and the next one reads the store from the
+// start.
+//
+// An address that has waited half a second for link credit (or for its link to
+// attach) while more of its messages are read is passed by: its later messages stay
+// stored, in order, while the reading goes on for the other addresses. Once credit
+// arrives and what it had queued (at most 64 messages) is sent, the pass ends and the
+// next one sends the rest. An address waiting for credit occupies one of the InFlight
+// slots, so with InFlight 1 it still holds up the others until StallTimeout.
 //
 // # Endpoints, credentials, rate
 //
@@ -74,7 +85,8 @@
 // backoff with jitter between Config.BackoffMin and Config.BackoffMax. The password,
 // CA, certificate and key files are read at every attempt, so fixing them takes effect without a
 // restart. A connection on which a message waits longer than Config.StallTimeout for
-// link credit or for its outcome counts as lost. Connecting is logged at info only once
+// its outcome counts as lost; an address whose link gives no credit for that long is
+// held (see Held addresses). Connecting is logged at info only once
 // the connection proved to work; per-message lines are at debug, dead letters at warn
 // at most every 10 s. Status reports the state for status pages and metrics.
 package uplink

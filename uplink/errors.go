@@ -13,14 +13,15 @@ var ErrConfig = errors.New("invalid uplink configuration")
 
 // Reasons for a forwarding pipeline to stop without a failure; the connection stays.
 var (
-	// errRetry: read the store again from the start: a held address is due, or a
-	// damaged record was put aside.
+	// errRetry: read the store again from the start: a held address is due, an
+	// address that was passed by has credit again, or a damaged record was put
+	// aside.
 	errRetry = errors.New("read the store again")
 	// errUndeliverable: only messages the cloud called undeliverable here are left.
 	errUndeliverable = errors.New("messages undeliverable here")
 	// errHeld: the message's address is held; it stays stored.
 	errHeld = errors.New("address held")
-	// errLinkLimit: a new target needs a link but MaxLinks are open.
+	// errLinkLimit: targets needed links beyond MaxLinks; the others were sent.
 	errLinkLimit = errors.New("link limit reached")
 )
 

@@ -17,32 +17,33 @@ import (
 // another; each pipeline reads the store from the start with a fresh cursor, so it
 // sees exactly the messages no earlier pipeline got accepted or dead-lettered.
 //
-// In a pipeline the sending goroutine reads the store with ReadNext (routes by
-// priority, each in Seq order), sends in that order with
-// SendWithReceipt (so transfers leave in order while up to InFlight outcomes are
-// outstanding) and queues the receipts; it skips the messages of held addresses
-// (see holds) and those the cloud called undeliverable on this connection. The
-// settling goroutine waits for the outcomes in the same order and acts on them; a
-// deleting goroutine deletes accepted messages in batches. A pipeline ends, after its
-// outcomes arrived, when a held address is due again, so that the next one sends
-// its messages.
+// A pipeline has one reading goroutine and, per target address, a lane: a sending
+// and a settling goroutine (see lane). The reader reads the store with ReadNext
+// (routes by priority, each in Seq order) and hands each message to its target's
+// lane; it skips the messages of held addresses, those the cloud called
+// undeliverable on this connection, and those of an address it passed by (see
+// pipeline.dispatch). A lane sends its messages in the order it got them, so the
+// order within an address is kept, while an address without link credit holds up
+// only its own lane. A deleting goroutine deletes accepted messages in batches. A
+// pipeline ends, after its outcomes arrived, when a held address is due again or
+// an address it passed by can go on, so that the next one sends their messages.
 //
 // Each target address has its own session and sender link (RabbitMQ ends the whole
-// session when it refuses a link). links is owned by the sending goroutine while a
-// pipeline runs and by the forwarder between pipelines; broken and undeliverable are
-// shared, under mu.
+// session when it refuses a link); links outlive pipelines. links, attaching,
+// broken and undeliverable are shared by the lanes, under mu.
 type forwarder struct {
 	u           *Uplink
 	conn        *amqp.Conn
 	idx         int    // endpoint index
 	fingerprint string // of the client certificate, for the log
-	links       map[string]*link
 
 	mu            sync.Mutex
+	links         map[string]*link
+	attaching     int               // links being attached, counted against MaxLinks
 	broken        map[string]bool   // targets whose link failed; re-attached before use
 	undeliverable map[uint64]string // seq → target: modified with undeliverable-here
 
-	wake chan struct{} // capacity 1: the settler held an address or marked a message
+	wake chan struct{} // capacity 1: a lane held an address, marked a message or went idle
 
 	ready     atomic.Bool
 	readyOnce sync.Once
@@ -51,18 +52,13 @@ type forwarder struct {
 // readBatch is the most messages read from the store at once.
 const readBatch = 256
 
-// link is the session and sender for one target address.
-type link struct {
-	sess *amqp.Session
-	snd  *amqp.Sender
-}
+// laneQueue is the most messages waiting in one lane to be sent.
+const laneQueue = 64
 
-// sent is a message on the wire, awaiting its outcome.
-type sent struct {
-	seq     uint64
-	target  string
-	receipt amqp.SendReceipt
-}
+// creditWait is how long the reader waits for a lane that is busy with the cloud
+// (attaching its link, or waiting for link credit) before it passes the lane's
+// address by for the rest of the pipeline, so that other addresses go on.
+const creditWait = 500 * time.Millisecond
 
 // run runs pipelines until one fails, ctx ends, or the connection should be replaced.
 func (f *forwarder) run(ctx context.Context) error {
@@ -79,7 +75,7 @@ func (f *forwarder) run(ctx context.Context) error {
 		err := f.pipeline(ctx)
 		switch {
 		case errors.Is(err, errRetry):
-			// A held address is due: read the store again from the start.
+			// Read the store again from the start.
 		case errors.Is(err, errLinkLimit):
 			f.u.log.Debug("closing all links", "links", len(f.links))
 			if err := f.closeLinks(ctx); err != nil {
@@ -121,7 +117,7 @@ func (f *forwarder) signal() {
 	}
 }
 
-// hold holds target with reason on its own backoff and wakes the sender.
+// hold holds target with reason on its own backoff and wakes the reader.
 func (f *forwarder) hold(target, reason string, min time.Duration) {
 	until := f.u.held.hold(target, reason, f.u.now(), min, max(f.u.cfg.BackoffMax, min))
 	f.u.log.Debug("address held", "target", target, "reason", reason, "until", until)
@@ -135,15 +131,6 @@ func (f *forwarder) markBroken(target string) {
 	}
 	f.broken[target] = true
 	f.mu.Unlock()
-}
-
-// takeBroken reports whether target's link failed, and forgets it.
-func (f *forwarder) takeBroken(target string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	b := f.broken[target]
-	delete(f.broken, target)
-	return b
 }
 
 func (f *forwarder) markUndeliverable(seq uint64, target string) {
@@ -188,62 +175,94 @@ func (f *forwarder) connLost(err error) bool {
 	}
 }
 
+// pipeline is one pass over the store; see forwarder.
+//
+// It ends in one of two ways. A failure (the connection lost, the store failing, an
+// outcome overdue) cancels ctx: everything stops, and the settling goroutines wait
+// for outcomes only up to shutdownGrace. A stop reason (errRetry, errLinkLimit,
+// errUndeliverable) cancels only sending: the reader and the lanes' senders stop,
+// messages not yet sent stay stored, and the settlers wait for every outcome in
+// flight. ctx's cause is the first failure, sending's the first reason to stop.
+type pipeline struct {
+	f       *forwarder
+	ctx     context.Context // ends at a failure
+	fail    context.CancelCauseFunc
+	sending context.Context // ends at a failure or a stop reason
+	stop    context.CancelCauseFunc
+	wctx    context.Context // for awaiting outcomes: ends shutdownGrace after ctx
+
+	tokens chan struct{} // one per message in flight: at most InFlight
+	del    *deleter
+
+	// pending counts the messages handed to lanes and not yet sent, dead-lettered or
+	// dropped; when it falls to zero the lanes are idle and the reader is woken.
+	pending   atomic.Int64
+	needLinks atomic.Bool // a lane found MaxLinks links open
+
+	// Owned by the reader.
+	lanes  map[string]*lane
+	passed map[string]bool // targets whose later messages stay stored in this pipeline
+	timer  *time.Timer
+
+	wg sync.WaitGroup // the lanes' goroutines
+}
+
 // pipeline forwards until the store has been read to the end and more is awaited
-// forever, a held address is due (errRetry), a new link is needed beyond MaxLinks
-// (errLinkLimit), only undeliverable messages are left (errUndeliverable), something
-// fails, or ctx ends. Before it returns, all its goroutines have exited and all
-// deletes are committed.
+// forever, a held address is due or a passed-by address can go on (errRetry), a new
+// link is needed beyond MaxLinks (errLinkLimit), only undeliverable messages are left
+// (errUndeliverable), something fails, or ctx ends. Before it returns, all its
+// goroutines have exited and all deletes are committed.
 func (f *forwarder) pipeline(parent context.Context) error {
-	ctx, cancel := context.WithCancelCause(parent)
-	defer cancel(nil)
-	queue := make(chan sent, f.u.cfg.InFlight)
-	del := startDeleter(f.u.src, cancel)
+	ctx, fail := context.WithCancelCause(parent)
+	defer fail(nil)
+	sending, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	wctx, cancelWait := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWait()
+	defer context.AfterFunc(ctx, func() { time.AfterFunc(shutdownGrace, cancelWait) })()
 
-	var sendErr error
-	sending := make(chan struct{})
-	go func() {
-		defer close(sending)
-		defer close(queue)
-		sendErr = f.send(ctx, queue)
-	}()
-	settleErr := f.settle(ctx, queue, del)
-	if settleErr != nil {
-		cancel(settleErr)
+	p := &pipeline{
+		f: f, ctx: ctx, fail: fail, sending: sending, stop: stop, wctx: wctx,
+		tokens: make(chan struct{}, f.u.cfg.InFlight),
+		lanes:  map[string]*lane{},
+		passed: map[string]bool{},
+		timer:  time.NewTimer(time.Hour),
 	}
-	<-sending
-	delErr := del.close()
+	p.timer.Stop()
+	p.del = startDeleter(f.u.src, fail)
+	err := p.read()
+	if isStopReason(err) {
+		stop(err)
+	} else {
+		fail(err)
+	}
+	p.wg.Wait()
+	_ = p.del.close() // a failure to delete cancelled ctx with its error
 
-	stopReason := func(err error) bool {
-		return errors.Is(err, errRetry) || errors.Is(err, errLinkLimit) || errors.Is(err, errUndeliverable) || errors.Is(err, context.Canceled)
-	}
-	// The first real failure wins; a stop reason only if nothing failed.
-	for _, err := range []error{settleErr, sendErr, delErr} {
-		if err != nil && !stopReason(err) {
-			return err
-		}
-	}
 	if parent.Err() != nil {
 		return context.Cause(parent)
 	}
-	for _, err := range []error{settleErr, sendErr, delErr} {
-		if err != nil {
-			return err
-		}
+	if err := context.Cause(ctx); err != nil {
+		return err
 	}
-	return nil
+	return context.Cause(sending)
 }
 
-// send reads stored messages by route priority and sends them; see pipeline.
-func (f *forwarder) send(ctx context.Context, queue chan<- sent) error {
+func isStopReason(err error) bool {
+	return errors.Is(err, errRetry) || errors.Is(err, errLinkLimit) || errors.Is(err, errUndeliverable)
+}
+
+// read reads stored messages by route priority and hands them to the lanes; see
+// forwarder. It returns a stop reason, a failure, or the cause of sending's end.
+func (p *pipeline) read() error {
+	f := p.f
 	var cur store.Cursor // a fresh one: read the store from the start
 	var due time.Time    // the earliest time a hold seen in this pipeline ends
 	notify := f.u.src.Notify()
 	batch := min(f.u.cfg.InFlight, readBatch)
 	for {
-		select {
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		default:
+		if p.sending.Err() != nil {
+			return context.Cause(p.sending)
 		}
 		now := f.u.now()
 		if d := f.u.held.nextDue(now); !d.IsZero() && (due.IsZero() || d.Before(due)) {
@@ -266,10 +285,16 @@ func (f *forwarder) send(ctx context.Context, queue chan<- sent) error {
 			return err
 		}
 		if len(msgs) == 0 {
-			if f.undeliverableCount() > 0 {
-				return errUndeliverable
+			if p.pending.Load() == 0 {
+				// Everything read was sent (or put aside).
+				if p.needLinks.Load() {
+					return errLinkLimit
+				}
+				if f.undeliverableCount() > 0 {
+					return errUndeliverable
+				}
+				f.markReady()
 			}
-			f.markReady()
 			var timer <-chan time.Time
 			if !due.IsZero() {
 				timer = f.u.after(due.Sub(now))
@@ -278,227 +303,97 @@ func (f *forwarder) send(ctx context.Context, queue chan<- sent) error {
 			case <-notify:
 			case <-f.wake:
 			case <-timer:
-			case <-ctx.Done():
-				return context.Cause(ctx)
+			case <-p.sending.Done():
+				return context.Cause(p.sending)
 			case <-f.conn.Done():
 				return fmt.Errorf("connection lost: %w", readable(f.conn.Err()))
 			}
 			continue
 		}
 		for i := range msgs {
-			if err := f.sendOne(ctx, &msgs[i], queue); err != nil {
+			if err := p.dispatch(&msgs[i]); err != nil {
 				return err
 			}
 		}
 	}
 }
 
-// sendOne sends one stored message, dead-letters it if it can never be sent, or
-// leaves it stored if its address is held or it is undeliverable here.
-func (f *forwarder) sendOne(ctx context.Context, m *store.Message, queue chan<- sent) error {
+// dispatch hands m to its target's lane, or leaves it stored: when its address is
+// held, it is undeliverable here, or its address was passed by in this pipeline.
+//
+// When the lane's queue is full, dispatch waits for room, like any backpressure,
+// unless the lane gave up on the pipeline or has been busy with the cloud for
+// creditWait: an address without link credit (§2.6.7) must not hold up the others.
+// Then the address is passed by: the rest of its messages stay stored, in order,
+// and the lane ends the pipeline once it has sent its queue, so that the next
+// pipeline sends them (see lane.sendAll).
+func (p *pipeline) dispatch(m *store.Message) error {
+	f := p.f
+	if m.Address == "" {
+		return f.deadLetter(m.Seq, "", errNoAddress.Error())
+	}
 	target := f.u.cfg.AddressPrefix + m.Address
-	if m.Address != "" && f.u.held.held(target, f.u.now()) || f.isUndeliverable(m.Seq) {
+	if p.passed[target] || f.isUndeliverable(m.Seq) {
 		return nil
 	}
-	out, err := prepare(m, f.u.cfg.AddressPrefix, "shadowgw:"+f.u.cfg.ContainerID+":", f.u.now())
-	if err != nil {
-		return f.deadLetter(m.Seq, m.Address, err.Error())
-	}
-	if n := f.u.failures(m.Seq, false); n > 0 {
-		// §3.4.5: delivery-failed counts as a delivery attempt (§3.2.1 delivery-count).
-		if out.msg.Header == nil {
-			out.msg.Header = &amqp.MessageHeader{}
-		}
-		out.msg.Header.DeliveryCount += n
-	}
-	snd, err := f.link(ctx, out.target)
-	if errors.Is(err, errHeld) {
+	if f.u.held.held(target, f.u.now()) {
+		// Keep the address's order: nothing of it is sent before its held message.
+		p.passed[target] = true
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	if limit := snd.MaxMessageSize(); limit > 0 && uint64(out.size) > limit {
-		return f.deadLetter(m.Seq, m.Address, fmt.Sprintf("message of %d bytes exceeds the cloud's max-message-size %d for %q", out.size, limit, out.target))
-	}
-	if err := f.u.limit.wait(ctx, out.size); err != nil {
-		return err
-	}
-	// §2.6.12: the transfer is unsettled; the cloud settles it with an outcome that
-	// settle acts on. SendWithReceipt returns once the transfer is written, so the
-	// order on the link is the order of these calls.
-	sctx, cancel := context.WithTimeout(ctx, f.u.cfg.StallTimeout)
-	receipt, err := snd.SendWithReceipt(sctx, out.msg, nil)
-	stalled := errors.Is(sctx.Err(), context.DeadlineExceeded)
-	cancel()
-	if err != nil {
-		switch {
-		case ctx.Err() != nil:
-			return context.Cause(ctx)
-		case stalled:
-			// No credit on this link: hold the address, keep the others flowing.
-			f.hold(out.target, fmt.Sprintf("no link credit from the cloud for %v", f.u.cfg.StallTimeout), f.u.cfg.BackoffMin)
-			f.dropLink(ctx, out.target)
-			return nil
-		case !f.connLost(err):
-			f.hold(out.target, "send: "+readable(err).Error(), f.u.cfg.BackoffMin)
-			f.dropLink(ctx, out.target)
+	l := p.lanes[target]
+	if l == nil {
+		if len(p.lanes) >= f.u.cfg.MaxLinks {
+			// Each lane needs a link: this address waits for the next pipeline, which
+			// starts after all links were closed.
+			p.needLinks.Store(true)
+			p.passed[target] = true
 			return nil
 		}
-		return fmt.Errorf("send message %d to %q: %w", m.Seq, out.target, readable(err))
+		l = p.startLane(target)
 	}
-	f.u.st.inFlight.Add(1)
-	f.u.log.Debug("sent", "seq", m.Seq, "target", out.target, "bytes", out.size)
+	if l.halted.Load() {
+		p.passed[target] = true
+		return nil
+	}
+	p.pending.Add(1)
 	select {
-	case queue <- sent{seq: m.Seq, target: out.target, receipt: receipt}:
+	case l.queue <- m:
 		return nil
-	case <-ctx.Done():
-		f.u.st.inFlight.Add(-1)
-		return context.Cause(ctx)
+	default:
 	}
-}
-
-// link returns the sender for target, beginning a session and attaching a link if
-// needed. If the cloud refuses them on a live connection, target is held and link
-// returns errHeld.
-func (f *forwarder) link(ctx context.Context, target string) (*amqp.Sender, error) {
-	if l, ok := f.links[target]; ok {
-		if !f.takeBroken(target) {
-			return l.snd, nil
-		}
-		f.dropLink(ctx, target)
-	}
-	if len(f.links) >= f.u.cfg.MaxLinks {
-		return nil, errLinkLimit
-	}
-	actx, cancel := context.WithTimeout(ctx, f.u.cfg.DialTimeout)
-	defer cancel()
-	sess, err := f.conn.NewSession(actx, nil)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, context.Cause(ctx)
-		}
-		return nil, fmt.Errorf("begin session for %q: %w", target, readable(err))
-	}
-	snd, err := sess.NewSender(actx, target, &amqp.SenderOptions{
-		SettlementMode:              amqp.SenderSettleModeUnsettled.Ptr(),
-		RequestedReceiverSettleMode: amqp.ReceiverSettleModeFirst.Ptr(),
-		TargetDurability:            f.u.durability,
-	})
-	if err != nil {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		_ = sess.Close(cctx)
-		cancel()
-		if ctx.Err() != nil {
-			return nil, context.Cause(ctx)
-		}
-		if !f.connLost(err) {
-			// amqp:not-found, amqp:unauthorized-access (RabbitMQ ends the session),
-			// ...: this address waits on its own backoff.
-			f.hold(target, "attach: "+readable(err).Error(), f.u.cfg.BackoffMin)
-			f.u.log.Warn("address held", "target", target, "err", readable(err), "retry_in", time.Until(f.u.held.nextDueOf(target)).Round(time.Millisecond))
-			return nil, errHeld
-		}
-		return nil, fmt.Errorf("attach sender to %q: %w", target, readable(err))
-	}
-	f.u.log.Debug("attached", "target", target)
-	f.links[target] = &link{sess: sess, snd: snd}
-	return snd, nil
-}
-
-// dropLink ends target's session, if any, without waiting long: it failed already.
-func (f *forwarder) dropLink(ctx context.Context, target string) {
-	l, ok := f.links[target]
-	if !ok {
-		return
-	}
-	delete(f.links, target)
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-	defer cancel()
-	_ = l.sess.Close(cctx)
-}
-
-// closeLinks ends all sessions and their links.
-func (f *forwarder) closeLinks(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, f.u.cfg.DialTimeout)
-	defer cancel()
-	for target, l := range f.links {
-		delete(f.links, target)
-		if err := l.sess.Close(ctx); err != nil && f.connLost(err) {
-			return fmt.Errorf("end session of %q: %w", target, readable(err))
-		}
-	}
-	return nil
-}
-
-// settle waits for the outcomes of sent messages in order and acts on them (AMQP 1.0
-// §3.4). When ctx ends it keeps waiting up to shutdownGrace, so that messages the
-// cloud accepted are deleted rather than sent again.
-func (f *forwarder) settle(ctx context.Context, queue <-chan sent, del *deleter) error {
-	wctx, cancelWait := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWait()
-	defer context.AfterFunc(ctx, func() { time.AfterFunc(shutdownGrace, cancelWait) })()
-
-	for s := range queue {
-		sctx, cancel := context.WithTimeout(wctx, f.u.cfg.StallTimeout)
-		state, err := s.receipt.Wait(sctx)
-		cancel()
-		if err != nil {
-			// The outcome is unknown: the message stays stored and is sent again.
-			switch {
-			case ctx.Err() != nil && wctx.Err() != nil:
-				return context.Cause(ctx)
-			case sctx.Err() != nil && wctx.Err() == nil:
-				return fmt.Errorf("no outcome for message %d to %q within %v", s.seq, s.target, f.u.cfg.StallTimeout)
-			case !f.connLost(err):
-				// The cloud ended this address's link or session.
-				f.u.st.inFlight.Add(-1)
-				f.hold(s.target, "link: "+readable(err).Error(), f.u.cfg.BackoffMin)
-				f.markBroken(s.target)
+	wait := min(creditWait, f.u.cfg.StallTimeout/2)
+	for left := l.busyLeft(f.u.now(), wait); ; {
+		p.timer.Reset(max(left, time.Millisecond))
+		select {
+		case l.queue <- m:
+			p.timer.Stop()
+			return nil
+		case <-l.stuck:
+			p.timer.Stop()
+		case <-p.timer.C:
+			if left = l.busyLeft(f.u.now(), wait); left > 0 {
 				continue
 			}
-			return fmt.Errorf("outcome of message %d to %q: %w", s.seq, s.target, readable(err))
+			f.u.log.Debug("passing address by", "target", target, "reason", "no link credit from the cloud", "waited", wait)
+		case <-p.sending.Done():
+			p.timer.Stop()
+			p.idle(1)
+			return context.Cause(p.sending)
 		}
-		f.u.st.inFlight.Add(-1)
-		switch state := state.(type) {
-		case *amqp.StateAccepted:
-			// §3.4.2: the cloud took responsibility; the message may leave the store.
-			f.u.st.forwarded.Add(1)
-			f.u.log.Debug("accepted", "seq", s.seq, "target", s.target)
-			f.u.failures(s.seq, true)
-			f.u.held.release(s.target, f.u.now())
-			f.markReady()
-			del.add(s.seq)
-		case *amqp.StateRejected:
-			// §3.4.3: the cloud will never take this message; keep it aside.
-			f.u.failures(s.seq, true)
-			if err := f.deadLetter(s.seq, s.target, "rejected by the cloud: "+describeError(state.Error)); err != nil {
-				return err
-			}
-		case *amqp.StateModified:
-			// §3.4.5: not processed. delivery-failed counts an attempt in the copy sent
-			// next; undeliverable-here keeps it off this connection; otherwise the
-			// address is held like after a release.
-			f.u.st.released.Add(1)
-			f.u.log.Debug("modified", "seq", s.seq, "target", s.target, "delivery_failed", state.DeliveryFailed, "undeliverable_here", state.UndeliverableHere)
-			if state.DeliveryFailed {
-				f.u.deliveryFailed(s.seq)
-			}
-			if state.UndeliverableHere {
-				f.markUndeliverable(s.seq, s.target)
-			} else {
-				f.hold(s.target, "modified by the cloud", f.u.cfg.RetryDelay)
-			}
-		default:
-			// §3.4.4 released, or settled without a terminal outcome: sent again after
-			// RetryDelay (growing while the address keeps being released), after the
-			// address's other messages in flight.
-			f.u.st.released.Add(1)
-			f.u.log.Debug("released", "seq", s.seq, "target", s.target, "state", fmt.Sprint(state))
-			f.hold(s.target, "released by the cloud", f.u.cfg.RetryDelay)
-		}
+		p.idle(1)
+		p.passed[target] = true
+		close(l.passedBy)
+		return nil
 	}
-	return nil
+}
+
+// idle counts n messages that left the lanes' hands; it wakes the reader when none
+// are left.
+func (p *pipeline) idle(n int) {
+	if p.pending.Add(int64(-n)) == 0 {
+		p.f.signal()
+	}
 }
 
 // deadLetter moves a message aside with reason. A message already gone (deleted or

@@ -24,6 +24,9 @@ type outgoing struct {
 	size   int    // encoded size in bytes
 }
 
+// errNoAddress is why a stored message without address cannot be sent.
+var errNoAddress = errors.New("message has no address")
+
 // nullValueSection is an amqp-value body section holding null: descriptor 0x77, null.
 var nullValueSection = []byte{0x00, 0x53, 0x77, 0x40}
 
@@ -44,7 +47,7 @@ var nullValueSection = []byte{0x00, 0x53, 0x77, 0x40}
 // with the error's text as the reason.
 func prepare(m *store.Message, prefix, idPrefix string, now time.Time) (out outgoing, err error) {
 	if m.Address == "" {
-		return outgoing{}, errors.New("message has no address")
+		return outgoing{}, errNoAddress
 	}
 	msg, err := decode(m.Payload)
 	if err != nil {

@@ -20,6 +20,9 @@ func TestProton(t *testing.T) {
 	t.Run("undeliverable here", func(t *testing.T) { testUndeliverableHere(t, s) })
 	t.Run("held addresses", func(t *testing.T) { testHeldAddresses(t, s) })
 	t.Run("link and connection drops", func(t *testing.T) { testDrops(t, s) })
+	t.Run("credit starved", func(t *testing.T) { testCreditStarved(t, s) })
+	t.Run("credit stalled", func(t *testing.T) { testCreditStalled(t, s) })
+	t.Run("link limit", func(t *testing.T) { testLinkLimit(t, s) })
 }
 
 // protonConfig returns a configuration for s: TLS against its CA, SASL ANONYMOUS.

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -26,7 +27,8 @@ const EnvPython = "SHADOWGW_PYTHON"
 // ProtonServer is a small AMQP 1.0 server on Qpid Proton, started by [StartProton]:
 // TLS with its Certificates, SASL ANONYMOUS, on a loopback port. It accepts every
 // message, unless the message or its address asks for another behaviour (see the
-// Outcome constants and the Refuse and Forbid prefixes). It records every delivery.
+// Outcome constants and the Refuse, Forbid and Starve prefixes). It records every
+// delivery.
 type ProtonServer struct {
 	// URL is "amqps://127.0.0.1:PORT".
 	URL string
@@ -38,6 +40,7 @@ type ProtonServer struct {
 	events     []Event
 	changed    chan struct{} // closed and replaced at every new line
 	cmd        *exec.Cmd
+	stdin      io.WriteCloser // commands to the server, one JSON object a line
 	done       chan struct{}
 }
 
@@ -68,6 +71,10 @@ const (
 	// ForbidPrefix: the session is ended with amqp:unauthorized-access, as RabbitMQ
 	// 3.10 does when a user may not write.
 	ForbidPrefix = "forbidden/"
+	// StarvePrefix: the link is attached but gets no link credit (AMQP 1.0 §2.6.7),
+	// so nothing can be sent on it, until [ProtonServer.GrantCredit] is called for
+	// its address.
+	StarvePrefix = "starve/"
 )
 
 // Delivery is one transfer the server received.
@@ -81,8 +88,9 @@ type Delivery struct {
 	Props         map[string]string `json:"props"`
 }
 
-// Event is a line of the server's log other than a delivery: "connection", "refused"
-// or "forbidden".
+// Event is a line of the server's log other than a delivery: "connection",
+// "refused", "forbidden", "starved" (a link attached without credit) or "credit" (a
+// GrantCredit took effect).
 type Event struct {
 	Event   string `json:"event"`
 	Address string `json:"address"`
@@ -129,6 +137,9 @@ func StartProton(t testing.TB) *ProtonServer {
 	if err != nil {
 		t.Fatalf("cloudtest: %v", err)
 	}
+	if s.stdin, err = cmd.StdinPipe(); err != nil {
+		t.Fatalf("cloudtest: %v", err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("cloudtest: start proton server: %v", err)
 	}
@@ -146,6 +157,7 @@ func StartProton(t testing.TB) *ProtonServer {
 	t.Cleanup(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-s.done
+		s.stdin.Close()
 	})
 	select {
 	case <-ready:
@@ -220,6 +232,41 @@ func (s *ProtonServer) WaitFor(t testing.TB, timeout time.Duration, what string,
 		case <-changed:
 		case <-deadline:
 			t.Fatalf("cloudtest: proton server: no %s within %v; deliveries: %+v; events: %+v", what, timeout, d, s.Events())
+		}
+	}
+}
+
+// GrantCredit ends the starvation of address, which starts with StarvePrefix: its
+// open links get link credit, and so do the links attached to it later. It returns
+// once the server has granted it.
+func (s *ProtonServer) GrantCredit(t testing.TB, address string) {
+	t.Helper()
+	granted := func() int {
+		n := 0
+		for _, e := range s.Events() {
+			if e.Event == "credit" && e.Address == address {
+				n++
+			}
+		}
+		return n
+	}
+	before := granted()
+	line, _ := json.Marshal(map[string]string{"cmd": "credit", "address": address})
+	if _, err := s.stdin.Write(append(line, '\n')); err != nil {
+		t.Fatalf("cloudtest: proton server: grant credit to %s: %v", address, err)
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		s.mu.Lock()
+		changed := s.changed
+		s.mu.Unlock()
+		if granted() > before {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("cloudtest: proton server: credit for %s not granted within 10s; events: %+v", address, s.Events())
 		}
 	}
 }

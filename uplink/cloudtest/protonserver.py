@@ -11,16 +11,24 @@
 #
 #   target addresses starting "refuse/" are refused with amqp:not-found at attach;
 #   target addresses starting "forbidden/" end the session with
-#   amqp:unauthorized-access, as RabbitMQ 3.10 does.
+#   amqp:unauthorized-access, as RabbitMQ 3.10 does;
+#   links to target addresses starting "starve/" get no link credit (AMQP 1.0
+#   §2.6.7) until a line {"cmd": "credit", "address": ADDRESS} on stdin grants it:
+#   from then on every link to ADDRESS, open or new, gets credit like the others.
 #
-# Every delivery is written to stdout as one JSON line; "ready" once listening.
+# Every delivery is written to stdout as one JSON line; "ready" once listening;
+# "starved" for a link left without credit; "credit" once a grant took effect.
 # Usage: protonserver.py PORT CERT KEY
 import json
 import sys
+import threading
 
-from proton import Condition, Delivery, SSLDomain
+from proton import Condition, Delivery, Endpoint, SSLDomain
 from proton.handlers import MessagingHandler
-from proton.reactor import Container
+from proton.reactor import ApplicationEvent, Container, EventInjector
+
+# Link credit a receiving link is kept topped up to.
+WINDOW = 200
 
 
 def emit(**kw):
@@ -28,19 +36,68 @@ def emit(**kw):
     sys.stdout.flush()
 
 
+class Credit:
+    """Keeps every receiving link topped up to WINDOW credit, except links to a
+    starved address; it takes the place of MessagingHandler's prefetch."""
+
+    def __init__(self, server):
+        self.server = server
+
+    def on_link_local_open(self, event):
+        self.flow(event.link)
+
+    def on_link_remote_open(self, event):
+        self.flow(event.link)
+
+    def on_link_flow(self, event):
+        self.flow(event.link)
+
+    def on_delivery(self, event):
+        self.flow(event.link)
+
+    def flow(self, link):
+        if link.is_receiver and not self.server.starved(link) and link.credit < WINDOW:
+            link.flow(WINDOW - link.credit)
+
+
 class Server(MessagingHandler):
     def __init__(self, port, cert, key):
-        super().__init__(prefetch=200, auto_accept=False)
+        super().__init__(prefetch=0, auto_accept=False)
+        self.handlers.insert(0, Credit(self))
         self.port, self.cert, self.key = port, cert, key
         self.counts = {}
         self.conns = 0
+        self.fed = set()       # starve/ addresses that were granted credit
+        self.starving = []     # links left without credit
+        self.injector = EventInjector()
 
     def on_start(self, event):
         domain = SSLDomain(SSLDomain.MODE_SERVER)
         domain.set_credentials(self.cert, self.key, None)
         domain.set_peer_authentication(SSLDomain.ANONYMOUS_PEER)
         event.container.listen("amqps://127.0.0.1:%d" % self.port, ssl_domain=domain)
+        event.container.selectable(self.injector)
+        threading.Thread(target=self.read_commands, daemon=True).start()
         emit(event="ready")
+
+    def read_commands(self):
+        # Runs on its own thread: hands each command to the container's thread.
+        for line in sys.stdin:
+            cmd = json.loads(line)
+            self.injector.trigger(ApplicationEvent(cmd["cmd"], subject=cmd))
+
+    def on_credit(self, event):
+        address = event.subject["address"]
+        self.fed.add(address)
+        for link in self.starving:
+            if link.target.address == address and link.state & Endpoint.LOCAL_ACTIVE:
+                link.flow(WINDOW - link.credit)
+        self.starving = [l for l in self.starving if l.target.address != address]
+        emit(event="credit", address=address)
+
+    def starved(self, link):
+        address = link.remote_target.address or ""
+        return address.startswith("starve/") and address not in self.fed
 
     def conn_id(self, conn):
         n = getattr(conn, "cloudtest_id", None)
@@ -71,6 +128,10 @@ class Server(MessagingHandler):
             event.session.condition = Condition("amqp:unauthorized-access", "access to " + address + " refused")
             event.session.close()
             emit(event="forbidden", address=address, conn=self.conn_id(event.connection))
+        elif self.starved(link):
+            link.open()
+            self.starving.append(link)
+            emit(event="starved", address=address, conn=self.conn_id(event.connection))
 
     def on_message(self, event):
         msg, dlv = event.message, event.delivery
