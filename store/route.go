@@ -310,9 +310,10 @@ func (s *Store) ReadNext(c *Cursor, max int) ([]Message, error) {
 	if max <= 0 {
 		return nil, nil
 	}
-	if c.after == nil {
-		c.after = map[string]uint64{}
-	}
+	// The cursor moves only if the call succeeds: a reader that gets an error
+	// (a corrupt record, which it may dead-letter) reads the same messages
+	// again.
+	moved := map[*route]uint64{}
 	var msgs []Message
 	err := s.view(func(tx *bolt.Tx) error {
 		q := tx.Bucket(bucketQueue)
@@ -324,7 +325,7 @@ func (s *Store) ReadNext(c *Cursor, max int) ([]Message, error) {
 			}
 			var err error
 			msgs, err = s.readMerged(q, all[i:j], func(r *route) uint64 { return c.after[r.Name] },
-				func(r *route, seq uint64) { c.after[r.Name] = seq }, max)
+				func(r *route, seq uint64) { moved[r] = seq }, max)
 			if err != nil {
 				return err
 			}
@@ -334,6 +335,12 @@ func (s *Store) ReadNext(c *Cursor, max int) ([]Message, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: read: %w", err)
+	}
+	if c.after == nil {
+		c.after = map[string]uint64{}
+	}
+	for r, seq := range moved {
+		c.after[r.Name] = seq
 	}
 	return msgs, nil
 }

@@ -411,3 +411,35 @@ func TestOversizedMessageDoesNotBlock(t *testing.T) {
 		put(t, s, "small", 1)
 	}
 }
+
+// A corrupt record makes ReadNext fail without moving the cursor: once the
+// reader dead-letters it, the messages before it are read.
+func TestReadNextCorruptRecord(t *testing.T) {
+	// Not openTest: the byte counters cannot be right after the damage (see
+	// TestCorruptRecordInFile), so the final Check would fail.
+	s, err := Open(t.TempDir()+"/store.db", testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	put(t, s, "a", 3)
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketQueue).Bucket([]byte(DefaultRoute)).Put(seqKey(3), []byte{messageRecordV1, 0, 0})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c Cursor
+	_, err = s.ReadNext(&c, 10)
+	var ce *CorruptError
+	if !errors.As(err, &ce) || ce.Seq != 3 {
+		t.Fatalf("got %v, want a CorruptError for seq 3", err)
+	}
+	if err := s.DeadLetter(3, "corrupt"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ReadNext(&c, 10)
+	if err != nil || !slices.Equal(seqs(got), []uint64{1, 2}) {
+		t.Fatalf("after dead-lettering got %v, %v, want [1 2]", seqs(got), err)
+	}
+}
