@@ -23,6 +23,7 @@ const (
 	opPurge     // delete up to purgeChunk queued messages (or dead letters: reason "dead")
 	opHousekeep // no write of its own: purge expired messages
 	opCompact   // rewrite the file (not a write transaction)
+	opRewrite   // replace the payload of a queued message (one seq)
 )
 
 // String returns the operation name used in error messages.
@@ -46,6 +47,8 @@ func (k opKind) String() string {
 		return "housekeeping"
 	case opCompact:
 		return "compact"
+	case opRewrite:
+		return "rewrite"
 	}
 	return fmt.Sprintf("op %d", uint8(k))
 }
@@ -59,8 +62,8 @@ type request struct {
 	source   string   // opAppend
 	received int64    // opAppend, Unix nanoseconds
 	expires  int64    // opAppend, Unix nanoseconds, 0: never
-	payload  []byte   // opAppend
-	seqs     []uint64 // opDelete, opDeadLetter (one seq), opDeleteDead
+	payload  []byte   // opAppend, opRewrite
+	seqs     []uint64 // opDelete, opDeadLetter and opRewrite (one seq), opDeleteDead
 	reason   string   // opDeadLetter
 
 	// done is called exactly once, on the committer goroutine, with the
@@ -356,6 +359,31 @@ func (s *Store) apply(batch []*request, t *txn) (int, error) {
 			}
 			t.c.deadLetters++
 			t.c.deadBytes += n
+		case opRewrite:
+			seq := r.seqs[0]
+			rt, v := s.find(t, seq)
+			if v == nil {
+				r.err = fmt.Errorf("store: %s %d: %w", r.kind, seq, ErrNotFound)
+				continue
+			}
+			h, err := decodeMessageRecord(seq, v)
+			if err != nil {
+				r.err = fmt.Errorf("store: %s: %w", r.kind, err)
+				continue
+			}
+			k := s.key(seq)
+			start := len(s.arena)
+			// Copies the header fields out of v before the put replaces it.
+			s.arena = appendMessageRecordV2(s.arena, h.received, h.expires, string(h.address), string(h.source), r.payload)
+			if err := t.buckets[rt.idx].Put(k, s.arena[start:len(s.arena):len(s.arena)]); err != nil {
+				return 0, fmt.Errorf("rewrite %d: %w", seq, err)
+			}
+			old, n := uint64(len(h.payload)), uint64(len(r.payload))
+			sub(&t.c.bytes, old)
+			t.c.bytes += n
+			sub(&t.rc[rt.idx].bytes, old)
+			t.rc[rt.idx].bytes += n
+			t.dirty[rt.idx] = true
 		case opDeleteDead:
 			for _, seq := range r.seqs {
 				k := s.key(seq)

@@ -669,6 +669,21 @@ func (s *Store) DeadLetter(seq uint64, reason string) error {
 	return err
 }
 
+// Rewrite replaces the payload of the queued message seq, keeping its seq,
+// route, address, source, received and expiry times, and returns after the
+// commit. The uplink uses it to record durably what the cloud asked for with a
+// modified outcome (AMQP 1.0 §3.4.5: a delivery-count incremented, annotations
+// merged), so that it survives a restart. Budgets do not apply. It returns an
+// error wrapping ErrNotFound if seq is not queued. The store takes ownership
+// of payload.
+func (s *Store) Rewrite(seq uint64, payload []byte) error {
+	if recordSize("", "", len(payload)) > bolt.MaxValueSize {
+		return fmt.Errorf("store: rewrite: %d payload bytes: %w", len(payload), ErrTooLarge)
+	}
+	_, err := s.do(context.Background(), &request{kind: opRewrite, seqs: []uint64{seq}, payload: payload})
+	return err
+}
+
 // DeleteDeadLetters removes dead letters by seq and returns after the commit.
 // Seqs that are not dead letters are ignored.
 func (s *Store) DeleteDeadLetters(seqs ...uint64) error {

@@ -687,3 +687,30 @@ func TestOptionsDefaults(t *testing.T) {
 		})
 	}
 }
+
+// Rewrite replaces a queued message's payload in place and keeps the counters.
+func TestRewrite(t *testing.T) {
+	s, path := openTest(t, testOptions())
+	received := time.Unix(1_800_000_000, 0)
+	for _, p := range []string{"one", "two"} {
+		if err := s.Append(context.Background(), &Message{Address: "a", Source: "d", Received: received, Payload: []byte(p)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Rewrite(1, []byte("one, modified")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Rewrite(7, []byte("x")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Rewrite of a missing seq: got %v, want ErrNotFound", err)
+	}
+	s = reopen(t, s, path, testOptions())
+	got := readAll(t, s)
+	if len(got) != 2 || string(got[0].Payload) != "one, modified" || got[0].Seq != 1 || got[0].Address != "a" ||
+		got[0].Source != "d" || !got[0].Received.Equal(received) || string(got[1].Payload) != "two" {
+		t.Fatalf("after rewrite got %+v", got)
+	}
+	if st := s.Stats(); st.Bytes != uint64(len("one, modified")+len("two")) {
+		t.Fatalf("Bytes %d after rewrite, want %d", st.Bytes, len("one, modified")+len("two"))
+	}
+	mustCheck(t, s)
+}

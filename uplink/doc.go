@@ -25,8 +25,9 @@
 //   - released (§3.4.4): kept; its address is held (see below) for Config.RetryDelay,
 //     growing while it keeps being released, then sent again;
 //   - modified (§3.4.5): like released; with delivery-failed the copy sent next
-//     carries a header delivery-count one higher per failure (counted in memory, per
-//     store sequence number: a gateway restart forgets it); with undeliverable-here it
+//     carries a header delivery-count one higher per failure, and the outcome's
+//     message-annotations are merged into the message's (the stored message is
+//     rewritten, so a gateway restart keeps both); with undeliverable-here it
 //     is not sent again on that connection: once nothing else is left, the uplink
 //     reconnects (to the next endpoint, if there are several) and sends it there.
 //

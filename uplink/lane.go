@@ -39,6 +39,7 @@ type lane struct {
 type sent struct {
 	seq     uint64
 	target  string
+	payload []byte // as stored, for a modified outcome to rewrite
 	receipt amqp.SendReceipt
 }
 
@@ -143,13 +144,6 @@ func (l *lane) send(m *store.Message) error {
 	if err != nil {
 		return f.deadLetter(m.Seq, m.Address, err.Error())
 	}
-	if n := f.u.failures(m.Seq, false); n > 0 {
-		// §3.4.5: delivery-failed counts as a delivery attempt (§3.2.1 delivery-count).
-		if out.msg.Header == nil {
-			out.msg.Header = &amqp.MessageHeader{}
-		}
-		out.msg.Header.DeliveryCount += n
-	}
 	// An attach is not cancelled when the pipeline stops sending: it is short, and
 	// the link is kept for the next pipeline.
 	l.busy(true)
@@ -211,7 +205,7 @@ func (l *lane) send(m *store.Message) error {
 	}
 	f.u.st.inFlight.Add(1)
 	f.u.log.Debug("sent", "seq", m.Seq, "target", out.target, "bytes", out.size)
-	l.receipts <- sent{seq: m.Seq, target: out.target, receipt: receipt} // never blocks: a token is held
+	l.receipts <- sent{seq: m.Seq, target: out.target, payload: m.Payload, receipt: receipt} // never blocks: a token is held
 	return nil
 }
 
@@ -265,24 +259,26 @@ func (l *lane) settle(s sent, linkGone *bool) error {
 		// §3.4.2: the cloud took responsibility; the message may leave the store.
 		f.u.st.forwarded.Add(1)
 		f.u.log.Debug("accepted", "seq", s.seq, "target", s.target)
-		f.u.failures(s.seq, true)
 		f.u.held.release(s.target, f.u.now())
 		f.markReady()
 		p.del.add(s.seq)
 	case *amqp.StateRejected:
 		// §3.4.3: the cloud will never take this message; keep it aside.
-		f.u.failures(s.seq, true)
 		if err := f.deadLetter(s.seq, s.target, "rejected by the cloud: "+describeError(state.Error)); err != nil {
 			return err
 		}
 	case *amqp.StateModified:
-		// §3.4.5: not processed. delivery-failed counts an attempt in the copy sent
-		// next; undeliverable-here keeps it off this connection; otherwise the
-		// address is held like after a release.
+		// §3.4.5: not processed. delivery-failed counts an attempt (§3.2.1
+		// delivery-count) and message-annotations are merged into the message's;
+		// both are written to the store, so the copy sent next, also after a
+		// restart, carries them. undeliverable-here keeps it off this connection;
+		// otherwise the address is held like after a release.
 		f.u.st.released.Add(1)
 		f.u.log.Debug("modified", "seq", s.seq, "target", s.target, "delivery_failed", state.DeliveryFailed, "undeliverable_here", state.UndeliverableHere)
-		if state.DeliveryFailed {
-			f.u.deliveryFailed(s.seq)
+		if state.DeliveryFailed || len(state.MessageAnnotations) > 0 {
+			if err := f.u.rewriteModified(s.seq, s.payload, state); err != nil {
+				f.u.log.Warn("could not record a modified outcome; the message is sent again unchanged", "seq", s.seq, "err", err)
+			}
 		}
 		if state.UndeliverableHere {
 			f.markUndeliverable(s.seq, s.target)

@@ -106,3 +106,34 @@ func decode(payload []byte) (msg *amqp.Message, err error) {
 	}
 	return msg, nil
 }
+
+// rewriteModified stores the message seq as the cloud's modified outcome asks it to
+// be sent next (AMQP 1.0 §3.4.5): with delivery-failed, the header's delivery-count
+// one higher; message-annotations combined with the message's, the outcome's value
+// replacing an existing one under the same key. It starts from the payload as
+// stored, so that the ttl is still counted from the time the message was received.
+func (u *Uplink) rewriteModified(seq uint64, payload []byte, state *amqp.StateModified) error {
+	msg, err := decode(payload)
+	if err != nil {
+		return err
+	}
+	if state.DeliveryFailed {
+		if msg.Header == nil {
+			msg.Header = &amqp.MessageHeader{}
+		}
+		msg.Header.DeliveryCount++
+	}
+	if len(state.MessageAnnotations) > 0 {
+		if msg.Annotations == nil {
+			msg.Annotations = amqp.Annotations{}
+		}
+		for k, v := range state.MessageAnnotations {
+			msg.Annotations[k] = v
+		}
+	}
+	b, err := msg.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	return u.src.Rewrite(seq, b)
+}

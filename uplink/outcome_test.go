@@ -1,6 +1,7 @@
 package uplink
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -23,6 +24,7 @@ func TestProton(t *testing.T) {
 	t.Run("credit starved", func(t *testing.T) { testCreditStarved(t, s) })
 	t.Run("credit stalled", func(t *testing.T) { testCreditStalled(t, s) })
 	t.Run("link limit", func(t *testing.T) { testLinkLimit(t, s) })
+	t.Run("modified survives a restart", func(t *testing.T) { testModifiedRestart(t, s) })
 }
 
 // protonConfig returns a configuration for s: TLS against its CA, SASL ANONYMOUS.
@@ -101,6 +103,18 @@ func testOutcomes(t *testing.T, s *cloudtest.ProtonServer) {
 		if fmt.Sprint(got) != fmt.Sprint(tt.wantCounts) {
 			t.Errorf("%s: got delivery-counts %v, want %v", tt.id, got, tt.wantCounts)
 		}
+	}
+	// §3.4.5: the annotations of a modified outcome are merged into the message's,
+	// replacing an older value under the same key.
+	var attempts []string
+	for _, d := range ids["o-mod"] {
+		attempts = append(attempts, d.Annotations["x-opt-cloud-attempt"])
+		if d.Annotations[SourceAnnotation] != "dev" {
+			t.Errorf("o-mod delivery %d: annotations %v lost the source", d.N, d.Annotations)
+		}
+	}
+	if fmt.Sprint(attempts) != "[ 1 2]" {
+		t.Errorf("o-mod: got x-opt-cloud-attempt %q in the deliveries, want none, 1, 2", attempts)
 	}
 	checkFor(t, 5*time.Second, func() bool { return stored(t, st) == 0 }, func() string {
 		return fmt.Sprintf("store holds %d messages, want 0", stored(t, st))
@@ -222,4 +236,41 @@ func testDrops(t *testing.T, s *cloudtest.ProtonServer) {
 	if dls, _ := st.DeadLetters(); len(dls) != 0 {
 		t.Errorf("dead letters: got %+v, want none", dls)
 	}
+}
+
+// testModifiedRestart checks that what a modified outcome asked for (a higher
+// delivery-count, annotations) is stored: an uplink started afresh on the store, as
+// after a restart of the gateway, sends the message with it.
+func testModifiedRestart(t *testing.T, s *cloudtest.ProtonServer) {
+	st := openStore(t, false)
+	appendMessages(t, st, "outcomes", "dev", asked("o-restart", cloudtest.OutcomeModifiedFailed, 1))
+	cfg := protonConfig(s)
+	cfg.RetryDelay = time.Hour // the first uplink never retries
+	u, err := New(cfg, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- u.Run(ctx) }()
+	s.WaitFor(t, 20*time.Second, "the modified outcome", func(ds []cloudtest.Delivery) bool {
+		return len(byID(ds)["o-restart"]) == 1
+	})
+	checkFor(t, 5*time.Second, func() bool { return u.Status().Released == 1 }, func() string {
+		return fmt.Sprintf("status %+v, want 1 released", u.Status())
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	startUplink(t, protonConfig(s), st, nil)
+	ds := s.WaitFor(t, 20*time.Second, "the retry", func(ds []cloudtest.Delivery) bool { return accepted(ds, "o-restart") })
+	got := byID(ds)["o-restart"]
+	if len(got) != 2 || got[1].DeliveryCount != 1 || got[1].Annotations["x-opt-cloud-attempt"] != "1" {
+		t.Fatalf("deliveries %+v, want a second one with delivery-count 1 and x-opt-cloud-attempt 1", got)
+	}
+	checkFor(t, 5*time.Second, func() bool { return stored(t, st) == 0 }, func() string {
+		return fmt.Sprintf("store holds %d messages, want 0", stored(t, st))
+	})
 }

@@ -29,6 +29,8 @@ type Source interface {
 	Delete(seqs ...uint64) error
 	// DeadLetter moves a message the cloud refused, or that cannot be sent, aside.
 	DeadLetter(seq uint64, reason string) error
+	// Rewrite replaces a queued message's payload (after a modified outcome).
+	Rewrite(seq uint64, payload []byte) error
 	// Notify fires (capacity 1) after a commit that appended messages.
 	Notify() <-chan struct{}
 }
@@ -57,13 +59,6 @@ type Uplink struct {
 	st      status
 	dead    deadLetters
 	held    holds
-
-	// failedMu guards failed: per stored message, how many times the cloud answered
-	// modified with delivery-failed (AMQP 1.0 §3.4.5). The count is added to the
-	// header's delivery-count of the copy sent next. It lives in memory only: after a
-	// restart of the gateway the count starts again from the stored header's.
-	failedMu sync.Mutex
-	failed   map[uint64]uint32
 }
 
 // New checks cfg and returns an Uplink that reads from src and logs to log (nil:
@@ -90,7 +85,6 @@ func New(cfg Config, src Source, log *slog.Logger) (*Uplink, error) {
 		now:        time.Now,
 		after:      time.After,
 		rand:       rand.Float64,
-		failed:     map[uint64]uint32{},
 	}
 	u.held.rand = func() float64 { return u.rand() }
 	u.limit = newLimiter(cfg.RateLimit, cfg.RateLimitBytes, func() time.Time { return u.now() }, func(d time.Duration) <-chan time.Time { return u.after(d) })
@@ -313,22 +307,4 @@ func (u *Uplink) markConnected(idx int, fingerprint string) {
 		attrs = append(attrs, "client_cert_sha256", fingerprint)
 	}
 	u.log.Info("connected", attrs...)
-}
-
-// deliveryFailed counts a modified outcome with delivery-failed for seq.
-func (u *Uplink) deliveryFailed(seq uint64) {
-	u.failedMu.Lock()
-	u.failed[seq]++
-	u.failedMu.Unlock()
-}
-
-// failures returns the delivery-failed count of seq and, with forget, drops it.
-func (u *Uplink) failures(seq uint64, forget bool) uint32 {
-	u.failedMu.Lock()
-	defer u.failedMu.Unlock()
-	n := u.failed[seq]
-	if forget && n > 0 {
-		delete(u.failed, seq)
-	}
-	return n
 }

@@ -86,6 +86,7 @@ type Delivery struct {
 	Outcome       string            `json:"outcome"`        // the answer given
 	Conn          int               `json:"conn"`           // connection number, from 1
 	Props         map[string]string `json:"props"`
+	Annotations   map[string]string `json:"annotations"` // message-annotations, values as text
 }
 
 // Event is a line of the server's log other than a delivery: "connection",

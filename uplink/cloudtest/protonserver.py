@@ -4,7 +4,9 @@
 #
 #   application property "x-outcome" (string) chooses the answer for the first
 #   "x-outcome-times" (int, default 1) deliveries of a message-id:
-#     accept, reject, release, modified-failed, modified-undeliverable (both flags),
+#     accept, reject, release, modified-failed, modified-undeliverable (both flags;
+#     every modified outcome carries the message-annotation x-opt-cloud-attempt = n,
+#     the number of this delivery of the message-id),
 #     detach-link (ends the link with amqp:internal-error),
 #     drop-connection (closes the connection with amqp:connection:forced),
 #     none (never settles)
@@ -23,7 +25,7 @@ import json
 import sys
 import threading
 
-from proton import Condition, Delivery, Endpoint, SSLDomain
+from proton import Condition, Delivery, Endpoint, SSLDomain, symbol
 from proton.handlers import MessagingHandler
 from proton.reactor import ApplicationEvent, Container, EventInjector
 
@@ -144,7 +146,8 @@ class Server(MessagingHandler):
             outcome = props.get("x-outcome", "accept")
         emit(event="delivery", address=event.link.target.address, id=key, n=n,
              delivery_count=msg.delivery_count, outcome=outcome,
-             conn=self.conn_id(event.connection), props={k: str(v) for k, v in props.items()})
+             conn=self.conn_id(event.connection), props={k: str(v) for k, v in props.items()},
+             annotations={str(k): str(v) for k, v in (msg.annotations or {}).items()})
         if outcome == "accept":
             self.accept(dlv)
         elif outcome == "reject":
@@ -157,6 +160,7 @@ class Server(MessagingHandler):
         elif outcome in ("modified-failed", "modified-undeliverable"):
             dlv.local.failed = True
             dlv.local.undeliverable = outcome == "modified-undeliverable"
+            dlv.local.annotations = {symbol("x-opt-cloud-attempt"): n}
             dlv.update(Delivery.MODIFIED)
             dlv.settle()
         elif outcome == "detach-link":
