@@ -70,6 +70,8 @@ type request struct {
 	// assigned seq (opAppend) and the request's error.
 	done func(seq uint64, err error)
 
+	queued time.Time // when it was handed to the committer (opAppend)
+
 	seq uint64 // assigned seq (opAppend); messages affected (opRequeue, opPurge)
 	err error  // the request's own error, if the transaction committed
 }
@@ -204,6 +206,12 @@ func (s *Store) commit(batch []*request) {
 			if s.failing {
 				s.log.Info("commits recovered")
 				s.failing = false
+			}
+			now := time.Now()
+			for _, r := range batch {
+				if r.kind == opAppend && r.err == nil {
+					s.ackLat.observe(now.Sub(r.queued), now)
+				}
 			}
 		}
 		s.updateFull()
@@ -487,6 +495,7 @@ func (s *Store) publish() {
 		Rejected:        s.since.rejected,
 		Expired:         s.since.expired,
 		DroppedTotal:    s.totals.dropped,
+		AckLatency:      s.ackLat.snapshot(time.Now()),
 		ExpiredTotal:    s.totals.expired,
 		Compactions:     s.since.compactions,
 		LastCompaction:  s.lastComp,

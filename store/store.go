@@ -232,6 +232,8 @@ type Stats struct {
 	Recovered *Recovered
 	// Routes are the routes' counters, highest priority first.
 	Routes []RouteStats
+	// AckLatency is how long appends waited for their commit lately.
+	AckLatency Latency
 }
 
 // Compaction describes one rewrite of the file into a smaller one.
@@ -280,12 +282,13 @@ type Store struct {
 	since     sinceOpen
 	failing   bool // the last commit failed (for logging transitions only)
 	pend      pending
-	nextExp   int64     // earliest expiry in the index, Unix nanoseconds; 0: none
-	free      uint64    // free bytes of the file system, last statfs
-	freeAt    time.Time // when free was measured
-	diskFull  bool      // the last commit failed with ErrFull
-	fullWhy   string    // why Full is true, "" if it is not
-	txn       txn       // the transaction being built
+	nextExp   int64      // earliest expiry in the index, Unix nanoseconds; 0: none
+	free      uint64     // free bytes of the file system, last statfs
+	freeAt    time.Time  // when free was measured
+	diskFull  bool       // the last commit failed with ErrFull
+	fullWhy   string     // why Full is true, "" if it is not
+	txn       txn        // the transaction being built
+	ackLat    ackLatency // how long appends waited for their commit
 	dropLog   dropBurst
 	compact   compactState
 	recovered *Recovered
@@ -726,6 +729,9 @@ func (s *Store) do(ctx context.Context, r *request) (uint64, error) {
 func (s *Store) enqueue(ctx context.Context, r *request) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if r.kind == opAppend {
+		r.queued = time.Now()
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()

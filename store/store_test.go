@@ -235,6 +235,10 @@ func TestStatsAfterReopen(t *testing.T) {
 		t.Errorf("before reopen got routes %+v, want %+v", got.Routes, wantRoutes)
 	}
 	got.Routes = nil
+	if l := got.AckLatency; l.Count != 5 || l.P50 <= 0 || l.P50 > l.P99 || l.P99 > l.Max {
+		t.Errorf("AckLatency %+v, want 5 appends measured, 0 < p50 <= p99 <= max", l)
+	}
+	got.AckLatency = Latency{}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("before reopen got %+v, want %+v", got, want)
 	}
@@ -713,4 +717,27 @@ func TestRewrite(t *testing.T) {
 		t.Fatalf("Bytes %d after rewrite, want %d", st.Bytes, len("one, modified")+len("two"))
 	}
 	mustCheck(t, s)
+}
+
+func TestAckLatency(t *testing.T) {
+	var a ackLatency
+	t0 := time.Unix(1_800_000_000, 0)
+	for i := range 100 {
+		a.observe(time.Duration(i+1)*time.Millisecond, t0) // 1..100 ms
+	}
+	got := a.snapshot(t0)
+	// Buckets are powers of two of microseconds: 50 ms falls below 2^16 µs = 65.5 ms.
+	if got.Count != 100 || got.P50 != 65536*time.Microsecond || got.P99 != 100*time.Millisecond || got.Max != 100*time.Millisecond {
+		t.Fatalf("got %+v, want 100 measured, p50 65.536ms, p99 and max 100ms", got)
+	}
+	a.observe(time.Millisecond, t0.Add(latencyWindow)) // a new window; the old one still counts
+	if got := a.snapshot(t0.Add(latencyWindow)); got.Count != 101 {
+		t.Fatalf("after one window got %+v, want 101 measured", got)
+	}
+	if got := a.snapshot(t0.Add(2 * latencyWindow)); got.Count != 1 || got.Max != time.Millisecond {
+		t.Fatalf("after two windows got %+v, want the 1 of the last window", got)
+	}
+	if got := a.snapshot(t0.Add(10 * latencyWindow)); got != (Latency{}) {
+		t.Fatalf("after a quiet while got %+v, want nothing", got)
+	}
 }

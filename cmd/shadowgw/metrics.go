@@ -165,6 +165,8 @@ var (
 		"Messages the cloud refused, kept in the dead-letter area.", nil, nil)
 	descStoreDeadBytes = prometheus.NewDesc("shadowgw_store_dead_letter_bytes",
 		"Payload bytes of the dead letters.", nil, nil)
+	descStoreAckLatency = prometheus.NewDesc("shadowgw_store_ack_latency_seconds",
+		"How long messages waited for the commit that made them durable, over the last one to two minutes, by quantile (1: the longest; power-of-two buckets: at most twice the true value).", []string{"quantile"}, nil)
 	descStoreCommits = prometheus.NewDesc("shadowgw_store_commits_total",
 		"Store transactions committed and synced to disk.", nil, nil)
 	descStoreCommitErrors = prometheus.NewDesc("shadowgw_store_commit_errors_total",
@@ -205,7 +207,7 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descBuildInfo,
 		descEdgeConnections, descEdgeConnectionsTotal, descEdgeRefused, descEdgeMessages, descEdgeBytes, descEdgeRejected, descEdgeDropped,
-		descStoreMessages, descStoreBytes, descStoreOldest, descStoreDropped, descStoreFull, descStoreRecovered, descStoreDead, descStoreDeadBytes, descStoreCommits, descStoreCommitErrors, descStoreFile,
+		descStoreMessages, descStoreBytes, descStoreOldest, descStoreDropped, descStoreFull, descStoreRecovered, descStoreDead, descStoreDeadBytes, descStoreAckLatency, descStoreCommits, descStoreCommitErrors, descStoreFile,
 		descDiskFree, descDiskSize, descDiskWritten,
 		descUplinkUp, descUplinkState, descUplinkFailures, descUplinkForwarded, descUplinkDead, descUplinkReleased, descUplinkInFlight,
 		descReady,
@@ -257,6 +259,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descStoreRecovered, flag(s.Recovered != nil))
 	gauge(descStoreDead, float64(s.DeadLetters))
 	gauge(descStoreDeadBytes, float64(s.DeadLetterBytes))
+	if l := s.AckLatency; l.Count > 0 {
+		gauge(descStoreAckLatency, l.P50.Seconds(), "0.5")
+		gauge(descStoreAckLatency, l.P99.Seconds(), "0.99")
+		gauge(descStoreAckLatency, l.Max.Seconds(), "1")
+	}
 	counter(descStoreCommits, s.Commits)
 	counter(descStoreCommitErrors, s.CommitErrors)
 	if size, err := fileSize(m.p.Store.Path()); err == nil {

@@ -96,7 +96,24 @@ type storeReport struct {
 	// Recovered is set when the gateway found the store file damaged at start, moved
 	// it aside and started a fresh one.
 	Recovered *store.Recovered `json:"recovered,omitempty"`
+	// DroppedTotal and ExpiredTotal count over the life of the store file, across
+	// restarts.
+	DroppedTotal uint64 `json:"dropped_total"`
+	ExpiredTotal uint64 `json:"expired_total"`
+	// AckLatency is how long messages waited for the commit that made them durable
+	// (group commit), over the last one to two minutes.
+	AckLatency latencyReport `json:"ack_latency"`
 }
+
+// latencyReport is a store.Latency in milliseconds.
+type latencyReport struct {
+	Count uint64  `json:"count"`
+	P50ms float64 `json:"p50_ms"`
+	P99ms float64 `json:"p99_ms"`
+	MaxMs float64 `json:"max_ms"`
+}
+
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 type routeReport struct {
 	Name        string `json:"name"`
@@ -316,7 +333,9 @@ func (m *monitor) status() statusReport {
 	}
 
 	s := m.p.Store.Stats()
-	r.Store = storeReport{Messages: s.Messages, Bytes: s.Bytes, Dropped: s.DroppedOldest, FullReason: s.FullReason, Recovered: s.Recovered}
+	r.Store = storeReport{Messages: s.Messages, Bytes: s.Bytes, Dropped: s.DroppedOldest, FullReason: s.FullReason, Recovered: s.Recovered,
+		DroppedTotal: s.DroppedTotal, ExpiredTotal: s.ExpiredTotal,
+		AckLatency: latencyReport{Count: s.AckLatency.Count, P50ms: millis(s.AckLatency.P50), P99ms: millis(s.AckLatency.P99), MaxMs: millis(s.AckLatency.Max)}}
 	oldest, _ := m.p.Store.Oldest() // an error (a closed store) leaves the ages out
 	r.Routes = make([]routeReport, 0, len(s.Routes))
 	for _, rs := range s.Routes {
@@ -604,6 +623,12 @@ func printStatus(w io.Writer, r statusReport) {
 	}
 	if r.DeadLetters.Messages > 0 {
 		line("dead letters", "%d messages, %s", r.DeadLetters.Messages, formatBytes(r.DeadLetters.Bytes))
+	}
+	if l := r.Store.AckLatency; l.Count > 0 {
+		line("durable in", "p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d messages, last minutes; group commit)", l.P50ms, l.P99ms, l.MaxMs, l.Count)
+	}
+	if r.Store.DroppedTotal > 0 || r.Store.ExpiredTotal > 0 {
+		line("", "ever dropped to make room %d, expired %d", r.Store.DroppedTotal, r.Store.ExpiredTotal)
 	}
 
 	rt := r.Rates

@@ -209,7 +209,8 @@ func TestStatusEndpoints(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		labels []string
-	}{{"shadowgw_store_oldest_message_age_seconds", []string{"route", "default"}}, {"shadowgw_disk_free_bytes", nil}, {"shadowgw_store_file_bytes", nil}} {
+	}{{"shadowgw_store_oldest_message_age_seconds", []string{"route", "default"}}, {"shadowgw_disk_free_bytes", nil}, {"shadowgw_store_file_bytes", nil},
+		{"shadowgw_store_ack_latency_seconds", []string{"quantile", "0.5"}}, {"shadowgw_store_ack_latency_seconds", []string{"quantile", "0.99"}}} {
 		if got := value(t, fams, c.name, c.labels...); got <= 0 {
 			t.Errorf("%s = %v, want > 0", c.name, got)
 		}
@@ -240,6 +241,9 @@ func TestStatusEndpoints(t *testing.T) {
 	if want := (storeReport{Messages: n, Bytes: r.Devices.Bytes}); r.Store.Messages != want.Messages || r.Store.Bytes != want.Bytes ||
 		r.Store.FullReason != "" || r.Store.Recovered != nil || r.Store.Dropped != 0 || len(r.Problems) != 0 {
 		t.Errorf("status store = %+v, problems %q; want %+v and no problems", r.Store, r.Problems, want)
+	}
+	if l := r.Store.AckLatency; l.Count != n || l.P50ms <= 0 || l.P50ms > l.P99ms || l.P99ms > l.MaxMs {
+		t.Errorf("status ack latency = %+v, want %d messages measured, 0 < p50 <= p99 <= max", l, n)
 	}
 	if r.Rates.TimeToEmptySeconds != nil {
 		t.Errorf("time to empty = %v without an uplink, want none", *r.Rates.TimeToEmptySeconds)
