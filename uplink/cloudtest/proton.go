@@ -62,6 +62,7 @@ const (
 	OutcomeDetachLink     = "detach-link"            // the link is closed with amqp:internal-error
 	OutcomeDropConnection = "drop-connection"        // the connection is closed
 	OutcomeNone           = "none"                   // never settled
+	OutcomeDelayAccept    = "delay-accept"           // accepted 3 s after it arrived
 )
 
 // Address prefixes that make the server refuse a sending link.
@@ -75,6 +76,9 @@ const (
 	// so nothing can be sent on it, until [ProtonServer.GrantCredit] is called for
 	// its address.
 	StarvePrefix = "starve/"
+	// TricklePrefix: the link gets one credit at attach and one more 300 ms after
+	// each delivery, a slow but never stalled link.
+	TricklePrefix = "trickle/"
 )
 
 // Delivery is one transfer the server received.

@@ -9,14 +9,17 @@
 #     the number of this delivery of the message-id),
 #     detach-link (ends the link with amqp:internal-error),
 #     drop-connection (closes the connection with amqp:connection:forced),
-#     none (never settles)
+#     none (never settles),
+#     delay-accept (accepts DELAY_ACCEPT seconds later)
 #
 #   target addresses starting "refuse/" are refused with amqp:not-found at attach;
 #   target addresses starting "forbidden/" end the session with
 #   amqp:unauthorized-access, as RabbitMQ 3.10 does;
 #   links to target addresses starting "starve/" get no link credit (AMQP 1.0
 #   §2.6.7) until a line {"cmd": "credit", "address": ADDRESS} on stdin grants it:
-#   from then on every link to ADDRESS, open or new, gets credit like the others.
+#   from then on every link to ADDRESS, open or new, gets credit like the others;
+#   links to target addresses starting "trickle/" get one credit at attach and one
+#   more TRICKLE seconds after each delivery.
 #
 # Every delivery is written to stdout as one JSON line; "ready" once listening;
 # "starved" for a link left without credit; "credit" once a grant took effect.
@@ -31,11 +34,35 @@ from proton.reactor import ApplicationEvent, Container, EventInjector
 
 # Link credit a receiving link is kept topped up to.
 WINDOW = 200
+TRICKLE = 0.3       # seconds between credits on a trickle/ link
+DELAY_ACCEPT = 3.0  # seconds before a delay-accept outcome
 
 
 def emit(**kw):
     sys.stdout.write(json.dumps(kw) + "\n")
     sys.stdout.flush()
+
+
+class Trickle:
+    """Grants a trickle/ link its next credit."""
+
+    def __init__(self, link):
+        self.link = link
+
+    def on_timer_task(self, event):
+        if self.link.state & Endpoint.LOCAL_ACTIVE and self.link.credit == 0:
+            self.link.flow(1)
+
+
+class DelayedAccept:
+    """Accepts a delivery late, for delay-accept."""
+
+    def __init__(self, dlv):
+        self.dlv = dlv
+
+    def on_timer_task(self, event):
+        self.dlv.update(Delivery.ACCEPTED)
+        self.dlv.settle()
 
 
 class Credit:
@@ -55,9 +82,14 @@ class Credit:
         self.flow(event.link)
 
     def on_delivery(self, event):
+        if (event.link.remote_target.address or "").startswith("trickle/"):
+            event.container.schedule(TRICKLE, Trickle(event.link))
+            return
         self.flow(event.link)
 
     def flow(self, link):
+        if (link.remote_target.address or "").startswith("trickle/"):
+            return
         if link.is_receiver and not self.server.starved(link) and link.credit < WINDOW:
             link.flow(WINDOW - link.credit)
 
@@ -130,6 +162,9 @@ class Server(MessagingHandler):
             event.session.condition = Condition("amqp:unauthorized-access", "access to " + address + " refused")
             event.session.close()
             emit(event="forbidden", address=address, conn=self.conn_id(event.connection))
+        elif address.startswith("trickle/"):
+            link.open()
+            link.flow(1)
         elif self.starved(link):
             link.open()
             self.starving.append(link)
@@ -169,6 +204,8 @@ class Server(MessagingHandler):
         elif outcome == "drop-connection":
             event.connection.condition = Condition("amqp:connection:forced", "connection dropped on request")
             event.connection.close()
+        elif outcome == "delay-accept":
+            event.container.schedule(DELAY_ACCEPT, DelayedAccept(dlv))
         # "none": never settled
 
 
