@@ -45,6 +45,12 @@ type forwarder struct {
 
 	wake chan struct{} // capacity 1: a lane held an address, marked a message or went idle
 
+	// holdEnd is when the earliest hold made in the current pipeline ends, in Unix
+	// ns; 0: none. The reader ends the pipeline then. Unlike the hold itself, an
+	// accepted message does not clear it, so a hold that begins and ends while the
+	// reader waits for a lane is not missed.
+	holdEnd atomic.Int64
+
 	ready     atomic.Bool
 	readyOnce sync.Once
 }
@@ -121,6 +127,12 @@ func (f *forwarder) signal() {
 func (f *forwarder) hold(target, reason string, min time.Duration) {
 	until := f.u.held.hold(target, reason, f.u.now(), min, max(f.u.cfg.BackoffMax, min))
 	f.u.log.Debug("address held", "target", target, "reason", reason, "until", until)
+	for end := until.UnixNano(); ; {
+		old := f.holdEnd.Load()
+		if old != 0 && old <= end || f.holdEnd.CompareAndSwap(old, end) {
+			break
+		}
+	}
 	f.signal()
 }
 
@@ -203,6 +215,7 @@ type pipeline struct {
 	lanes  map[string]*lane
 	passed map[string]bool // targets whose later messages stay stored in this pipeline
 	timer  *time.Timer
+	due    time.Time // the earliest time a hold seen in this pipeline ends; zero: none
 
 	wg sync.WaitGroup // the lanes' goroutines
 }
@@ -229,6 +242,7 @@ func (f *forwarder) pipeline(parent context.Context) error {
 		timer:  time.NewTimer(time.Hour),
 	}
 	p.timer.Stop()
+	f.holdEnd.Store(0)
 	p.del = startDeleter(f.u.src, fail)
 	err := p.read()
 	if isStopReason(err) {
@@ -257,7 +271,6 @@ func isStopReason(err error) bool {
 func (p *pipeline) read() error {
 	f := p.f
 	var cur store.Cursor // a fresh one: read the store from the start
-	var due time.Time    // the earliest time a hold seen in this pipeline ends
 	notify := f.u.src.Notify()
 	batch := min(f.u.cfg.InFlight, readBatch)
 	for {
@@ -265,10 +278,7 @@ func (p *pipeline) read() error {
 			return context.Cause(p.sending)
 		}
 		now := f.u.now()
-		if d := f.u.held.nextDue(now); !d.IsZero() && (due.IsZero() || d.Before(due)) {
-			due = d
-		}
-		if !due.IsZero() && !now.Before(due) {
+		if p.holdDue(now) {
 			return errRetry
 		}
 		msgs, err := f.u.src.ReadNext(&cur, batch)
@@ -296,8 +306,8 @@ func (p *pipeline) read() error {
 				f.markReady()
 			}
 			var timer <-chan time.Time
-			if !due.IsZero() {
-				timer = f.u.after(due.Sub(now))
+			if !p.due.IsZero() {
+				timer = f.u.after(p.due.Sub(now))
 			}
 			select {
 			case <-notify:
@@ -318,12 +328,28 @@ func (p *pipeline) read() error {
 	}
 }
 
+// holdDue notes the holds made since it last looked and reports whether one of them
+// is due at now: then the pipeline ends, so that the next one sends the address's
+// messages again.
+func (p *pipeline) holdDue(now time.Time) bool {
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (p.due.IsZero() || t.Before(p.due)) {
+			p.due = t
+		}
+	}
+	earliest(p.f.u.held.nextDue(now)) // holds made before this pipeline
+	if ns := p.f.holdEnd.Load(); ns != 0 {
+		earliest(time.Unix(0, ns))
+	}
+	return !p.due.IsZero() && !now.Before(p.due)
+}
+
 // dispatch hands m to its target's lane, or leaves it stored: when its address is
 // held, it is undeliverable here, or its address was passed by in this pipeline.
 //
 // When the lane's queue is full, dispatch waits for room, like any backpressure,
-// unless the lane gave up on the pipeline or has been busy with the cloud for
-// creditWait: an address without link credit (§2.6.7) must not hold up the others.
+// unless a hold made meanwhile is due (errRetry), the lane gave up on the pipeline
+// or it has been busy with the cloud for creditWait: an address without link credit (§2.6.7) must not hold up the others.
 // Then the address is passed by: the rest of its messages stay stored, in order,
 // and the lane ends the pipeline once it has sent its queue, so that the next
 // pipeline sends them (see lane.sendAll).
@@ -363,7 +389,16 @@ func (p *pipeline) dispatch(m *store.Message) error {
 	default:
 	}
 	wait := min(creditWait, f.u.cfg.StallTimeout/2)
-	for left := l.busyLeft(f.u.now(), wait); ; {
+	for {
+		now := f.u.now()
+		if p.holdDue(now) {
+			p.idle(1)
+			return errRetry
+		}
+		left := l.busyLeft(now, wait)
+		if !p.due.IsZero() {
+			left = min(left, p.due.Sub(now))
+		}
 		p.timer.Reset(max(left, time.Millisecond))
 		select {
 		case l.queue <- m:
@@ -371,8 +406,11 @@ func (p *pipeline) dispatch(m *store.Message) error {
 			return nil
 		case <-l.stuck:
 			p.timer.Stop()
+		case <-f.wake: // perhaps a hold
+			p.timer.Stop()
+			continue
 		case <-p.timer.C:
-			if left = l.busyLeft(f.u.now(), wait); left > 0 {
+			if now := f.u.now(); p.holdDue(now) || l.busyLeft(now, wait) > 0 {
 				continue
 			}
 			f.u.log.Debug("passing address by", "target", target, "reason", "no link credit from the cloud", "waited", wait)

@@ -25,6 +25,7 @@ func TestProton(t *testing.T) {
 	t.Run("credit stalled", func(t *testing.T) { testCreditStalled(t, s) })
 	t.Run("link limit", func(t *testing.T) { testLinkLimit(t, s) })
 	t.Run("modified survives a restart", func(t *testing.T) { testModifiedRestart(t, s) })
+	t.Run("hold due while reader waits", func(t *testing.T) { testMissedHoldDue(t, s) })
 }
 
 // protonConfig returns a configuration for s: TLS against its CA, SASL ANONYMOUS.
