@@ -321,7 +321,7 @@ func (p *pipeline) read() error {
 			continue
 		}
 		for i := range msgs {
-			if err := p.dispatch(&msgs[i]); err != nil {
+			if err := p.dispatch(&msgs[i], msgs[i+1:]); err != nil {
 				return err
 			}
 		}
@@ -346,14 +346,25 @@ func (p *pipeline) holdDue(now time.Time) bool {
 
 // dispatch hands m to its target's lane, or leaves it stored: when its address is
 // held, it is undeliverable here, or its address was passed by in this pipeline.
+// rest is what the reader has read after m.
 //
 // When the lane's queue is full, dispatch waits for room, like any backpressure,
-// unless a hold made meanwhile is due (errRetry), the lane gave up on the pipeline
-// or it has been busy with the cloud for creditWait: an address without link credit (§2.6.7) must not hold up the others.
+// unless a hold made meanwhile is due (errRetry), or the lane is slow for reasons
+// of its own address, so that it must not hold up the others:
+//   - it gave up on the pipeline (halted);
+//   - its sender waited creditWait in all for the cloud (an attach, link credit,
+//     §2.6.7) since it last caught up with the reader, be it in one long wait or
+//     in many short ones of a link that gets credit slowly;
+//   - it holds more than half the InFlight tokens, its outcomes are slow to
+//     come, the reader waited creditWait in all for room in it since it last
+//     caught up, and messages of other addresses wait in rest.
+//
+// Waits for the rate limit or for tokens held by other lanes are backpressure
+// shared by all addresses and do not count.
 // Then the address is passed by: the rest of its messages stay stored, in order,
 // and the lane ends the pipeline once it has sent its queue, so that the next
 // pipeline sends them (see lane.sendAll).
-func (p *pipeline) dispatch(m *store.Message) error {
+func (p *pipeline) dispatch(m *store.Message, rest []store.Message) error {
 	f := p.f
 	if m.Address == "" {
 		return f.deadLetter(m.Seq, "", errNoAddress.Error())
@@ -388,14 +399,36 @@ func (p *pipeline) dispatch(m *store.Message) error {
 		return nil
 	default:
 	}
+
 	wait := min(creditWait, f.u.cfg.StallTimeout/2)
+	if e := l.emptied.Load(); e != l.emptiedSeen {
+		l.emptiedSeen, l.fullWaited = e, 0
+	}
+	start := f.u.now()
+	defer func() { l.fullWaited += f.u.now().Sub(start) }()
+	others := p.othersIn(rest, m.Address)
+	// slowLeft returns how much longer the lane must be slow to be passed by, and why.
+	slowLeft := func(now time.Time) (time.Duration, string) {
+		left, reason := wait-l.cloudWaited(now), "the cloud is slow to give link credit"
+		if others && l.inFlight.Load() > int64(cap(p.tokens)/2) {
+			if d := wait - l.fullWaited - now.Sub(start); d < left {
+				left, reason = d, "the cloud is slow to settle"
+			}
+		}
+		return left, reason
+	}
+	reason := "the lane stopped sending"
 	for {
 		now := f.u.now()
 		if p.holdDue(now) {
 			p.idle(1)
 			return errRetry
 		}
-		left := l.busyLeft(now, wait)
+		left, why := slowLeft(now)
+		if left <= 0 {
+			reason = why
+			break
+		}
 		if !p.due.IsZero() {
 			left = min(left, p.due.Sub(now))
 		}
@@ -410,20 +443,30 @@ func (p *pipeline) dispatch(m *store.Message) error {
 			p.timer.Stop()
 			continue
 		case <-p.timer.C:
-			if now := f.u.now(); p.holdDue(now) || l.busyLeft(now, wait) > 0 {
-				continue
-			}
-			f.u.log.Debug("passing address by", "target", target, "reason", "no link credit from the cloud", "waited", wait)
+			continue
 		case <-p.sending.Done():
 			p.timer.Stop()
 			p.idle(1)
 			return context.Cause(p.sending)
 		}
-		p.idle(1)
-		p.passed[target] = true
-		close(l.passedBy)
-		return nil
+		break
 	}
+	f.u.log.Debug("passing address by", "target", target, "reason", reason)
+	p.idle(1)
+	p.passed[target] = true
+	close(l.passedBy)
+	return nil
+}
+
+// othersIn reports whether msgs hold a message for an address other than address
+// that is not passed by.
+func (p *pipeline) othersIn(msgs []store.Message, address string) bool {
+	for i := range msgs {
+		if a := msgs[i].Address; a != address && !p.passed[p.f.u.cfg.AddressPrefix+a] {
+			return true
+		}
+	}
+	return false
 }
 
 // idle counts n messages that left the lanes' hands; it wakes the reader when none

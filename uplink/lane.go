@@ -33,7 +33,20 @@ type lane struct {
 	haltOnce  sync.Once
 	halted    atomic.Bool
 	busySince atomic.Int64 // Unix ns since the sender waits for the cloud (attach, credit); 0: it does not
+	waited    atomic.Int64 // ns the sender waited for the cloud since its queue was last empty; see slowWait
+	emptied   atomic.Int64 // counts the times the sender found its queue empty
+	inFlight  atomic.Int64 // tokens the lane holds: its messages sent or being sent, awaiting their outcome
+
+	// Owned by the reader: how long it waited for room in the queue since the
+	// sender last found it empty (when emptied was emptiedSeen).
+	fullWaited  time.Duration
+	emptiedSeen int64
 }
+
+// slowWait is the shortest wait for the cloud (an attach, link credit) that counts
+// towards passing a lane by: shorter ones are the usual cost of a send, also when
+// the connection is busy, and not something the other addresses should get around.
+const slowWait = 10 * time.Millisecond
 
 // sent is a message on the wire, awaiting its outcome.
 type sent struct {
@@ -76,21 +89,31 @@ func (l *lane) halt() {
 }
 
 func (l *lane) busy(on bool) {
-	var t int64
+	now := l.p.f.u.now().UnixNano()
 	if on {
-		t = l.p.f.u.now().UnixNano()
+		l.busySince.Store(now)
+		return
 	}
-	l.busySince.Store(t)
+	if t := l.busySince.Swap(0); t != 0 && time.Duration(now-t) >= slowWait {
+		l.waited.Add(now - t)
+	}
 }
 
-// busyLeft returns how much longer than now the sender must keep waiting for the
-// cloud to have waited d; d if it does not wait.
-func (l *lane) busyLeft(now time.Time, d time.Duration) time.Duration {
-	t := l.busySince.Load()
-	if t == 0 {
-		return d
+// cloudWaited returns how long, up to now, the sender waited for the cloud since its
+// queue was last empty, counting waits of slowWait and more. An address whose link
+// gets credit slowly adds up here even when no single send waits long.
+func (l *lane) cloudWaited(now time.Time) time.Duration {
+	d := time.Duration(l.waited.Load())
+	if t := l.busySince.Load(); t != 0 && time.Duration(now.UnixNano()-t) >= slowWait {
+		d += time.Duration(now.UnixNano() - t)
 	}
-	return d - time.Duration(now.UnixNano()-t)
+	return d
+}
+
+// untoken gives back a token the lane held.
+func (l *lane) untoken() {
+	l.inFlight.Add(-1)
+	<-l.p.tokens
 }
 
 // sendAll sends the queued messages until the pipeline stops sending. Once the
@@ -104,6 +127,10 @@ func (l *lane) sendAll() {
 		select {
 		case m = <-l.queue:
 		default:
+			// The lane caught up with the reader: what it waited for so far no
+			// longer holds anyone up.
+			l.waited.Store(0)
+			l.emptied.Add(1)
 			if passed && !l.halted.Load() {
 				p.f.u.log.Debug("passed-by address goes on", "target", l.target)
 				p.stop(errRetry)
@@ -170,8 +197,9 @@ func (l *lane) send(m *store.Message) error {
 	case <-p.sending.Done():
 		return context.Cause(p.sending)
 	}
+	l.inFlight.Add(1)
 	if err := f.u.limit.wait(p.sending, out.size); err != nil {
-		<-p.tokens
+		l.untoken()
 		return err
 	}
 	// §2.6.12: the transfer is unsettled; the cloud settles it with an outcome that
@@ -185,7 +213,7 @@ func (l *lane) send(m *store.Message) error {
 	stalled := errors.Is(sctx.Err(), context.DeadlineExceeded)
 	cancel()
 	if err != nil {
-		<-p.tokens
+		l.untoken()
 		switch {
 		case p.sending.Err() != nil:
 			return context.Cause(p.sending)
@@ -222,7 +250,7 @@ func (l *lane) settleAll() {
 			}
 		}
 		p.f.u.st.inFlight.Add(-1)
-		<-p.tokens
+		l.untoken()
 	}
 }
 

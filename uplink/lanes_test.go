@@ -24,3 +24,20 @@ func testMissedHoldDue(t *testing.T, s *cloudtest.ProtonServer) {
 		return accepted(ds, "hd-rel-0")
 	})
 }
+
+// testSlowCredit: an address whose link gets credit slowly but never stops (one
+// per 300 ms, so no single send waits creditWait) is passed by like one without
+// credit: the messages of another address stored behind it go on at once.
+func testSlowCredit(t *testing.T, s *cloudtest.ProtonServer) {
+	st := openStore(t, false)
+	for i := range 150 {
+		appendMessages(t, st, cloudtest.TricklePrefix+"sc", "dev", numbered("sc-trickle", i))
+	}
+	for i := range 10 {
+		appendMessages(t, st, "sc-flow", "dev", numbered("sc-flow", i))
+	}
+	cfg := protonConfig(s)
+	cfg.StallTimeout = 30 * time.Second
+	startUplink(t, cfg, st, nil)
+	s.WaitFor(t, 3*time.Second, "all of sc-flow accepted", allAccepted("sc-flow", 10))
+}

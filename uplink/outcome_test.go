@@ -26,6 +26,7 @@ func TestProton(t *testing.T) {
 	t.Run("link limit", func(t *testing.T) { testLinkLimit(t, s) })
 	t.Run("modified survives a restart", func(t *testing.T) { testModifiedRestart(t, s) })
 	t.Run("hold due while reader waits", func(t *testing.T) { testMissedHoldDue(t, s) })
+	t.Run("slow credit passed by", func(t *testing.T) { testSlowCredit(t, s) })
 }
 
 // protonConfig returns a configuration for s: TLS against its CA, SASL ANONYMOUS.
