@@ -216,6 +216,10 @@ func (l *lane) send(m *store.Message) error {
 		l.untoken()
 		switch {
 		case p.sending.Err() != nil:
+			// go-amqp checks ctx before each frame: a message of several frames may
+			// be cut off midway, a partial delivery (§2.6.14) the next pipeline must
+			// not continue on. Attach a new link then.
+			f.markBroken(out.target)
 			return context.Cause(p.sending)
 		case stalled:
 			// No credit on this link: hold the address, keep the others flowing.
