@@ -271,6 +271,7 @@ func isStopReason(err error) bool {
 func (p *pipeline) read() error {
 	f := p.f
 	var cur store.Cursor // a fresh one: read the store from the start
+	var corrupt uint64   // the last corrupt record dead-lettered
 	notify := f.u.src.Notify()
 	batch := min(f.u.cfg.InFlight, readBatch)
 	for {
@@ -282,14 +283,15 @@ func (p *pipeline) read() error {
 			return errRetry
 		}
 		msgs, err := f.u.src.ReadNext(&cur, batch)
-		if ce := (*store.CorruptError)(nil); errors.As(err, &ce) {
-			// The record cannot be decoded; keep it aside. ReadNext may have moved the
-			// cursor past messages before it that it did not return, so read the store
-			// again from the start once the outcomes in flight arrived.
+		if ce := (*store.CorruptError)(nil); errors.As(err, &ce) && ce.Seq != corrupt {
+			// The record cannot be decoded; keep it aside. ReadNext did not move the
+			// cursor, so the next call goes on with the messages after it. (The same
+			// record again would mean it cannot be moved: that is a failure.)
+			corrupt = ce.Seq
 			if err := f.deadLetter(ce.Seq, "", "corrupt record in the store: "+ce.Detail); err != nil {
 				return err
 			}
-			return errRetry
+			continue
 		}
 		if err != nil {
 			return err
