@@ -100,8 +100,10 @@ func testPriorityDrain(t *testing.T, b *cloudtest.Broker) {
 	src := &deleteLog{Store: st}
 	cfg, _ := testConfig(t, b)
 	startUplink(t, cfg, src, nil)
-	checkFor(t, 30*time.Second, func() bool { return stored(t, st) == 0 }, func() string {
-		return fmt.Sprintf("store holds %d messages, want 0", stored(t, st))
+	// The store is empty once the last delete committed, but deleteLog records the
+	// seqs only after Delete returned: wait for both.
+	checkFor(t, 30*time.Second, func() bool { return stored(t, st) == 0 && len(src.deleted()) >= telemetry+alarms }, func() string {
+		return fmt.Sprintf("store holds %d messages, want 0; %d deletes recorded, want %d", stored(t, st), len(src.deleted()), telemetry+alarms)
 	})
 
 	isAlarm := func(seq uint64) bool { return seq >= alarmSeqs[0] }
