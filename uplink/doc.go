@@ -42,15 +42,17 @@
 // amqp:unauthorized-access, a link detached with an error, no credit for
 // Config.StallTimeout) is held: its messages stay stored, in order, and are tried
 // again on the address's own backoff, while the other addresses keep flowing.
-// Status.Held lists them. A pipeline (one pass over the store) ends, after its
-// outcomes arrived, whenever a hold is due, and the next one reads the store from the
-// start.
+// Status.Held lists them. A pipeline (one pass over the store) ends whenever a hold
+// is due, and the next one reads the store from the start. It waits up to 100 ms for
+// its outcomes; addresses still awaiting theirs then are left out of the next pass
+// until they are in, so a slow outcome holds up only its own address.
 //
-// An address that has waited half a second for link credit (or for its link to
-// attach) while more of its messages are read is passed by: its later messages stay
-// stored, in order, while the reading goes on for the other addresses. Once credit
-// arrives and what it had queued (at most 64 messages) is sent, the pass ends and the
-// next one sends the rest. An address waiting for credit occupies one of the InFlight
+// An address that has waited half a second in all for link credit (or for its link
+// to attach) while more of its messages are read, or that holds more than half the
+// InFlight slots with its outcomes slow to come while other addresses' messages
+// wait, is passed by: its later messages stay stored, in order, while the reading
+// goes on for the other addresses. Once what it had queued (at most 64 messages) is
+// sent, the pass ends and the next one sends the rest. An address waiting for credit occupies one of the InFlight
 // slots, so with InFlight 1 it still holds up the others until StallTimeout.
 //
 // # Endpoints, credentials, rate
