@@ -105,7 +105,7 @@ func (s *Store) purgeExpired(t *txn, now int64) error {
 		n++
 	}
 	s.nextExp = 0
-	if k != nil && len(k) == 16 {
+	if len(k) == 16 {
 		s.nextExp = int64(binary.BigEndian.Uint64(k))
 	}
 	return nil
