@@ -270,6 +270,8 @@ func TestWarnings(t *testing.T) {
 		{"metrics on all addresses", "[metrics]\nlisten = :9464\n", 0o600,
 			[]string{"shadowgw.conf:2: [metrics] listen: is not a loopback address: anyone who can reach it may read the gateway's metrics and status"}},
 		{"metrics on localhost", "[metrics]\nlisten = localhost:9464\n", 0o600, nil},
+		{"route budget above the store's", "[store]\nmax-messages = 100\n[route \"t\"]\naddresses = t/*\nmax-messages = 500\nmax-bytes = 1MiB\n", 0o600,
+			[]string{"shadowgw.conf:5: [route \"t\"] max-messages: 500 is above the [store] max-messages of 100, which limits the route first"}},
 	}
 	t.Chdir(dir)
 	for _, tt := range tests {

@@ -44,8 +44,8 @@ func (c Config) UplinkPassword() (string, error) {
 
 // Warnings returns problems that do not stop the gateway but deserve a log line: a
 // password file other users can read, anonymous devices on a non-loopback address or
-// alongside [device] sections, uplink settings that are unused because url is empty, and
-// metrics on a non-loopback address. It reads the file system, so call it after Validate.
+// alongside [device] sections, uplink settings that are unused because url is empty, a
+// route budget above the store's total, and metrics on a non-loopback address. It reads the file system, so call it after Validate.
 func (c Config) Warnings() Errors {
 	var ws Errors
 	u := c.Uplink
@@ -72,6 +72,17 @@ func (c Config) Warnings() Errors {
 		if len(c.Devices) > 0 {
 			ws = append(ws, c.problem("edge", "allow-anonymous", "edge.allow-anonymous", nil,
 				"is true, so devices may also connect without the credentials of the [device] sections"))
+		}
+	}
+	for i, r := range c.Routes {
+		for _, b := range []struct {
+			field        string
+			route, total uint64
+		}{{"max-bytes", r.MaxBytes, c.Store.MaxBytes}, {"max-messages", r.MaxMessages, c.Store.MaxMessages}} {
+			if b.total > 0 && b.route > b.total {
+				ws = append(ws, c.problem(routeDisplay(r.Name), b.field, routeKey(i, b.field), nil,
+					"%d is above the [store] %s of %d, which limits the route first", b.route, b.field, b.total))
+			}
 		}
 	}
 	if l := c.Metrics.Listen; l != "" && !isLoopback(l) {
