@@ -3,8 +3,6 @@ package uplink
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 )
 
 // deleter deletes accepted messages from the store in batches, in its own goroutine,
@@ -14,19 +12,12 @@ type deleter struct {
 	seqs chan uint64
 	done chan struct{}
 	err  error // first Delete error; read after done is closed
-
-	added atomic.Int64 // seqs given to add
-	mu    sync.Mutex
-	cond  *sync.Cond // signalled when handled grows
-	// handled counts the seqs deleted, or given up on after an error; under mu.
-	handled int64
 }
 
 const deleteBatch = 1024
 
 func startDeleter(src Source, fail context.CancelCauseFunc) *deleter {
 	d := &deleter{src: src, seqs: make(chan uint64, deleteBatch), done: make(chan struct{})}
-	d.cond = sync.NewCond(&d.mu)
 	go func() {
 		defer close(d.done)
 		batch := make([]uint64, 0, deleteBatch)
@@ -44,37 +35,20 @@ func startDeleter(src Source, fail context.CancelCauseFunc) *deleter {
 					break more
 				}
 			}
-			if d.err == nil { // else drain; the pipeline is stopping
-				if err := d.src.Delete(batch...); err != nil {
-					d.err = fmt.Errorf("delete %d accepted messages: %w", len(batch), err)
-					fail(d.err)
-				}
+			if d.err != nil {
+				continue // drain; the pipeline is stopping
 			}
-			d.mu.Lock()
-			d.handled += int64(len(batch))
-			d.cond.Broadcast()
-			d.mu.Unlock()
+			if err := d.src.Delete(batch...); err != nil {
+				d.err = fmt.Errorf("delete %d accepted messages: %w", len(batch), err)
+				fail(d.err)
+			}
 		}
 	}()
 	return d
 }
 
 // add queues seq for deletion; it blocks while deleteBatch seqs wait.
-func (d *deleter) add(seq uint64) {
-	d.added.Add(1)
-	d.seqs <- seq
-}
-
-// sync waits until the seqs added before it was called are deleted (or given up
-// on after a failure, which the deleter reported).
-func (d *deleter) sync() {
-	n := d.added.Load()
-	d.mu.Lock()
-	for d.handled < n {
-		d.cond.Wait()
-	}
-	d.mu.Unlock()
-}
+func (d *deleter) add(seq uint64) { d.seqs <- seq }
 
 // close waits until every queued seq was deleted and returns the first error.
 func (d *deleter) close() error {

@@ -42,10 +42,11 @@
 // amqp:unauthorized-access, a link detached with an error, no credit for
 // Config.StallTimeout) is held: its messages stay stored, in order, and are tried
 // again on the address's own backoff, while the other addresses keep flowing.
-// Status.Held lists them. A pipeline (one pass over the store) ends whenever a hold
-// is due, and the next one reads the store from the start. It waits up to 100 ms for
-// its outcomes; addresses still awaiting theirs then are left out of the next pass
-// until they are in, so a slow outcome holds up only its own address.
+// Status.Held lists them. A pipeline (one pass over the store) ends, after its
+// outcomes arrived, whenever a hold is due, and the next one reads the store from the
+// start. Waiting for every outcome keeps each address's order and sends nothing twice
+// on a connection, but one address slow to settle then holds up the others at that
+// moment (up to StallTimeout; with a broker that answers in milliseconds, that long).
 //
 // An address that has waited half a second in all for link credit (or for its link
 // to attach) while more of its messages are read, or that holds more than half the

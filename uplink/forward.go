@@ -25,10 +25,8 @@ import (
 // pipeline.dispatch). A lane sends its messages in the order it got them, so the
 // order within an address is kept, while an address without link credit holds up
 // only its own lane. A deleting goroutine deletes accepted messages in batches. A
-// pipeline ends when a held address is due again or an address it passed by can go
-// on, so that the next one sends their messages; it waits for its outcomes, except
-// that after detachAfter the next one starts without the addresses still awaiting
-// theirs (see pipeline.detach).
+// pipeline ends, after its outcomes arrived, when a held address is due again or
+// an address it passed by can go on, so that the next one sends their messages.
 //
 // Each target address has its own session and sender link (RabbitMQ ends the whole
 // session when it refuses a link); links outlive pipelines. links, attaching,
@@ -46,19 +44,6 @@ type forwarder struct {
 	undeliverable map[uint64]string // seq → target: modified with undeliverable-here
 
 	wake chan struct{} // capacity 1: a lane held an address, marked a message or went idle
-
-	// tokens holds one per message in flight, at most InFlight, across pipelines:
-	// a pipeline that ended to read the store again may still await outcomes.
-	tokens chan struct{}
-	// fail ends run with an error, also from such a pipeline.
-	fail context.CancelCauseFunc
-	// settling counts the goroutines of earlier pipelines still awaiting outcomes;
-	// unsettled (under mu) counts their lanes by target, and settledGen grows each
-	// time one of them has its outcomes and deletes done. See pipeline.detach.
-	settling   sync.WaitGroup
-	unsettled  map[string]int
-	nUnsettled atomic.Int64
-	settledGen atomic.Int64
 
 	// holdEnd is when the earliest hold made in the current pipeline ends, in Unix
 	// ns; 0: none. The reader ends the pipeline then. Unlike the hold itself, an
@@ -84,12 +69,7 @@ const creditWait = 500 * time.Millisecond
 // run runs pipelines until one fails, ctx ends, or the connection should be replaced.
 func (f *forwarder) run(ctx context.Context) error {
 	f.wake = make(chan struct{}, 1)
-	f.tokens = make(chan struct{}, f.u.cfg.InFlight)
-	ctx, f.fail = context.WithCancelCause(ctx)
 	defer func() {
-		// Earlier pipelines' settlers wait up to shutdownGrace more for their outcomes.
-		f.fail(nil)
-		f.settling.Wait()
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
 		for target, l := range f.links {
@@ -103,7 +83,6 @@ func (f *forwarder) run(ctx context.Context) error {
 		case errors.Is(err, errRetry):
 			// Read the store again from the start.
 		case errors.Is(err, errLinkLimit):
-			f.settling.Wait() // outcomes still awaited on these links
 			f.u.log.Debug("closing all links", "links", len(f.links))
 			if err := f.closeLinks(ctx); err != nil {
 				return err
@@ -237,40 +216,27 @@ type pipeline struct {
 	passed map[string]bool // targets whose later messages stay stored in this pipeline
 	timer  *time.Timer
 	due    time.Time // the earliest time a hold seen in this pipeline ends; zero: none
-	// waitsOld: an address was passed by because an earlier pipeline awaits its
-	// outcomes; the pipeline ends when settledGen is no longer oldGen.
-	waitsOld bool
-	oldGen   int64
 
-	senders, settlers sync.WaitGroup // the lanes' goroutines
+	wg sync.WaitGroup // the lanes' goroutines
 }
-
-// detachAfter is how long a pipeline that ends to read the store again waits for
-// its outcomes before it lets the next one start without them; see detach.
-const detachAfter = 100 * time.Millisecond
 
 // pipeline forwards until the store has been read to the end and more is awaited
 // forever, a held address is due or a passed-by address can go on (errRetry), a new
 // link is needed beyond MaxLinks (errLinkLimit), only undeliverable messages are left
-// (errUndeliverable), something fails, or ctx ends. Before it returns, its senders
-// have exited; so have its settlers and all its deletes are committed, except after
-// errRetry: then the lanes still awaiting outcomes after detachAfter go on in the
-// background (see detach).
+// (errUndeliverable), something fails, or ctx ends. Before it returns, all its
+// goroutines have exited and all deletes are committed.
 func (f *forwarder) pipeline(parent context.Context) error {
 	ctx, fail := context.WithCancelCause(parent)
+	defer fail(nil)
 	sending, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	wctx, cancelWait := context.WithCancel(context.WithoutCancel(ctx))
-	unhook := context.AfterFunc(ctx, func() { time.AfterFunc(shutdownGrace, cancelWait) })
-	cleanup := func() {
-		unhook()
-		cancelWait()
-		stop(nil)
-		fail(nil)
-	}
+	defer cancelWait()
+	defer context.AfterFunc(ctx, func() { time.AfterFunc(shutdownGrace, cancelWait) })()
 
 	p := &pipeline{
 		f: f, ctx: ctx, fail: fail, sending: sending, stop: stop, wctx: wctx,
-		tokens: f.tokens,
+		tokens: make(chan struct{}, f.u.cfg.InFlight),
 		lanes:  map[string]*lane{},
 		passed: map[string]bool{},
 		timer:  time.NewTimer(time.Hour),
@@ -284,94 +250,16 @@ func (f *forwarder) pipeline(parent context.Context) error {
 	} else {
 		fail(err)
 	}
-	p.senders.Wait()
-	settled := make(chan struct{})
-	go func() {
-		p.settlers.Wait()
-		close(settled)
-	}()
-	if errors.Is(context.Cause(sending), errRetry) && ctx.Err() == nil {
-		t := time.NewTimer(detachAfter)
-		select {
-		case <-settled:
-			t.Stop()
-		case <-t.C:
-			p.detach(settled, cleanup)
-			return errRetry
-		}
-	}
-	<-settled
+	p.wg.Wait()
 	_ = p.del.close() // a failure to delete cancelled ctx with its error
-	failure, reason := context.Cause(ctx), context.Cause(sending)
-	cleanup()
 
 	if parent.Err() != nil {
 		return context.Cause(parent)
 	}
-	if failure != nil {
-		return failure
+	if err := context.Cause(ctx); err != nil {
+		return err
 	}
-	return reason
-}
-
-// detach lets the lanes still awaiting outcomes go on in the background, so that
-// an address slow to settle does not hold up the next pipeline: that one passes
-// their addresses by, keeping each address's order, and ends once they are done
-// (settledGen). The outcomes of the other lanes are in, and their deletes are
-// committed before detach returns, so the next pipeline does not send them again.
-// A failure in the background fails the forwarder.
-func (p *pipeline) detach(settled <-chan struct{}, cleanup func()) {
-	f := p.f
-	for _, l := range p.lanes {
-		select {
-		case <-l.settled:
-			continue
-		default:
-		}
-		f.mu.Lock()
-		if f.unsettled == nil {
-			f.unsettled = map[string]int{}
-		}
-		f.unsettled[l.target]++
-		f.mu.Unlock()
-		f.nUnsettled.Add(1)
-		f.settling.Add(1)
-		go func() {
-			defer f.settling.Done()
-			<-l.settled
-			p.del.sync()
-			f.mu.Lock()
-			if f.unsettled[l.target]--; f.unsettled[l.target] == 0 {
-				delete(f.unsettled, l.target)
-			}
-			f.mu.Unlock()
-			f.nUnsettled.Add(-1)
-			f.settledGen.Add(1)
-			f.signal()
-		}()
-	}
-	p.del.sync()
-	f.settling.Add(1)
-	go func() {
-		defer f.settling.Done()
-		<-settled
-		_ = p.del.close()
-		if p.ctx.Err() != nil {
-			f.fail(context.Cause(p.ctx)) // a settler or the deleter failed
-		}
-		cleanup()
-	}()
-}
-
-// unsettledTarget reports whether an earlier pipeline still awaits outcomes for
-// target.
-func (f *forwarder) unsettledTarget(target string) bool {
-	if f.nUnsettled.Load() == 0 {
-		return false
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.unsettled[target] > 0
+	return context.Cause(sending)
 }
 
 func isStopReason(err error) bool {
@@ -391,7 +279,7 @@ func (p *pipeline) read() error {
 			return context.Cause(p.sending)
 		}
 		now := f.u.now()
-		if p.retryDue(now) {
+		if p.holdDue(now) {
 			return errRetry
 		}
 		msgs, err := f.u.src.ReadNext(&cur, batch)
@@ -442,11 +330,10 @@ func (p *pipeline) read() error {
 	}
 }
 
-// retryDue notes the holds made since it last looked and reports whether one of
-// them is due at now, or whether an address passed by for an earlier pipeline's
-// outcomes can go on: then the pipeline ends, so that the next one sends the
-// address's messages.
-func (p *pipeline) retryDue(now time.Time) bool {
+// holdDue notes the holds made since it last looked and reports whether one of them
+// is due at now: then the pipeline ends, so that the next one sends the address's
+// messages again.
+func (p *pipeline) holdDue(now time.Time) bool {
 	earliest := func(t time.Time) {
 		if !t.IsZero() && (p.due.IsZero() || t.Before(p.due)) {
 			p.due = t
@@ -455,9 +342,6 @@ func (p *pipeline) retryDue(now time.Time) bool {
 	earliest(p.f.u.held.nextDue(now)) // holds made before this pipeline
 	if ns := p.f.holdEnd.Load(); ns != 0 {
 		earliest(time.Unix(0, ns))
-	}
-	if p.waitsOld && p.f.settledGen.Load() != p.oldGen {
-		return true // an address passed by for an earlier pipeline's outcomes can go on
 	}
 	return !p.due.IsZero() && !now.Before(p.due)
 }
@@ -493,15 +377,6 @@ func (p *pipeline) dispatch(m *store.Message, rest []store.Message) error {
 	}
 	if f.u.held.held(target, f.u.now()) {
 		// Keep the address's order: nothing of it is sent before its held message.
-		p.passed[target] = true
-		return nil
-	}
-	if gen := f.settledGen.Load(); p.lanes[target] == nil && f.unsettledTarget(target) {
-		// An earlier pipeline awaits outcomes for the address: nothing of it is sent
-		// before them. This pipeline ends once they are in.
-		if !p.waitsOld {
-			p.waitsOld, p.oldGen = true, gen
-		}
 		p.passed[target] = true
 		return nil
 	}
@@ -547,7 +422,7 @@ func (p *pipeline) dispatch(m *store.Message, rest []store.Message) error {
 	reason := "the lane stopped sending"
 	for {
 		now := f.u.now()
-		if p.retryDue(now) {
+		if p.holdDue(now) {
 			p.idle(1)
 			return errRetry
 		}

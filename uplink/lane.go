@@ -29,7 +29,6 @@ type lane struct {
 	receipts chan sent           // sender → settler; closed by the sender
 	passedBy chan struct{}       // closed by the reader: it left later messages of target stored
 	stuck    chan struct{}       // closed by halt
-	settled  chan struct{}       // closed when the settling goroutine has returned
 
 	haltOnce  sync.Once
 	halted    atomic.Bool
@@ -66,19 +65,16 @@ func (p *pipeline) startLane(target string) *lane {
 		receipts: make(chan sent, p.f.u.cfg.InFlight),
 		passedBy: make(chan struct{}),
 		stuck:    make(chan struct{}),
-		settled:  make(chan struct{}),
 	}
 	p.lanes[target] = l
-	p.senders.Add(1)
-	p.settlers.Add(1)
+	p.wg.Add(2)
 	go func() {
-		defer p.senders.Done()
+		defer p.wg.Done()
 		defer close(l.receipts)
 		l.sendAll()
 	}()
 	go func() {
-		defer p.settlers.Done()
-		defer close(l.settled)
+		defer p.wg.Done()
 		l.settleAll()
 	}()
 	return l

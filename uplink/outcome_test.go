@@ -27,7 +27,6 @@ func TestProton(t *testing.T) {
 	t.Run("modified survives a restart", func(t *testing.T) { testModifiedRestart(t, s) })
 	t.Run("hold due while reader waits", func(t *testing.T) { testMissedHoldDue(t, s) })
 	t.Run("slow credit passed by", func(t *testing.T) { testSlowCredit(t, s) })
-	t.Run("retry without barrier", func(t *testing.T) { testRetryBarrier(t, s) })
 }
 
 // protonConfig returns a configuration for s: TLS against its CA, SASL ANONYMOUS.
