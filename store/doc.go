@@ -26,6 +26,8 @@
 //	                            default exists; 1 is upgraded at Open)
 //	                 "stats"  → persisted totals, updated in every write transaction
 //	                 "route/NAME" → persisted counters of route NAME (messages, bytes)
+//	                 "routing" → fingerprint of the routes that placed the messages
+//	                 "totals" → messages ever dropped and expired
 //	q                sequence = the global message sequence counter
 //	q/NAME           8-byte big-endian seq → message record (bbolt order is FIFO order)
 //	dead             8-byte big-endian seq → dead-letter record
@@ -161,10 +163,15 @@
 //
 // Each route's counters are persisted in meta next to the totals, in the
 // same transaction; at Open they must add up to the totals, else everything
-// is recounted. A route that is in the file but no longer configured is kept
-// as an orphan: its messages are still read (at priority 0) and forwarded,
-// nothing new goes to it, and once empty it is removed at the next Open. The
-// expiry index and the dead letters are shared by all routes.
+// is recounted. When the configured routes change (meta "routing" holds a
+// fingerprint of them), Open moves every queued message whose address now
+// maps to another route onto that route, under its seq, in chunks: a route's
+// messages stay in seq order, so one address's messages keep their order and
+// follow the new priority. A route that is in the file but no longer
+// configured is emptied that way (an orphan: shown in Stats until it is
+// removed at the next Open; a record too damaged to read its address stays
+// on it and is still read at priority 0). The expiry index and the dead
+// letters are shared by all routes.
 //
 // # Concurrency
 //

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -258,8 +260,10 @@ type RouteStats struct {
 	// is not: "max-bytes" or "max-messages" (the route's own budget), "store
 	// max-bytes", "store max-messages", "min-free" or "disk".
 	FullReason string
-	// Orphan is set for a route found in the file that is not configured: its
-	// messages are forwarded at priority 0, nothing new is put on it.
+	// Orphan is set for a route found in the file that is not configured: Open
+	// moved its messages to the configured routes (those it could not read stay
+	// and are forwarded at priority 0); nothing new is put on it, and the next
+	// Open removes it once empty.
 	Orphan bool
 }
 
@@ -409,4 +413,125 @@ func (s *Store) readMerged(q *bolt.Bucket, routes []*route, after func(*route) u
 		h.k, h.v = h.c.Next()
 	}
 	return msgs, nil
+}
+
+// keyRouting is the meta key of the fingerprint of the routing that placed the
+// queued messages (see reroute).
+var keyRouting = []byte("routing")
+
+// fingerprint identifies how addresses map to configured routes.
+func (t *routeTable) fingerprint() []byte {
+	var lines []string
+	for _, r := range t.all {
+		if !r.orphan {
+			lines = append(lines, r.Name+"\x00"+strings.Join(slices.Sorted(slices.Values(r.Addresses)), "\x00"))
+		}
+	}
+	slices.Sort(lines)
+	sum := sha256.Sum256([]byte(strings.Join(lines, "\n")))
+	return sum[:]
+}
+
+// reroute moves every queued message whose address the configured routes now
+// map to another route onto that route, under its seq, when the routing
+// changed since the file was last opened. A route's messages stay in seq order,
+// so the messages of one address keep their order whatever the change, and
+// they follow their new route's priority. It runs in Open, before the
+// committer and any reader, in transactions of at most purgeChunk moves; a
+// crash in between leaves every message on one route or the other, and the
+// next Open goes on (the fingerprint is written last).
+func (s *Store) reroute() error {
+	fp := s.rt.fingerprint()
+	var stored []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		stored = bytes.Clone(tx.Bucket(bucketMeta).Get(keyRouting))
+		return nil
+	})
+	if err != nil || bytes.Equal(stored, fp) {
+		return err
+	}
+	from := make([]uint64, len(s.rt.all)) // per route: seqs up to here were examined
+	total := 0
+	for {
+		moved, done := 0, true
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			t := &s.txn
+			t.begin(s, tx)
+			defer t.end()
+			s.arena = s.arena[:0]
+			for _, r := range s.rt.all {
+				type move struct {
+					seq uint64
+					to  *route
+				}
+				var moves []move
+				c := t.buckets[r.idx].Cursor()
+				for k, v := c.Seek(seqKey(from[r.idx] + 1)); k != nil; k, v = c.Next() {
+					if moved+len(moves) >= purgeChunk {
+						done = false
+						break
+					}
+					seq, err := keySeq(k)
+					if err != nil {
+						continue
+					}
+					from[r.idx] = seq
+					h, err := decodeMessageRecord(seq, v)
+					if err != nil {
+						continue // stays; Check reports it
+					}
+					if to := s.rt.lookup(string(h.address)); to != r {
+						moves = append(moves, move{seq, to})
+					}
+				}
+				for _, m := range moves {
+					v := t.buckets[r.idx].Get(s.key(m.seq))
+					h, err := decodeMessageRecord(m.seq, v)
+					if err != nil {
+						return err
+					}
+					address, source, payload := string(h.address), string(h.source), bytes.Clone(h.payload)
+					if _, err := s.removeFrom(t, r, m.seq); err != nil {
+						return err
+					}
+					if err := s.putMessage(t, m.to, m.seq, h.received, h.expires, address, source, payload); err != nil {
+						return err
+					}
+				}
+				moved += len(moves)
+			}
+			if err := t.meta.Put(keyStats, t.c.encode()); err != nil {
+				return err
+			}
+			for i, r := range s.rt.all {
+				if t.dirty[i] {
+					if err := t.meta.Put(routeStatsKey(r.Name), t.rc[i].encode()); err != nil {
+						return err
+					}
+				}
+			}
+			if done {
+				return t.meta.Put(keyRouting, fp)
+			}
+			return nil
+		})
+		s.arena = s.arena[:0]
+		if err != nil {
+			return fmt.Errorf("reroute: %w", err)
+		}
+		// The transaction committed: the routes hold what t counted.
+		for i, r := range s.rt.all {
+			r.count = s.txn.rc[i]
+		}
+		s.persisted = s.txn.c
+		total += moved
+		if done {
+			break
+		}
+	}
+	if total > 0 {
+		s.log.Warn("the routes changed: queued messages moved to the route their address now maps to",
+			"moved", total)
+	}
+	return nil
 }

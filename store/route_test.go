@@ -326,21 +326,31 @@ func TestRoutesReopen(t *testing.T) {
 	names := []string{}
 	for _, r := range s.Stats().Routes {
 		names = append(names, r.Name)
-		if r.Name == "telemetry" && (!r.Orphan || r.Messages != 3) {
-			t.Errorf("telemetry after removal %+v, want an orphan with 3 messages", r)
+		if r.Name == "telemetry" && (!r.Orphan || r.Messages != 0) {
+			t.Errorf("telemetry after removal %+v, want an empty orphan: its messages moved to default", r)
 		}
 	}
 	if !slices.Equal(names, []string{DefaultRoute, "telemetry"}) {
-		t.Errorf("routes %v, want default and the orphan telemetry (the empty alarms route removed)", names)
+		t.Errorf("routes %v, want default and the emptied telemetry (the empty alarms route removed)", names)
 	}
 	var c Cursor
 	got, err := s.ReadNext(&c, 10)
-	if err != nil || len(got) != 4 {
-		t.Fatalf("ReadNext after removal got %v, %v, want 4 messages", seqs(got), err)
+	if err != nil || len(got) != 4 || !slices.IsSorted(seqs(got)) {
+		t.Fatalf("ReadNext after removal got %v, %v, want 4 messages in seq order", seqs(got), err)
+	}
+	for _, m := range got {
+		if m.Route != DefaultRoute {
+			t.Errorf("message %d to %s on route %q, want default", m.Seq, m.Address, m.Route)
+		}
 	}
 	// New messages to old telemetry addresses go to the default route.
 	if s.RouteOf("telemetry/t") != DefaultRoute {
 		t.Error("an orphan route takes new messages")
+	}
+	mustCheck(t, s)
+	s = reopen(t, s, path, testOptions())
+	if r := s.Stats().Routes; len(r) != 1 || r[0].Name != DefaultRoute || r[0].Messages != 4 {
+		t.Errorf("routes after another reopen %+v, want default only, with 4 messages", r)
 	}
 	if err := s.Delete(seqs(got)...); err != nil {
 		t.Fatal(err)
@@ -441,5 +451,49 @@ func TestReadNextCorruptRecord(t *testing.T) {
 	got, err := s.ReadNext(&c, 10)
 	if err != nil || !slices.Equal(seqs(got), []uint64{1, 2}) {
 		t.Fatalf("after dead-lettering got %v, %v, want [1 2]", seqs(got), err)
+	}
+}
+
+// When the configured routes change, queued messages move to the route their
+// address maps to now, keeping their seqs and so their order; an unchanged
+// configuration moves nothing.
+func TestReroute(t *testing.T) {
+	var logs lockedBuffer
+	o := testOptions()
+	o.Logger = newTextLogger(&logs)
+	o.Routes = []Route{{Name: "a", Addresses: []string{"x/*"}}, {Name: "b", Addresses: []string{"y/*"}, Priority: 5}}
+	s, path := openTest(t, o)
+	var want []uint64
+	for i := range 6 {
+		address := "x/1"
+		if i%3 == 1 {
+			address = "y/1"
+		}
+		want = append(want, put(t, s, address, 1)...)
+	}
+	put(t, s, "z", 2) // default: stays
+	s = reopen(t, s, path, o)
+	if strings.Contains(logs.String(), "routes changed") {
+		t.Fatalf("messages moved although the routes did not change:\n%s", logs.String())
+	}
+
+	o.Routes = []Route{{Name: "a", Addresses: []string{"w/*"}}, {Name: "b", Addresses: []string{"y/*", "x/*"}, Priority: 5}}
+	s = reopen(t, s, path, o)
+	if !strings.Contains(logs.String(), "moved=4") {
+		t.Fatalf("want 4 messages moved, log:\n%s", logs.String())
+	}
+	if a, b := routeStats(s, "a"), routeStats(s, "b"); a.Messages != 0 || b.Messages != 6 {
+		t.Fatalf("after the change a %+v, b %+v, want 0 and 6", a, b)
+	}
+	var c Cursor
+	got, err := s.ReadNext(&c, 100)
+	if err != nil || !slices.Equal(seqs(got), want) {
+		t.Fatalf("ReadNext got %v, %v, want route b first, in seq order %v", seqs(got), err, want)
+	}
+	mustCheck(t, s)
+	n := strings.Count(logs.String(), "routes changed")
+	s = reopen(t, s, path, o)
+	if strings.Count(logs.String(), "routes changed") != n {
+		t.Fatal("messages moved again at a reopen with the same routes")
 	}
 }

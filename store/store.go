@@ -324,6 +324,11 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil && opts.Recover && recoverable(err) {
 		err = s.recoverFile(err)
 	}
+	if err == nil {
+		if err = s.reroute(); err != nil {
+			_ = s.db.Close()
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -437,7 +442,7 @@ func (s *Store) initialize(tx *bolt.Tx) error {
 			continue
 		}
 		s.rt.add(&route{Route: Route{Name: string(name), WhenFull: Backpressure}, orphan: true})
-		s.log.Warn("the store holds messages on a route that is not configured: they are forwarded at priority 0",
+		s.log.Info("the store holds messages on a route that is no longer configured: they move to the configured routes",
 			"route", string(name))
 	}
 	// A file with routes besides the default one is version 3: a binary

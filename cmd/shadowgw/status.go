@@ -128,8 +128,9 @@ type routeReport struct {
 	// they do: "route max-bytes", "route max-messages" (its own budget), or one of
 	// the store's (see storeReport).
 	FullReason string `json:"full_reason,omitempty"`
-	// Orphan is set for a route the store file holds messages of but the
-	// configuration no longer names: they are forwarded at priority 0.
+	// Orphan is set for a route the store file has but the configuration no longer
+	// names: its messages moved to the configured routes at start (those it could
+	// not read stay and are forwarded at priority 0).
 	Orphan           bool      `json:"orphan,omitempty"`
 	OldestReceived   time.Time `json:"oldest_received,omitzero"`
 	OldestAgeSeconds float64   `json:"oldest_age_seconds"`
@@ -687,7 +688,7 @@ func routeLine(rt routeReport) string {
 		how = append(how, "max "+formatBytes(rt.MaxBytes))
 	}
 	if rt.Orphan {
-		how = []string{"not configured: forwarded at priority 0, takes nothing new"}
+		how = []string{"not configured: emptied into the configured routes, takes nothing new"}
 	}
 	fmt.Fprintf(&b, "%s (%s): %d messages, %s", rt.Name, strings.Join(how, ", "), rt.Messages, formatBytes(rt.Bytes))
 	if !rt.OldestReceived.IsZero() {

@@ -740,7 +740,8 @@ func TestMonitorRoutes(t *testing.T) {
 		t.Errorf("queue list --json: %v\n%s", err, b.String())
 	}
 
-	// Reopened without bulk, the store keeps bulk's messages on an orphan route.
+	// Reopened without bulk, the store moves bulk's messages to the default route,
+	// where they keep their order, and shows bulk as an empty orphan.
 	srv.Close()
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
@@ -749,16 +750,16 @@ func TestMonitorRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	fileMsgs, err := fileQueue{st}.list(false, 0, 100)
-	if err != nil || len(fileMsgs) != len(msgs) || fileMsgs[5].Route != "bulk" {
-		t.Errorf("queue list (file) = %+v, %v; want bulk's messages on route bulk", fileMsgs, err)
+	if err != nil || len(fileMsgs) != len(msgs) || fileMsgs[5].Address != "bulk" || fileMsgs[5].Route != "default" || fileMsgs[5].Seq != msgs[5].Seq {
+		t.Errorf("queue list (file) = %+v, %v; want bulk's messages on route default, same seqs", fileMsgs, err)
 	}
 	m = newMonitor(parts{Config: config.Default(), Store: st, Edge: edge.New(edge.Config{}, storeSink{st}, nil), Log: slog.New(slog.DiscardHandler)}, time.Now)
 	r = m.status()
 	i := slices.IndexFunc(r.Routes, func(rt routeReport) bool { return rt.Name == "bulk" })
-	if i < 0 || !r.Routes[i].Orphan || r.Routes[i].Messages != 2 || r.Routes[i].FullReason != "" || len(r.Problems) != 0 {
+	if i < 0 || !r.Routes[i].Orphan || r.Routes[i].Messages != 0 || r.Routes[i].FullReason != "" || len(r.Problems) != 0 {
 		t.Fatalf("status after bulk's section was removed: routes %+v, problems %q", r.Routes, r.Problems)
 	}
-	if line := routeLine(r.Routes[i]); !strings.HasPrefix(line, "bulk (not configured: forwarded at priority 0, takes nothing new): 2 messages, 20 B") {
+	if line := routeLine(r.Routes[i]); !strings.HasPrefix(line, "bulk (not configured: emptied into the configured routes, takes nothing new): 0 messages") {
 		t.Errorf("orphan route line = %q", line)
 	}
 }
