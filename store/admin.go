@@ -83,45 +83,18 @@ func (s *Store) list(bucket []byte, after uint64, limit int) ([]MessageInfo, err
 			return nil
 		}
 		// Queued messages of all routes, merged in seq order.
-		q := tx.Bucket(bucketQueue)
-		type head struct {
-			r    *route
-			c    *bolt.Cursor
-			k, v []byte
-		}
-		var heads []head
-		for _, r := range s.rt.all {
-			if b := q.Bucket(r.key); b != nil {
-				c := b.Cursor()
-				k, v := c.Seek(seqKey(after + 1))
-				heads = append(heads, head{r, c, k, v})
-			}
-		}
-		for len(out) < limit {
-			best := -1
-			for i, h := range heads {
-				if h.k != nil && (best < 0 || string(h.k) < string(heads[best].k)) {
-					best = i
-				}
-			}
-			if best < 0 {
-				break
-			}
-			h := &heads[best]
-			seq, err := keySeq(h.k)
-			if err != nil {
-				return err
-			}
-			if rec, err := decodeMessageRecord(seq, h.v); err != nil {
-				out = append(out, MessageInfo{Seq: seq, Route: h.r.Name, Err: err.Error()})
+		from := func(*route) uint64 { return after }
+		return mergeRoutes(tx.Bucket(bucketQueue), s.rt.all, from, func(r *route, seq uint64, v []byte) (bool, error) {
+			mi := MessageInfo{Seq: seq, Route: r.Name}
+			if rec, err := decodeMessageRecord(seq, v); err != nil {
+				mi.Err = err.Error()
 			} else {
-				mi := rec.info(seq, now)
-				mi.Route = h.r.Name
-				out = append(out, mi)
+				mi = rec.info(seq, now)
+				mi.Route = r.Name
 			}
-			h.k, h.v = h.c.Next()
-		}
-		return nil
+			out = append(out, mi)
+			return len(out) < limit, nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: list: %w", err)

@@ -353,66 +353,67 @@ func (s *Store) ReadNext(c *Cursor, max int) ([]Message, error) {
 // position, merged in seq order, skipping expired ones. seen is called with
 // every seq read or skipped, per route, in order.
 func (s *Store) readMerged(q *bolt.Bucket, routes []*route, after func(*route) uint64, seen func(*route, uint64), max int) ([]Message, error) {
-	type head struct {
-		r   *route
-		c   *bolt.Cursor
-		k   []byte
-		v   []byte
-		seq uint64
-	}
-	heads := make([]head, 0, len(routes))
-	for _, r := range routes {
-		b := q.Bucket(r.key)
-		if b == nil {
-			continue
-		}
-		from := after(r)
-		if from == ^uint64(0) {
-			continue
-		}
-		c := b.Cursor()
-		k, v := c.Seek(seqKey(from + 1))
-		heads = append(heads, head{r: r, c: c, k: k, v: v})
-	}
 	var msgs []Message
 	var str interner
 	now := s.opts.Clock.Now().UnixNano()
-	for len(msgs) < max {
-		best := -1
-		for i := range heads {
-			h := &heads[i]
-			if h.k == nil {
-				continue
-			}
-			seq, err := keySeq(h.k)
-			if err != nil {
-				return nil, err
-			}
-			h.seq = seq
-			if best < 0 || seq < heads[best].seq {
-				best = i
-			}
-		}
-		if best < 0 {
-			break
-		}
-		h := &heads[best]
-		rec, err := decodeMessageRecord(h.seq, h.v)
+	err := mergeRoutes(q, routes, after, func(r *route, seq uint64, v []byte) (bool, error) {
+		rec, err := decodeMessageRecord(seq, v)
 		if err != nil {
-			return nil, err
+			return false, err
 		}
-		seen(h.r, h.seq)
+		seen(r, seq)
 		if !rec.expired(now) { // expired ones are deleted by the committer
 			if msgs == nil {
 				msgs = make([]Message, 0, min(max, 256))
 			}
-			m := rec.message(h.seq, &str)
-			m.Route = h.r.Name
+			m := rec.message(seq, &str)
+			m.Route = r.Name
 			msgs = append(msgs, m)
+		}
+		return len(msgs) < max, nil
+	})
+	return msgs, err
+}
+
+// mergeRoutes calls fn with the records of the routes that follow each route's
+// position (after; ^0 skips the route), merged in seq order, until fn returns
+// false or an error, or the records run out. Keys are 8-byte big-endian seqs,
+// so byte order is seq order.
+func mergeRoutes(q *bolt.Bucket, routes []*route, after func(*route) uint64, fn func(r *route, seq uint64, v []byte) (bool, error)) error {
+	type head struct {
+		r    *route
+		c    *bolt.Cursor
+		k, v []byte
+	}
+	heads := make([]head, 0, len(routes))
+	for _, r := range routes {
+		b := q.Bucket(r.key)
+		if from := after(r); b != nil && from != ^uint64(0) {
+			c := b.Cursor()
+			k, v := c.Seek(seqKey(from + 1))
+			heads = append(heads, head{r, c, k, v})
+		}
+	}
+	for {
+		best := -1
+		for i, h := range heads {
+			if h.k != nil && (best < 0 || bytes.Compare(h.k, heads[best].k) < 0) {
+				best = i
+			}
+		}
+		if best < 0 {
+			return nil
+		}
+		h := &heads[best]
+		seq, err := keySeq(h.k)
+		if err != nil {
+			return err
+		}
+		if more, err := fn(h.r, seq, h.v); err != nil || !more {
+			return err
 		}
 		h.k, h.v = h.c.Next()
 	}
-	return msgs, nil
 }
 
 // keyRouting is the meta key of the fingerprint of the routing that placed the
