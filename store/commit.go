@@ -432,8 +432,8 @@ func (s *Store) apply(batch []*request, t *txn) (int, error) {
 			return 0, fmt.Errorf("set sequence: %w", err)
 		}
 	}
-	if err := t.meta.Put(keyStats, t.c.encode()); err != nil {
-		return 0, fmt.Errorf("put stats: %w", err)
+	if err := s.putCounts(t); err != nil {
+		return 0, err
 	}
 	if s.pend.dropped > 0 || s.pend.expired > 0 {
 		tot := s.totals
@@ -443,14 +443,22 @@ func (s *Store) apply(batch []*request, t *txn) (int, error) {
 			return 0, fmt.Errorf("put totals: %w", err)
 		}
 	}
+	return appended, nil
+}
+
+// putCounts writes the totals and the counters of the routes t changed.
+func (s *Store) putCounts(t *txn) error {
+	if err := t.meta.Put(keyStats, t.c.encode()); err != nil {
+		return fmt.Errorf("put stats: %w", err)
+	}
 	for i, r := range s.rt.all {
 		if t.dirty[i] {
 			if err := t.meta.Put(routeStatsKey(r.Name), t.rc[i].encode()); err != nil {
-				return 0, fmt.Errorf("put stats of route %s: %w", r.Name, err)
+				return fmt.Errorf("put stats of route %s: %w", r.Name, err)
 			}
 		}
 	}
-	return appended, nil
+	return nil
 }
 
 // key returns seqKey(seq) allocated in the arena, which lives until the

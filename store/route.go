@@ -485,6 +485,8 @@ func (s *Store) reroute() error {
 						moves = append(moves, move{seq, to})
 					}
 				}
+				// Looked up again: the writes of earlier moves may have
+				// invalidated values read during the scan.
 				for _, m := range moves {
 					v := t.buckets[r.idx].Get(s.key(m.seq))
 					h, err := decodeMessageRecord(m.seq, v)
@@ -501,15 +503,8 @@ func (s *Store) reroute() error {
 				}
 				moved += len(moves)
 			}
-			if err := t.meta.Put(keyStats, t.c.encode()); err != nil {
+			if err := s.putCounts(t); err != nil {
 				return err
-			}
-			for i, r := range s.rt.all {
-				if t.dirty[i] {
-					if err := t.meta.Put(routeStatsKey(r.Name), t.rc[i].encode()); err != nil {
-						return err
-					}
-				}
 			}
 			if done {
 				return t.meta.Put(keyRouting, fp)
