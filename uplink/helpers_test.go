@@ -57,14 +57,17 @@ func appendMessages(t testing.TB, st *store.Store, address, source string, msgs 
 	appendPayloads(t, st, address, source, payloads...)
 }
 
-// appendPayloads stores raw payloads, in order, in group commits.
-func appendPayloads(t testing.TB, st *store.Store, address, source string, payloads ...[]byte) {
+// appendPayloads stores raw payloads, in order, in group commits, and returns their
+// seqs.
+func appendPayloads(t testing.TB, st *store.Store, address, source string, payloads ...[]byte) []uint64 {
 	t.Helper()
+	msgs := make([]*store.Message, len(payloads))
 	var wg sync.WaitGroup
 	errs := make(chan error, len(payloads))
-	for _, p := range payloads {
+	for i, p := range payloads {
+		msgs[i] = &store.Message{Address: address, Source: source, Payload: p}
 		wg.Add(1)
-		st.AppendAsync(&store.Message{Address: address, Source: source, Payload: p}, func(err error) {
+		st.AppendAsync(msgs[i], func(err error) {
 			if err != nil {
 				errs <- err
 			}
@@ -76,6 +79,11 @@ func appendPayloads(t testing.TB, st *store.Store, address, source string, paylo
 	for err := range errs {
 		t.Fatalf("append: %v", err)
 	}
+	seqs := make([]uint64, len(msgs))
+	for i, m := range msgs {
+		seqs[i] = m.Seq
+	}
+	return seqs
 }
 
 // stored returns how many messages are queued in st.

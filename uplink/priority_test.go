@@ -53,30 +53,11 @@ const priorityWindow = min(DefaultInFlight, readBatch) + min(DefaultInFlight, la
 // from+1, ... and returns their seqs.
 func appendNumbered(t testing.TB, st *store.Store, address string, from, n int) []uint64 {
 	t.Helper()
-	msgs := make([]*store.Message, n)
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range msgs {
-		p := encode(t, &amqp.Message{ApplicationProperties: map[string]any{"n": int64(from + i)}, Data: [][]byte{make([]byte, 100)}})
-		msgs[i] = &store.Message{Address: address, Source: "dev", Payload: p}
-		wg.Add(1)
-		st.AppendAsync(msgs[i], func(err error) {
-			if err != nil {
-				errs <- err
-			}
-			wg.Done()
-		})
+	payloads := make([][]byte, n)
+	for i := range payloads {
+		payloads[i] = encode(t, &amqp.Message{ApplicationProperties: map[string]any{"n": int64(from + i)}, Data: [][]byte{make([]byte, 100)}})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatalf("append: %v", err)
-	}
-	seqs := make([]uint64, n)
-	for i, m := range msgs {
-		seqs[i] = m.Seq
-	}
-	return seqs
+	return appendPayloads(t, st, address, "dev", payloads...)
 }
 
 // checkNumbered checks that got holds n = 0, 1, ... in order.
