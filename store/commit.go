@@ -88,6 +88,7 @@ func (r *request) weight() int {
 // drained.
 func (s *Store) run() {
 	defer close(s.exited)
+	defer func() { s.flushDrops(time.Now(), true) }() // no drop goes unannounced at shutdown
 	batch := make([]*request, 0, 64)
 	var timer *time.Timer
 	tick := time.NewTicker(housekeepEvery)

@@ -45,7 +45,7 @@ type compactState struct {
 // housekeepEvery.
 func (s *Store) housekeep() {
 	now := time.Now()
-	s.flushDrops(now)
+	s.flushDrops(now, false)
 	s.refreshFree(false)
 	if s.nextExp != 0 && s.nextExp <= s.opts.Clock.Now().UnixNano() {
 		// A commit without requests of its own runs purgeExpired.

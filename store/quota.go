@@ -306,10 +306,11 @@ func (d *dropBurst) add(p pending, now time.Time) {
 	d.at = now
 }
 
-// flush logs the burst if it ended or has gone on for dropReport.
-func (s *Store) flushDrops(now time.Time) {
+// flushDrops logs the burst if it ended or has gone on for dropReport, or if
+// force is set (the committer exits).
+func (s *Store) flushDrops(now time.Time, force bool) {
 	d := &s.dropLog
-	if d.n == 0 || (now.Sub(d.at) < dropQuiet && now.Sub(d.start) < dropReport) {
+	if d.n == 0 || !force && now.Sub(d.at) < dropQuiet && now.Sub(d.start) < dropReport {
 		return
 	}
 	s.log.Warn("dropped the oldest messages to make room (when-full = drop-oldest)",

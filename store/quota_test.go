@@ -151,3 +151,17 @@ func slicesEqual(a, b []uint64) bool {
 }
 
 func newTextLogger(w *lockedBuffer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+// Drops just before Close are logged at Close, not lost with the burst.
+func TestDropOldestLoggedAtClose(t *testing.T) {
+	var logs lockedBuffer
+	opts := Options{NoSync: true, MaxMessages: 2, WhenFull: DropOldest, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	s, _ := openTest(t, opts)
+	appendN(t, s, 5, 10)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "dropped the oldest"); n != 1 || !strings.Contains(logs.String(), "dropped=3") {
+		t.Fatalf("got %d drop lines at Close, want 1 with dropped=3:\n%s", n, logs.String())
+	}
+}
