@@ -3,7 +3,8 @@ package edge
 import (
 	"net"
 	"net/netip"
-	"strings"
+
+	"github.com/shadowgw/shadowgw/edge/message"
 )
 
 // anonymousFrom reports whether an anonymous device (SASL ANONYMOUS, or no SASL layer)
@@ -37,11 +38,7 @@ func (s *Server) mayTarget(user, address string) bool {
 		return true
 	}
 	for _, p := range patterns {
-		if prefix, ok := strings.CutSuffix(p, "*"); ok {
-			if strings.HasPrefix(address, prefix) {
-				return true
-			}
-		} else if p == address {
+		if message.MatchAddress(p, address) {
 			return true
 		}
 	}

@@ -5,7 +5,9 @@
 //
 // The layers below it are [github.com/shadowgw/shadowgw/edge/codec] (the type system),
 // [github.com/shadowgw/shadowgw/edge/frame] (frames and performatives) and
-// [github.com/shadowgw/shadowgw/edge/message] (message sections). This package holds the
+// [github.com/shadowgw/shadowgw/edge/message] (the message model). codec and message are
+// the gateway's AMQP wire layer: uplink and hw use them too, and they know nothing of the
+// store or of connections. This package holds the
 // connection, session and link state machines (AMQP 1.0 part 2, "Transport") and the
 // gateway's policy: authentication, limits and link credit as backpressure.
 //

@@ -52,7 +52,7 @@
 //	8 bytes  received time, Unix nanoseconds, big-endian int64
 //	uvarint  length of address, then the address
 //	uvarint  length of source, then the source
-//	rest     payload: the AMQP 1.0 message sections exactly as received
+//	rest     payload: the message's bytes (AMQP 1.0 sections) exactly as received
 //
 // A dead-letter record, version 1:
 //
@@ -103,10 +103,11 @@
 //
 // # Expiry
 //
-// At append time (on the producer's goroutine) the payload is parsed with
-// package edge/message: the expiry is the earlier of received+header ttl and
-// properties absolute-expiry-time, else received+Options.DefaultTTL, else
-// never. It is stored in the record and in the expiry index. Read skips
+// The store never looks into a payload. The producer works out when a message
+// expires from its content (for AMQP: the earlier of received+header ttl and
+// properties absolute-expiry-time, see package edge/message) and hands it over
+// in Message.Expires; a message without one expires at received plus its
+// route's DefaultTTL, or never. It is stored in the record and in the expiry index. Read skips
 // expired messages; every commit, and the idle committer once a second,
 // deletes up to 4096 due messages (Stats.Expired). Dead letters do not expire.
 //

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-
-	"github.com/shadowgw/shadowgw/edge/message"
 )
 
 // purgeChunk bounds the work one commit does for expiry and purges, so that
@@ -15,27 +13,10 @@ import (
 const purgeChunk = 4096
 
 // expiresAt returns when a message expires, in Unix nanoseconds, 0 for
-// never: the earlier of its header ttl (counted from received) and its
-// properties absolute-expiry-time, or received plus the route's DefaultTTL if
-// it carries neither. It runs on the producer's goroutine, and parses the payload
-// only if the producer did not hand over m.Info. A payload that does not parse
-// (the edge checks messages before they get here) never expires.
+// never: m.Expires as its producer worked it out, or received plus the route's
+// DefaultTTL if that is zero.
 func (s *Store) expiresAt(m *Message, r *route, received time.Time) int64 {
-	var at time.Time
-	info, err := m.Info, error(nil)
-	if info == nil {
-		var parsed message.Info
-		parsed, err = message.Parse(m.Payload)
-		info = &parsed
-	}
-	if err == nil {
-		if info.TTL > 0 {
-			at = received.Add(info.TTL)
-		}
-		if !info.AbsoluteExpiryTime.IsZero() && (at.IsZero() || info.AbsoluteExpiryTime.Before(at)) {
-			at = info.AbsoluteExpiryTime
-		}
-	}
+	at := m.Expires
 	if at.IsZero() && r.DefaultTTL > 0 {
 		at = received.Add(r.DefaultTTL)
 	}

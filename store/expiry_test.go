@@ -58,7 +58,7 @@ func TestExpiry(t *testing.T) {
 		{"not AMQP: default ttl", []byte("raw"), t0.Add(time.Hour)},
 	}
 	for _, m := range msgs {
-		if err := s.Append(context.Background(), &Message{Address: m.name, Received: t0, Payload: m.payload}); err != nil {
+		if err := s.Append(context.Background(), &Message{Address: m.name, Received: t0, Payload: m.payload, Expires: message.ExpiresAt(m.payload, t0)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -143,14 +143,14 @@ func TestReadVersion1(t *testing.T) {
 	mustCheck(t, s)
 }
 
-// A producer that parsed the message already hands its Info over; the store takes the
-// expiry from it rather than from parsing the payload again.
+// A producer that parsed the message already hands its expiry over; the store takes it
+// rather than parsing the payload (it never does).
 func TestExpiryFromProducerInfo(t *testing.T) {
 	s, _ := openTest(t, testOptions())
 	payload := []byte{0x00, 0x53, 0x75, 0xa0, 0x01, 'x'} // a data section, no ttl
 	old := time.Now().Add(-time.Hour)
 	for _, m := range []*Message{
-		{Address: "a", Payload: payload, Received: old, Info: &message.Info{TTL: time.Second}},
+		{Address: "a", Payload: payload, Received: old, Expires: (&message.Info{TTL: time.Second}).ExpiresAt(old)},
 		{Address: "a", Payload: payload, Received: old},
 	} {
 		if err := s.Append(context.Background(), m); err != nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/shadowgw/shadowgw/edge/message"
 	"log/slog"
 	"math"
 	"os"
@@ -74,19 +73,22 @@ func ParseFullPolicy(s string) (FullPolicy, error) {
 	return 0, fmt.Errorf("unknown full policy %q, want backpressure or drop-oldest", s)
 }
 
-// Message is one stored AMQP message.
+// Message is one stored message: an envelope (address, source, times) around a
+// payload the store keeps as opaque bytes. The store knows nothing of the payload's
+// encoding; the producers (the edge, the sensor inputs) and the uplink do.
 type Message struct {
 	Seq      uint64    // assigned by the store on Append, strictly increasing, never reused
 	Address  string    // target address the device sent to
 	Source   string    // who sent it (SASL user or container-id)
 	Received time.Time // when the gateway received it; Append sets time.Now() if zero
-	Payload  []byte    // the raw AMQP 1.0 message encoding (sections) exactly as received
+	Payload  []byte    // the message's bytes (for AMQP: its sections exactly as received)
 	Route    string    // the route the message is queued on; set by Read and ReadNext
 
-	// Info, if not nil, is what message.Parse returned for Payload: a producer that
-	// parsed the message already (the edge does, to check it) saves the store from
-	// parsing it again to find its expiry.
-	Info *message.Info
+	// Expires is when the message expires, as its producer worked it out from the
+	// message (for AMQP, package message's ExpiresAt); the zero time means the message
+	// sets none, and the route's DefaultTTL, counted from Received, applies. Append
+	// keeps it; Read and ReadNext leave it zero.
+	Expires time.Time
 }
 
 // DeadLetter is a message the cloud refused, kept with the reason.
@@ -156,7 +158,8 @@ type Options struct {
 	Routes []Route
 }
 
-// Clock is a source of the current time.
+// Clock is a source of the current time: the one method of the gateway's clock
+// (package hw/backoff's Clock) the store needs.
 type Clock interface{ Now() time.Time }
 
 type systemClock struct{}

@@ -9,13 +9,14 @@ import (
 
 	amqp "github.com/Azure/go-amqp"
 
+	"github.com/shadowgw/shadowgw/edge/message"
 	"github.com/shadowgw/shadowgw/store"
 )
 
 // SourceAnnotation is the message annotation (AMQP 1.0 §3.2.3) the uplink adds to every
 // forwarded message: the stored Source, i.e. who sent it to the gateway. A value the
 // device set under this key is replaced.
-const SourceAnnotation = "x-opt-shadowgw-source"
+const SourceAnnotation = message.SourceAnnotation
 
 // outgoing is a stored message made ready for the cloud.
 type outgoing struct {

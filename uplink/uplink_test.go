@@ -13,6 +13,7 @@ import (
 
 	amqp "github.com/Azure/go-amqp"
 
+	"github.com/shadowgw/shadowgw/edge/message"
 	"github.com/shadowgw/shadowgw/store"
 	"github.com/shadowgw/shadowgw/uplink/cloudtest"
 )
@@ -178,7 +179,9 @@ func testDeadLetters(t *testing.T, b *cloudtest.Broker) {
 	goodPayload, _ := good.MarshalBinary()
 	expiredPayload, _ := expired.MarshalBinary()
 	appendPayloads(t, st, "dead", "dev", []byte{0x00, 0x53, 0x75, 0xff}, goodPayload)
-	if err := st.Append(t.Context(), &store.Message{Address: "dead", Source: "dev", Received: time.Now().Add(-time.Hour), Payload: expiredPayload}); err != nil {
+	received := time.Now().Add(-time.Hour)
+	if err := st.Append(t.Context(), &store.Message{Address: "dead", Source: "dev", Received: received, Payload: expiredPayload,
+		Expires: message.ExpiresAt(expiredPayload, received)}); err != nil {
 		t.Fatal(err)
 	}
 	appendPayloads(t, st, "", "dev", goodPayload)

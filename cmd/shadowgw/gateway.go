@@ -28,7 +28,7 @@ func (s storeSink) Store(d *edge.Delivery, done func(error)) {
 		Source:   d.Source,
 		Received: d.Received,
 		Payload:  d.Payload,
-		Info:     &d.Info,
+		Expires:  d.Info.ExpiresAt(d.Received),
 	}, func(err error) {
 		if errors.Is(err, store.ErrFull) {
 			err = fmt.Errorf("%w: %w", edge.ErrFull, err)

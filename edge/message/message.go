@@ -1,6 +1,10 @@
-// Package message checks the structure of an AMQP 1.0 message (§3.2) as it arrives from a
-// device, and reads the few fields the gateway acts on, without re-encoding anything: the
-// gateway stores and forwards the bytes the device sent.
+// Package message is the gateway's AMQP 1.0 message model (§3.2), the layer above
+// package codec that edge, uplink and hw share, each concept once: the section
+// descriptors, Parse, which checks the structure of a message as it arrives from a device
+// and reads the few fields the gateway acts on (Info) without re-encoding anything (the
+// gateway stores and forwards the bytes the device sent), ExpiresAt, which turns those
+// fields into an expiry time for the store, Made, the builder of messages the gateway
+// makes itself, SourceAnnotation, and MatchAddress for address patterns.
 package message
 
 import (
