@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/shadowgw/shadowgw/uplink/backoff"
+	"github.com/shadowgw/shadowgw/hw/backoff"
 	"log/slog"
 	"sync"
 	"time"
@@ -69,7 +69,7 @@ func New(spec Spec, opts Options) (*Input, error) {
 		opts.BackoffMax = max(time.Minute, opts.BackoffMin)
 	}
 	if opts.Clock == nil {
-		opts.Clock = realClock{}
+		opts.Clock = backoff.System{}
 	}
 	if opts.OpenBus == nil {
 		opts.OpenBus = OpenI2C

@@ -6,7 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/shadowgw/shadowgw/uplink/backoff"
+	"github.com/shadowgw/shadowgw/hw/backoff"
 	"io"
 	"os"
 	"time"

@@ -1,7 +1,7 @@
 package uplink
 
 import (
-	"github.com/shadowgw/shadowgw/uplink/backoff"
+	"github.com/shadowgw/shadowgw/hw/backoff"
 	"slices"
 	"sync"
 	"time"

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/shadowgw/shadowgw/uplink/backoff"
+	"github.com/shadowgw/shadowgw/hw/backoff"
 	"log/slog"
 	"math/rand/v2"
 	"os"

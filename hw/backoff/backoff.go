@@ -1,6 +1,8 @@
 // Package backoff computes the delays between retries of something that keeps failing:
-// a cloud connection, a sensor that stopped answering, a serial adapter that was
-// unplugged.
+// a sensor that stopped answering, a serial adapter that was unplugged, a cloud
+// connection; and it holds the one clock abstraction of whatever waits between attempts.
+// It lives beside the sensor inputs, its first users, and imports nothing of the gateway,
+// so that the uplink and hw share it without either depending on the other.
 package backoff
 
 import (
