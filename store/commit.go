@@ -218,10 +218,7 @@ func (s *Store) commit(batch []*request) {
 		s.updateFull()
 		s.publish()
 		if err == nil && appended > 0 {
-			select {
-			case s.notify <- struct{}{}:
-			default:
-			}
+			s.appended.fire()
 		}
 	}
 	for _, r := range batch {

@@ -217,9 +217,10 @@ func (s *Store) updateFull() {
 		rc[i] = r.count
 	}
 	reasons := make([]string, len(s.rt.all))
-	all := true
+	all, roomed := true, false
 	for i, r := range s.rt.all {
 		why := s.routeFullReason(r, c, rc)
+		roomed = roomed || (why == "" && r.fullWhy != "")
 		if why != r.fullWhy && !r.orphan {
 			if why != "" {
 				s.log.Warn("store full: devices sending to this route get no credit until there is room",
@@ -240,6 +241,9 @@ func (s *Store) updateFull() {
 	}
 	s.routeFull.Store(&reasons)
 	s.full.Store(all)
+	if roomed {
+		s.room.fire()
+	}
 }
 
 // routeFullReason says why route r cannot take a message now, or "".

@@ -271,7 +271,9 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	notify    chan struct{}
+	appended  signal // fired after a commit that appended messages
+	room      signal // fired when Full or FullFor turned false for some address
+	notify    *Watch // the uplink's watch of appended (Notify)
 	stats     atomic.Pointer[Stats]
 	rt        *routeTable              // read-only after Open
 	routeFull atomic.Pointer[[]string] // FullReason by route index
@@ -321,8 +323,8 @@ func Open(path string, opts Options) (*Store, error) {
 		log:    opts.Logger.With("component", "store"),
 		reqs:   make(chan *request, opts.MaxBatch),
 		exited: make(chan struct{}),
-		notify: make(chan struct{}, 1),
 	}
+	s.notify = s.appended.watch()
 	err = s.openFile(opts.Recover)
 	if err != nil && opts.Recover && recoverable(err) {
 		err = s.recoverFile(err)
@@ -845,12 +847,6 @@ func (in *interner) get(b []byte) string {
 	in.last[1], in.last[0] = in.last[0], s
 	return s
 }
-
-// Notify returns the store's notification channel (capacity 1). It receives a
-// value after every commit that appended messages; notifications coalesce
-// while nobody receives. There is one channel per Store, meant for one
-// consumer such as the uplink forwarder.
-func (s *Store) Notify() <-chan struct{} { return s.notify }
 
 // Stats returns a consistent snapshot of the counters. It is cheap: the
 // committer publishes a new snapshot after every commit.
