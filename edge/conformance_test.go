@@ -138,7 +138,7 @@ func TestSessionsAndLinks(t *testing.T) {
 // run of consecutive delivery-ids, whatever order they completed in.
 func TestBatchedDisposition(t *testing.T) {
 	s, out := bareSession(t)
-	l := &link{window: 10}
+	l := &link{receiver: receiver{window: 10}}
 	for _, id := range []uint32{3, 1, 0, 2, 4, 7} {
 		l.outstanding++
 		s.completed(completion{sess: s, link: l, id: id})
@@ -267,7 +267,7 @@ func TestWindowViolation(t *testing.T) {
 	if end, ok := frames[0].(*frame.End); !ok || end.Error == nil || end.Error.Condition != frame.ErrWindowViolation {
 		t.Fatalf("got %#v, want end with %s", frames[0], frame.ErrWindowViolation)
 	}
-	if !s.ending {
+	if s.state != sessionEnding {
 		t.Fatal("session not ending after a window violation")
 	}
 }
@@ -366,16 +366,30 @@ func TestConnectionLimits(t *testing.T) {
 type fullSink struct {
 	memSink
 	full atomic.Bool
+	room chan struct{}
 }
 
 func (s *fullSink) Full(address string) bool { return address != "free" && s.full.Load() }
+
+func (s *fullSink) Room() (<-chan struct{}, func()) { return s.room, func() {} }
+
+// setFull switches Full, signalling Room when it turns false.
+func (s *fullSink) setFull(full bool) {
+	s.full.Store(full)
+	if !full {
+		select {
+		case s.room <- struct{}{}:
+		default:
+		}
+	}
+}
 
 // Backpressure: while the Sink is full for an address, devices get no credit on links to
 // it (and nothing is lost or rejected) while links to other addresses get theirs; once
 // it has room, credit comes without the device asking.
 func TestBackpressureWhenFull(t *testing.T) {
-	sink := &fullSink{}
-	sink.full.Store(true)
+	sink := &fullSink{room: make(chan struct{}, 1)}
+	sink.setFull(true)
 	addr, srv := startServer(t, Config{AllowAnonymous: true, Credit: 4}, sink)
 	p := rawDial(t, addr)
 	p.open(nil)
@@ -393,7 +407,7 @@ func TestBackpressureWhenFull(t *testing.T) {
 		t.Fatalf("got a frame (%v, %d bytes) while the store is full, want none", h, len(body))
 	}
 	p.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	sink.full.Store(false)
+	sink.setFull(false)
 	start := time.Now()
 	fl = expect[*frame.Flow](p, 0)
 	if fl.LinkCredit != 4 {

@@ -37,7 +37,21 @@ type completion struct {
 	link *link
 	id   uint32
 	done bool // the device settled the delivery itself (pre-settled)
+	size int  // payload bytes
 	err  error
+}
+
+// count adds a completed delivery to the server's counters.
+func (c *conn) count(cp completion) {
+	srv := c.srv
+	switch {
+	case cp.err == nil:
+		srv.messages.Add(1)
+		srv.bytes.Add(uint64(cp.size))
+	case cp.done:
+		srv.dropped.Add(1)
+		srv.logDropped.warn(c.log, "pre-settled message dropped: it could not be stored", "address", cp.link.address, "err", cp.err)
+	}
 }
 
 // conn is one device connection. Fields below the mutex are owned by the owner
@@ -55,6 +69,7 @@ type conn struct {
 	mu          sync.Mutex
 	completions []completion
 	resumed     bool // the Sink has room again: reconsider credit on every link
+	ended       bool // the owner returned: complete counts what still arrives
 
 	br          *bufio.Reader
 	bw          *bufio.Writer
@@ -111,6 +126,7 @@ func (c *conn) serve(ctx context.Context) {
 		c.readLoop()
 	}()
 	err := c.loop(ctx)
+	c.end()
 	c.flush()
 	// Unblock and wait for the reader: closing the socket ends its read.
 	c.nc.Close()
@@ -343,9 +359,16 @@ func (c *conn) hasCompletions() bool {
 	return n > 0
 }
 
-// complete is called by the Sink, from any goroutine.
+// complete is called by the Sink, from any goroutine: it queues the result for the
+// owner. Only after the owner has ended (a delivery the Sink completed after the
+// shutdown grace) does it count the result itself, since no one else will.
 func (c *conn) complete(cp completion) {
 	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		c.count(cp)
+		return
+	}
 	c.completions = append(c.completions, cp)
 	c.mu.Unlock()
 	select {
@@ -379,7 +402,19 @@ func (c *conn) drainCompletions() {
 	}
 	for _, cp := range cs {
 		c.outstanding--
+		c.count(cp)
 		cp.sess.completed(cp)
+	}
+}
+
+// end marks the owner as gone and counts the results that arrived after its last look.
+func (c *conn) end() {
+	c.mu.Lock()
+	cs := c.completions
+	c.completions, c.ended = nil, true
+	c.mu.Unlock()
+	for _, cp := range cs {
+		c.count(cp)
 	}
 }
 

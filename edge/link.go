@@ -2,36 +2,45 @@ package edge
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/shadowgw/shadowgw/edge/frame"
-	"github.com/shadowgw/shadowgw/edge/message"
 )
 
-// link is a link on which a device sends and the gateway receives (§2.6). It is owned by
-// the connection's owner goroutine.
-type link struct {
-	name           string
-	handle         uint32
-	address        string
-	rcvSettleMode  uint8
-	deliveryCount  uint32 // the sender's delivery-count as last known (§2.6.7)
-	credit         uint32 // link-credit the gateway granted and the device has not used
-	outstanding    uint32 // deliveries with the Sink
-	maxMessageSize uint64
-	window         uint32 // credit the gateway keeps open: Config.Credit
-	wantFlow       bool
-	stopped        bool // grant no more credit (shutdown)
-	detached       bool // detach sent or received: ignore its transfers
+// linkState is where a link is in its life (§2.6.3–§2.6.5).
+type linkState uint8
 
-	// The delivery being received, for multi-frame transfers (§2.6.14).
-	inDelivery bool
-	id         uint32
-	settled    bool
-	buf        []byte
+const (
+	// linkAttached: attach exchanged, transfers and flows are handled.
+	linkAttached linkState = iota
+	// linkDetached: detach sent or received, or the attach refused; the link's transfers
+	// are ignored until the peer's detach frees the handle.
+	linkDetached
+)
+
+// link is one link of a session (§2.6). It is owned by the connection's owner goroutine.
+//
+// Its core (name, handle, target address, state, and the flow state of §2.6.7 that both
+// ends keep: delivery-count and link-credit) is the same whichever side the gateway
+// plays. The side adds its own state: receiver, for links on which a device sends and
+// the gateway receives, the only kind today (receive.go). Links on which the gateway
+// sends (commands to devices) will add a sending side beside it, with the same core.
+type link struct {
+	name          string
+	handle        uint32
+	role          bool   // the gateway's role on the link: frame.RoleReceiver or RoleSender
+	address       string // the target address (receiving); the source address (sending)
+	state         linkState
+	deliveryCount uint32 // the sender's delivery-count as last known (§2.6.7)
+	credit        uint32 // link-credit granted and not yet used (§2.6.7)
+
+	receiver // the receiving side's state; zero on a refused link
 }
 
-// onAttach handles a device attaching a link (§2.6.3, §2.7.3).
+// detached reports whether the link's transfers are to be ignored.
+func (l *link) detached() bool { return l.state == linkDetached }
+
+// onAttach handles a device attaching a link (§2.6.3, §2.7.3): the checks common to both
+// roles, then the side the gateway plays.
 func (s *session) onAttach(a *frame.Attach) error {
 	c := s.c
 	if a.Handle > c.srv.cfg.handleMax() {
@@ -46,49 +55,18 @@ func (s *session) onAttach(a *frame.Attach) error {
 	// it from the old attachment (§2.6.1, amqp:link:stolen).
 	for _, os := range c.sessions {
 		for _, ol := range os.links {
-			if ol.name == a.Name && !ol.detached {
+			if ol.name == a.Name && !ol.detached() {
 				os.detachLink(ol, frame.Errorf(frame.ErrLinkStolen, "link attached again under the same name"))
 			}
 		}
 	}
 	if a.Role == frame.RoleReceiver {
+		// The device would receive: the gateway would be the sender. The sending side
+		// attaches here once the gateway sends to devices.
 		return s.refuse(a, frame.Errorf(frame.ErrNotImplemented,
 			"the gateway only receives messages from devices: attach as a sender"))
 	}
-	if a.Target == nil || a.TargetAddress == "" {
-		return s.refuse(a, frame.Errorf(frame.ErrNotFound, "a target address is required (the gateway does not create dynamic nodes)"))
-	}
-	if !c.srv.mayTarget(c.user, a.TargetAddress) {
-		return s.refuse(a, frame.Errorf(frame.ErrUnauthorizedAccess,
-			fmt.Sprintf("device %q may not send to %q", c.source, a.TargetAddress)))
-	}
-	l := &link{
-		name:           a.Name,
-		handle:         a.Handle,
-		address:        a.TargetAddress,
-		rcvSettleMode:  a.RcvSettleMode,
-		deliveryCount:  a.InitialDeliveryCount,
-		maxMessageSize: c.srv.cfg.MaxMessageSize,
-		window:         c.srv.cfg.Credit,
-	}
-	if a.MaxMessageSize != 0 && a.MaxMessageSize < l.maxMessageSize {
-		l.maxMessageSize = a.MaxMessageSize
-	}
-	s.links[a.Handle] = l
-	c.send(s.channel, &frame.Attach{
-		Name:           a.Name,
-		Handle:         a.Handle,
-		Role:           frame.RoleReceiver,
-		SndSettleMode:  a.SndSettleMode,
-		RcvSettleMode:  a.RcvSettleMode, // both modes are supported (§2.8.3)
-		Source:         a.Source,
-		Target:         a.Target,
-		MaxMessageSize: c.srv.cfg.MaxMessageSize,
-	}, nil)
-	c.log.Debug("link attached", "channel", s.channel, "handle", a.Handle, "address", l.address)
-	l.grant(c.srv)
-	s.sendFlow(l)
-	return nil
+	return s.attachReceiver(a)
 }
 
 // refuse declines a link (§2.6.3): an attach with a null terminus on the gateway's side,
@@ -103,7 +81,7 @@ func (s *session) refuse(a *frame.Attach, e *frame.Error) error {
 	}
 	s.c.send(s.channel, reply, nil)
 	s.c.log.Warn("link refused", "channel", s.channel, "handle", a.Handle, "address", a.TargetAddress, "err", e)
-	s.links[a.Handle] = &link{name: a.Name, handle: a.Handle, detached: true}
+	s.links[a.Handle] = &link{name: a.Name, handle: a.Handle, role: !a.Role, state: linkDetached}
 	s.c.send(s.channel, &frame.Detach{Handle: a.Handle, Closed: true, Error: e}, nil)
 	return nil
 }
@@ -111,11 +89,11 @@ func (s *session) refuse(a *frame.Attach, e *frame.Error) error {
 // detachLink closes a link with an error (a link error, §2.8.17); session and
 // connection live on.
 func (s *session) detachLink(l *link, e *frame.Error) {
-	if l.detached {
+	if l.detached() {
 		return
 	}
 	s.c.log.Warn("link detached with an error", "channel", s.channel, "handle", l.handle, "address", l.address, "err", e)
-	l.detached = true
+	l.state = linkDetached
 	l.buf = nil
 	s.c.send(s.channel, &frame.Detach{Handle: l.handle, Closed: true, Error: e}, nil)
 }
@@ -129,127 +107,13 @@ func (s *session) onDetach(d *frame.Detach) error {
 		return nil
 	}
 	delete(s.links, d.Handle)
-	if l.detached {
+	if l.detached() {
 		return nil
 	}
-	l.detached = true
+	l.state = linkDetached
 	if d.Error != nil {
 		s.c.log.Info("device detached a link with an error", "address", l.address, "err", peerText(d.Error.Error()))
 	}
 	s.c.send(s.channel, &frame.Detach{Handle: d.Handle, Closed: d.Closed}, nil)
 	return nil
-}
-
-// grant tops the link's credit up to the configured window minus the deliveries still
-// with the Sink, so a slow store slows the devices (backpressure), and reports whether
-// the change is worth a flow frame.
-func (l *link) grant(srv *Server) bool {
-	if l.stopped || l.detached {
-		return false
-	}
-	want := l.window - min(l.outstanding, l.window)
-	if want <= l.credit || (want-l.credit < l.window/4 && l.credit > 0) {
-		return false
-	}
-	if srv.full(l.address) {
-		return false // Server.watchPressure wakes the connection when there is room
-	}
-	l.credit = want
-	return true
-}
-
-// onTransfer handles one transfer frame (§2.7.5): it checks the session window and the
-// link credit, assembles multi-frame deliveries, and hands complete messages to the Sink.
-func (s *session) onTransfer(t *frame.Transfer, payload []byte) error {
-	if s.inWindow == 0 {
-		s.fail(frame.Errorf(frame.ErrWindowViolation, "transfer beyond the session's incoming-window"))
-		return nil
-	}
-	s.inWindow--
-	s.nextIncomingID++
-	l := s.link(t.Handle)
-	if l == nil || l.detached {
-		return nil
-	}
-	if !l.inDelivery {
-		if !t.HasDeliveryID {
-			s.detachLink(l, frame.Errorf(frame.ErrInvalidField, "first transfer of a delivery has no delivery-id"))
-			return nil
-		}
-		if l.credit == 0 {
-			s.detachLink(l, frame.Errorf(frame.ErrTransferLimitExceeded, "transfer without link credit"))
-			return nil
-		}
-		l.credit--
-		l.deliveryCount++
-		l.inDelivery, l.id, l.settled, l.buf = true, t.DeliveryID, false, nil
-	} else if t.HasDeliveryID && t.DeliveryID != l.id {
-		s.detachLink(l, frame.Errorf(frame.ErrInvalidField,
-			fmt.Sprintf("delivery-id %d in the middle of delivery %d", t.DeliveryID, l.id)))
-		return nil
-	}
-	l.settled = l.settled || t.Settled
-	if t.Aborted {
-		// §2.6.14: an aborted delivery is discarded; it was settled by the abort. The
-		// credit it used is given back with the next flow.
-		l.inDelivery, l.buf = false, nil
-		l.wantFlow = true
-		return nil
-	}
-	if uint64(len(l.buf))+uint64(len(payload)) > l.maxMessageSize {
-		s.detachLink(l, frame.Errorf(frame.ErrMessageSizeExceeded,
-			fmt.Sprintf("message larger than max-message-size %d", l.maxMessageSize)))
-		return nil
-	}
-	if l.buf == nil {
-		l.buf = payload // a frame buffer is never reused: single-frame messages are not copied
-	} else {
-		l.buf = append(l.buf, payload...)
-	}
-	if t.More {
-		return nil
-	}
-	l.inDelivery = false
-	s.deliver(l, l.id, l.settled, l.buf)
-	l.buf = nil
-	return nil
-}
-
-// deliver checks a complete message and hands it to the Sink.
-func (s *session) deliver(l *link, id uint32, settled bool, payload []byte) {
-	c := s.c
-	info, err := message.Parse(payload)
-	if err != nil {
-		c.srv.rejected.Add(1)
-		c.srv.logMalformed.warn(c.log, "malformed message rejected", "address", l.address, "err", err)
-		if !settled {
-			s.acks = append(s.acks, ack{id: id, settled: true,
-				state: &frame.Rejected{Error: frame.Errorf(frame.ErrDecode, err.Error())}})
-		}
-		l.wantFlow = true
-		return
-	}
-	d := &Delivery{
-		Address:  l.address,
-		Source:   c.source,
-		Payload:  payload,
-		Received: time.Now(),
-		Info:     info,
-	}
-	c.outstanding++
-	l.outstanding++
-	size := len(payload)
-	srv, log, address := c.srv, c.log, l.address
-	c.srv.sink.Store(d, func(err error) {
-		// Counted here, not in the owner loop, which may have ended with the connection.
-		switch {
-		case err == nil:
-			srv.messages.Add(1)
-			srv.bytes.Add(uint64(size))
-		case settled:
-			srv.dropped.Add(1)
-			srv.logDropped.warn(log, "pre-settled message dropped: it could not be stored", "address", address, "err", err)
-		}
-		c.complete(completion{sess: s, link: l, id: id, done: settled, err: err})
-	})
 }

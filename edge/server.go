@@ -97,15 +97,16 @@ type Sink interface {
 
 // A Sink that also implements Pressure is asked before the server grants link credit:
 // while Full(address) is true for a link's target address, the device gets no new credit
-// on that link (backpressure, never silent loss), and it gets it again within
-// resumeInterval after Full turns false. Links to other addresses (another route of the
-// store, say alarms while telemetry is full) keep their credit. Full must be cheap.
+// on that link (backpressure, never silent loss), and it gets it again as soon as Room
+// signals that Full may have turned false. Links to other addresses (another route of
+// the store, say alarms while telemetry is full) keep their credit. Full must be cheap.
 type Pressure interface {
 	Full(address string) bool
+	// Room returns a channel that receives a value whenever Full turned false for some
+	// address, and a function the server calls when it no longer watches. The server
+	// never polls: a Sink that has room again must signal it here.
+	Room() (room <-chan struct{}, stop func())
 }
-
-// resumeInterval is how often the server checks whether a full Sink has room again.
-const resumeInterval = 200 * time.Millisecond
 
 // Stats are the server's counters.
 type Stats struct {
@@ -137,8 +138,8 @@ type Server struct {
 	logRefused, logMalformed, logNotStored, logDropped rateLog
 
 	pressure  Pressure    // nil if the Sink has no Full method
-	pressured atomic.Bool // credit was withheld on some link because the Sink was full
-	withheld  atomic.Bool // pressured, for logging the transitions (watchPressure only)
+	pressured atomic.Bool // a link asked the Sink whether it is full since the last Room signal
+	withheld  atomic.Bool // credit is withheld on some link, for logging the transitions
 
 	open             atomic.Int64
 	connectionsTotal atomic.Uint64
@@ -166,39 +167,42 @@ func New(cfg Config, sink Sink, log *slog.Logger) *Server {
 	return srv
 }
 
-// full reports whether the Sink has no room for messages to address, and remembers
-// that credit was withheld.
+// full reports whether the Sink has no room for messages to address. It marks the server
+// pressured before it asks, so that a Room signal that comes after the answer always
+// finds the mark and gives the link another chance (no lost wake-up).
 func (s *Server) full(address string) bool {
-	if s.pressure == nil || !s.pressure.Full(address) {
+	if s.pressure == nil {
 		return false
 	}
-	s.pressured.Store(true)
+	if !s.pressured.Load() {
+		s.pressured.Store(true)
+	}
+	if !s.pressure.Full(address) {
+		return false
+	}
+	if !s.withheld.Swap(true) {
+		s.log.Warn("store full: devices sending to full routes get no new credit until there is room")
+	}
 	return true
 }
 
-// watchPressure reconsiders, every resumeInterval while credit is withheld on some
-// link, the credit of every link, so that links whose address has room again get it.
-// Links still full withhold it again and keep the watch going.
+// watchPressure waits for the Sink's Room signal and then has every connection
+// reconsider the credit of every link, so that links whose address has room again get
+// it. Links still full withhold it again.
 func (s *Server) watchPressure(ctx context.Context) {
-	t := time.NewTicker(resumeInterval)
-	defer t.Stop()
+	room, stop := s.pressure.Room()
+	defer stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-room:
 		}
-		was := s.withheld.Load()
-		now := s.pressured.Swap(false)
-		switch {
-		case now && !was:
-			s.log.Warn("store full: devices sending to full routes get no new credit until there is room")
-		case !now && was:
-			s.log.Info("store has room again: granting credit")
-		}
-		s.withheld.Store(now)
-		if !now {
+		if !s.pressured.Swap(false) {
 			continue
+		}
+		if s.withheld.Swap(false) {
+			s.log.Info("store has room again: granting credit")
 		}
 		s.mu.Lock()
 		for c := range s.conns {
@@ -230,8 +234,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer stop()
 	if s.pressure != nil {
 		wctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		go s.watchPressure(wctx)
+		watched := make(chan struct{})
+		defer func() {
+			cancel()
+			<-watched
+		}()
+		go func() {
+			defer close(watched)
+			s.watchPressure(wctx)
+		}()
 	}
 	var tempDelay time.Duration
 	var err error

@@ -22,18 +22,42 @@ type ack struct {
 	state   any
 }
 
+// sessionState is where a session is in its life (§2.5.5).
+type sessionState uint8
+
+const (
+	// sessionMapped: begin exchanged; frames are handled.
+	sessionMapped sessionState = iota
+	// sessionEnding: end sent with an error; only the peer's end is handled.
+	sessionEnding
+	// sessionEnded: unmapped; completions that still arrive are not acknowledged.
+	sessionEnded
+)
+
 // session is one session (§2.5) of a connection. It is owned by the connection's owner
 // goroutine.
+//
+// It keeps both directions of the session's transfer accounting (§2.5.6): incoming,
+// for the transfers devices send, and outgoing, which the gateway announces in begin
+// and flow and which its own transfers will count once it sends to devices (a sending
+// link side beside the receiving one, see link).
 type session struct {
-	c              *conn
-	channel        uint16 // the peer's channel; the gateway uses the same number
+	c       *conn
+	channel uint16 // the peer's channel; the gateway uses the same number
+	state   sessionState
+
+	// Incoming: transfers from the device.
 	nextIncomingID uint32 // transfer-id of the next transfer expected (§2.5.6)
 	inWindow       uint32 // transfers the peer may still send before a flow
-	links          map[uint32]*link
-	unsettled      map[uint32]*link // accepted in rcv-settle-mode second, not yet settled by the device
-	acks           []ack
-	ending         bool // end sent with an error; waiting for the peer's end
-	closed         bool
+
+	// Outgoing: transfers to the device. The gateway sends none yet, so nextOutgoingID
+	// stays at its initial value; remoteInWindow is what the device last said it takes.
+	nextOutgoingID uint32 // transfer-id the gateway's next transfer gets (§2.5.6)
+	remoteInWindow uint32 // remote-incoming-window: transfers the device still accepts
+
+	links     map[uint32]*link
+	unsettled map[uint32]*link // accepted in rcv-settle-mode second, not yet settled by the device
+	acks      []ack
 }
 
 // onBegin handles a begin (§2.7.2): the device starts a session, the gateway answers.
@@ -52,6 +76,7 @@ func (c *conn) onBegin(ch uint16, b *frame.Begin) error {
 		channel:        ch,
 		nextIncomingID: b.NextOutgoingID,
 		inWindow:       sessionWindow,
+		remoteInWindow: b.IncomingWindow,
 		links:          make(map[uint32]*link),
 		unsettled:      make(map[uint32]*link),
 	}
@@ -59,7 +84,7 @@ func (c *conn) onBegin(ch uint16, b *frame.Begin) error {
 	c.send(ch, &frame.Begin{
 		RemoteChannel:    ch,
 		HasRemoteChannel: true,
-		NextOutgoingID:   0,
+		NextOutgoingID:   s.nextOutgoingID,
 		IncomingWindow:   sessionWindow,
 		OutgoingWindow:   sessionWindow,
 		HandleMax:        c.srv.cfg.handleMax(),
@@ -69,7 +94,7 @@ func (c *conn) onBegin(ch uint16, b *frame.Begin) error {
 
 // handle dispatches a frame on this session's channel.
 func (s *session) handle(f inFrame) error {
-	if s.ending {
+	if s.state == sessionEnding {
 		if _, ok := f.body.(*frame.End); ok {
 			s.drop()
 		}
@@ -102,16 +127,17 @@ func (s *session) handle(f inFrame) error {
 func (s *session) fail(e *frame.Error) {
 	s.c.log.Warn("session ended with an error", "channel", s.channel, "err", e)
 	s.c.send(s.channel, &frame.End{Error: e}, nil)
-	s.ending = true
+	s.state = sessionEnding
 	for _, l := range s.links {
-		l.detached = true
+		l.state = linkDetached
 	}
 }
 
+// drop unmaps the session after the ends were exchanged.
 func (s *session) drop() {
-	s.closed = true
+	s.state = sessionEnded
 	for _, l := range s.links {
-		l.detached = true
+		l.state = linkDetached
 	}
 	delete(s.c.sessions, s.channel)
 }
@@ -130,6 +156,14 @@ func (s *session) link(h uint32) *link {
 // delivery-count, which is authoritative (§2.6.7): credit it used up, e.g. after a drain,
 // is gone.
 func (s *session) onFlow(b *frame.Flow) error {
+	// §2.5.6: remote-incoming-window = the flow's next-incoming-id + incoming-window -
+	// our next-outgoing-id; a flow without next-incoming-id (before the device saw our
+	// begin) counts from our initial transfer-id.
+	next := s.nextOutgoingID
+	if b.HasNextIncomingID {
+		next = b.NextIncomingID
+	}
+	s.remoteInWindow = next + b.IncomingWindow - s.nextOutgoingID
 	if !b.HasHandle {
 		if b.Echo {
 			s.sendFlow(nil)
@@ -137,7 +171,7 @@ func (s *session) onFlow(b *frame.Flow) error {
 		return nil
 	}
 	l := s.link(b.Handle)
-	if l == nil || l.detached {
+	if l == nil || l.detached() {
 		return nil
 	}
 	if b.HasDeliveryCount {
@@ -186,7 +220,7 @@ func (s *session) sendFlow(l *link) {
 		NextIncomingID:    s.nextIncomingID,
 		HasNextIncomingID: true,
 		IncomingWindow:    sessionWindow,
-		NextOutgoingID:    0,
+		NextOutgoingID:    s.nextOutgoingID,
 		OutgoingWindow:    sessionWindow,
 	}
 	if l != nil {
@@ -202,7 +236,7 @@ func (s *session) sendFlow(l *link) {
 func (s *session) completed(cp completion) {
 	l := cp.link
 	l.outstanding--
-	if !cp.done && !s.closed && !l.detached {
+	if !cp.done && s.state != sessionEnded && !l.detached() {
 		a := ack{id: cp.id, settled: true, state: &frame.Accepted{}}
 		if cp.err != nil {
 			// Not stored. The answer is rejected with the reason (§3.4.3), not released:
@@ -222,7 +256,7 @@ func (s *session) completed(cp completion) {
 // flushAcks sends queued dispositions, coalescing runs of consecutive delivery-ids with
 // the same outcome into one frame (§2.7.6 first/last), then any flows that are due.
 func (s *session) flushAcks() {
-	if s.ending || s.closed {
+	if s.state != sessionMapped {
 		return
 	}
 	// Completions of one group commit arrive in any order; sorted, they form ranges.

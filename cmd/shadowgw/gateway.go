@@ -40,6 +40,12 @@ func (s storeSink) Store(d *edge.Delivery, done func(error)) {
 // Full tells the edge to grant devices no credit while the store has no room.
 func (s storeSink) Full(address string) bool { return s.st.FullFor(address) }
 
+// Room tells the edge when the store has room again.
+func (s storeSink) Room() (<-chan struct{}, func()) {
+	w := s.st.WatchRoom()
+	return w.C, w.Stop
+}
+
 // gatewayConfig is what runGateway needs, resolved from the configuration file and flags.
 type gatewayConfig struct {
 	Listen  string
