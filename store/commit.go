@@ -196,12 +196,10 @@ func (s *Store) commit(batch []*request) {
 			s.diskFull = false
 			s.since.commits++
 			s.since.appended += uint64(appended)
-			s.since.rejected += s.pend.rejected
-			s.since.expired += s.pend.expired
+			s.since.add(s.pend.tally)
 			s.totals.dropped += s.pend.dropped
 			s.totals.expired += s.pend.expired
 			if s.pend.dropped > 0 {
-				s.since.dropped += s.pend.dropped
 				s.dropLog.add(s.pend, time.Now())
 			}
 			if s.failing {
@@ -258,56 +256,6 @@ func (s *Store) write(batch []*request, t *txn) (int, error) {
 	return appended, tx.Commit()
 }
 
-// txn is what the committer's transaction works on: the buckets and the
-// counters as they will be if it commits.
-type txn struct {
-	q, dead, exp, meta *bolt.Bucket
-	c                  counters
-	buckets            []*bolt.Bucket // by route index
-	rc                 []routeCount   // by route index
-	dirty              []bool         // route counters changed
-	dropped            []uint64       // messages dropped to make room, by route index
-}
-
-// begin prepares t for tx, starting from the persisted counters.
-func (t *txn) begin(s *Store, tx *bolt.Tx) {
-	t.q, t.dead, t.exp, t.meta = tx.Bucket(bucketQueue), tx.Bucket(bucketDead), tx.Bucket(bucketExpiry), tx.Bucket(bucketMeta)
-	// Keys only ever grow, so fill pages completely instead of splitting
-	// them in half.
-	t.dead.FillPercent = 1.0
-	t.c = s.persisted
-	n := len(s.rt.all)
-	t.buckets, t.rc, t.dirty, t.dropped = t.buckets[:0], t.rc[:0], t.dirty[:0], t.dropped[:0]
-	for _, r := range s.rt.all {
-		b := t.q.Bucket(r.key) // initialize created every route's bucket
-		b.FillPercent = 1.0
-		t.buckets = append(t.buckets, b)
-		t.rc = append(t.rc, r.count)
-	}
-	t.dirty = append(t.dirty, make([]bool, n)...)
-	t.dropped = append(t.dropped, make([]uint64, n)...)
-}
-
-// end drops the references to the finished transaction.
-func (t *txn) end() {
-	clear(t.buckets)
-	t.q, t.dead, t.exp, t.meta = nil, nil, nil, nil
-}
-
-// find returns the route and record of the queued message seq, or nil.
-func (s *Store) find(t *txn, seq uint64) (*route, []byte) {
-	k := s.key(seq)
-	for i, r := range s.rt.all {
-		if t.rc[i].messages == 0 {
-			continue
-		}
-		if v := t.buckets[i].Get(k); v != nil {
-			return r, v
-		}
-	}
-	return nil, nil
-}
-
 // apply performs the write requests of batch in t. Errors that concern one
 // request (a missing seq) are stored in the request; errors returned abort
 // the whole transaction.
@@ -317,110 +265,31 @@ func (s *Store) apply(batch []*request, t *txn) (int, error) {
 	appended := 0
 	for _, r := range batch {
 		r.err = nil
+		var n int
+		var err error
 		switch r.kind {
 		case opAppend:
-			if why, err := s.makeRoom(t, r.route, uint64(len(r.payload))); err != nil {
-				return 0, err
-			} else if why != "" {
-				s.pend.rejected++
-				if s.tooLarge(r.route, uint64(len(r.payload))) != "" {
-					// The message, not the store, is the problem: others still fit.
-					r.err = fmt.Errorf("store: append: %w (%d payload bytes exceed the whole %s budget)", ErrFull, len(r.payload), why)
-					continue
-				}
-				s.refuse(t, r.route, why)
-				r.err = fmt.Errorf("store: append: %w (%s)", ErrFull, why)
-				continue
-			}
-			// lastSeq advances even if the commit fails, so a seq is never
-			// handed out twice by one process.
-			s.lastSeq++
-			r.seq = s.lastSeq
-			if err := s.putMessage(t, r.route, r.seq, r.received, r.expires, r.address, r.source, r.payload); err != nil {
-				return 0, err
-			}
-			appended++
+			n, err = s.applyAppend(t, r)
 		case opDelete:
-			for _, seq := range r.seqs {
-				if _, err := s.removeMessage(t, seq); err != nil {
-					return 0, err
-				}
-			}
+			err = s.applyDelete(t, r)
 		case opDeadLetter:
-			seq := r.seqs[0]
-			rt, v := s.find(t, seq)
-			if v == nil {
-				r.err = fmt.Errorf("store: %s %d: %w", r.kind, seq, ErrNotFound)
-				continue
-			}
-			k := s.key(seq)
-			start := len(s.arena)
-			s.arena = appendDeadRecord(s.arena, wall, r.reason, v) // copies v before the delete
-			if err := t.dead.Put(k, s.arena[start:len(s.arena):len(s.arena)]); err != nil {
-				return 0, fmt.Errorf("put dead letter %d: %w", seq, err)
-			}
-			n, err := s.removeFrom(t, rt, seq)
-			if err != nil {
-				return 0, err
-			}
-			t.c.deadLetters++
-			t.c.deadBytes += n
+			err = s.applyDeadLetter(t, r, wall)
 		case opRewrite:
-			seq := r.seqs[0]
-			rt, v := s.find(t, seq)
-			if v == nil {
-				r.err = fmt.Errorf("store: %s %d: %w", r.kind, seq, ErrNotFound)
-				continue
-			}
-			h, err := decodeMessageRecord(seq, v)
-			if err != nil {
-				r.err = fmt.Errorf("store: %s: %w", r.kind, err)
-				continue
-			}
-			k := s.key(seq)
-			start := len(s.arena)
-			// Copies the header fields out of v before the put replaces it.
-			s.arena = appendMessageRecordV2(s.arena, h.received, h.expires, string(h.address), string(h.source), r.payload)
-			if err := t.buckets[rt.idx].Put(k, s.arena[start:len(s.arena):len(s.arena)]); err != nil {
-				return 0, fmt.Errorf("rewrite %d: %w", seq, err)
-			}
-			old, n := uint64(len(h.payload)), uint64(len(r.payload))
-			sub(&t.c.bytes, old)
-			t.c.bytes += n
-			sub(&t.rc[rt.idx].bytes, old)
-			t.rc[rt.idx].bytes += n
-			t.dirty[rt.idx] = true
+			err = s.applyRewrite(t, r)
 		case opDeleteDead:
-			for _, seq := range r.seqs {
-				k := s.key(seq)
-				v := t.dead.Get(k)
-				if v == nil {
-					continue
-				}
-				var n uint64
-				if h, err := decodeDeadRecord(seq, v); err == nil {
-					n = uint64(len(h.msg.payload))
-				}
-				if err := t.dead.Delete(k); err != nil {
-					return 0, fmt.Errorf("delete dead letter %d: %w", seq, err)
-				}
-				sub(&t.c.deadLetters, 1)
-				sub(&t.c.deadBytes, n)
-			}
+			err = s.applyDeleteDead(t, r)
 		case opRequeue:
-			n, err := s.requeue(t, r.seqs)
-			if err != nil {
-				return 0, err
-			}
+			n, err = s.requeue(t, r.seqs)
 			r.seq = uint64(n)
-			appended += n
 		case opPurge:
-			n, err := s.purge(t, r.reason == "dead")
-			if err != nil {
-				return 0, err
-			}
-			r.seq = uint64(n)
+			var purged int
+			purged, err = s.purge(t, r.reason == "dead")
+			r.seq = uint64(purged)
 		}
+		if err != nil {
+			return 0, err
+		}
+		appended += n
 	}
 	if err := s.purgeExpired(t, now); err != nil {
 		return 0, err
@@ -437,93 +306,11 @@ func (s *Store) apply(batch []*request, t *txn) (int, error) {
 		tot := s.totals
 		tot.dropped += s.pend.dropped
 		tot.expired += s.pend.expired
-		if err := t.meta.Put(keyTotals, tot.encode()); err != nil {
+		if err := t.meta.Put(keyTotals, tot.encodeTotals()); err != nil {
 			return 0, fmt.Errorf("put totals: %w", err)
 		}
 	}
 	return appended, nil
-}
-
-// putCounts writes the totals and the counters of the routes t changed.
-func (s *Store) putCounts(t *txn) error {
-	if err := t.meta.Put(keyStats, t.c.encode()); err != nil {
-		return fmt.Errorf("put stats: %w", err)
-	}
-	for i, r := range s.rt.all {
-		if t.dirty[i] {
-			if err := t.meta.Put(routeStatsKey(r.Name), t.rc[i].encode()); err != nil {
-				return fmt.Errorf("put stats of route %s: %w", r.Name, err)
-			}
-		}
-	}
-	return nil
-}
-
-// key returns seqKey(seq) allocated in the arena, which lives until the
-// transaction ends.
-func (s *Store) key(seq uint64) []byte {
-	start := len(s.arena)
-	s.arena = appendSeqKey(s.arena, seq)
-	return s.arena[start:len(s.arena):len(s.arena)]
-}
-
-// sinceOpen holds the counters that start at zero with every Open.
-type sinceOpen struct {
-	commits      uint64
-	commitErrors uint64
-	appended     uint64
-	dropped      uint64
-	rejected     uint64
-	expired      uint64
-	compactions  uint64
-}
-
-// pending counts what the transaction being built did; it is added to
-// sinceOpen if the transaction commits.
-type pending struct {
-	dropped, rejected, expired uint64
-	dropFirst, dropLast        uint64 // seqs of the first and last dropped message
-	dropWhy, dropRoute         string
-}
-
-// publish makes the committer's current counters visible to Stats.
-func (s *Store) publish() {
-	s.stats.Store(&Stats{
-		Messages:        s.persisted.messages,
-		Bytes:           s.persisted.bytes,
-		DeadLetters:     s.persisted.deadLetters,
-		DeadLetterBytes: s.persisted.deadBytes,
-		Commits:         s.since.commits,
-		CommitErrors:    s.since.commitErrors,
-		Appended:        s.since.appended,
-		LastSeq:         s.lastSeq,
-		DroppedOldest:   s.since.dropped,
-		Rejected:        s.since.rejected,
-		Expired:         s.since.expired,
-		DroppedTotal:    s.totals.dropped,
-		AckLatency:      s.ackLat.snapshot(time.Now()),
-		ExpiredTotal:    s.totals.expired,
-		Compactions:     s.since.compactions,
-		LastCompaction:  s.lastComp,
-		FullReason:      s.fullReason(),
-		FreeBytes:       s.free,
-		Recovered:       s.recovered,
-		Routes:          s.routeStats(),
-	})
-}
-
-// routeStats returns the routes' counters for publish.
-func (s *Store) routeStats() []RouteStats {
-	out := make([]RouteStats, len(s.rt.all))
-	for i, r := range s.rt.all {
-		out[i] = RouteStats{
-			Name: r.Name, Priority: r.Priority, WhenFull: r.WhenFull,
-			MaxBytes: r.MaxBytes, MaxMessages: r.MaxMessages,
-			Messages: r.count.messages, Bytes: r.count.bytes, Dropped: r.dropped,
-			FullReason: r.fullWhy, Orphan: r.orphan,
-		}
-	}
-	return out
 }
 
 // check implements Check; it runs on the committer goroutine, so no write
@@ -559,7 +346,7 @@ func (s *Store) check() error {
 			errs = append(errs, fmt.Errorf("stats record %+v, records hold %+v", c, got))
 		}
 		for name, want := range perRoute {
-			if rc, ok := decodeRouteCount(meta.Get(routeStatsKey(name))); !ok {
+			if rc, ok := decodeRouteCounters(meta.Get(routeStatsKey(name))); !ok {
 				errs = append(errs, fmt.Errorf("route %s: stats record missing or unreadable", name))
 			} else if rc != want {
 				errs = append(errs, fmt.Errorf("route %s: stats record %+v, records hold %+v", name, rc, want))

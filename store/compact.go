@@ -208,3 +208,11 @@ func syncDir(dir string) error {
 	err = d.Sync()
 	return errors.Join(err, d.Close())
 }
+
+// Compaction describes one rewrite of the file into a smaller one.
+type Compaction struct {
+	At     time.Time
+	Before int64         // file size before, bytes
+	After  int64         // file size after, bytes
+	Pause  time.Duration // how long writes waited
+}

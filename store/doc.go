@@ -180,4 +180,21 @@
 // bbolt read transactions concurrently with the committer. Counters that must
 // be 64-bit are published as one immutable Stats value through an
 // atomic.Pointer, which is safe on 32-bit ARM and gives consistent snapshots.
+//
+// Signals replace polling: WatchAppends wakes any number of consumers of the
+// queue after a commit that appended (the uplink now, a device-bound sender
+// next), WatchRoom wakes producers when Full or FullFor turned false (the
+// edge, which withholds link credit meanwhile). The committer fires them
+// without blocking, before it calls the requests' completions.
+//
+// # The code
+//
+// By concept: store.go opens and closes the file; options.go and message.go
+// hold the configuration and the envelope; write.go is the write path (the
+// methods that send a request to the committer), commit.go the committer's
+// loop and transaction, apply.go one operation per request kind, txn.go the
+// put and remove primitives of a transaction, quota.go the budgets; read.go
+// the reads; route.go the routing table; admin.go the listing and purging
+// behind the queue command; stats.go and counters.go the counters; signal.go
+// the watches; expiry.go, compact.go and recover.go what their names say.
 package store

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"fmt"
 	"strings"
 	"time"
 )
@@ -59,7 +58,7 @@ func (s *Store) overBudget(t *txn, r *route, n uint64) (why string, own bool) {
 // route below r's priority that has messages, else r itself if it is
 // DropOldest. A route never loses messages to one of lower or equal priority
 // but itself.
-func (s *Store) victim(rc []routeCount, r *route, own bool) *route {
+func (s *Store) victim(rc []counters, r *route, own bool) *route {
 	if !own {
 		for _, v := range s.rt.lowFirst {
 			if v.Priority >= r.Priority {
@@ -141,78 +140,12 @@ func (s *Store) refuse(t *txn, r *route, why string) {
 	}
 }
 
-// putMessage stores a message record under seq on route r and indexes its
-// expiry.
-func (s *Store) putMessage(t *txn, r *route, seq uint64, received, expires int64, address, source string, payload []byte) error {
-	k := s.key(seq)
-	start := len(s.arena)
-	s.arena = appendMessageRecordV2(s.arena, received, expires, address, source, payload)
-	if err := t.buckets[r.idx].Put(k, s.arena[start:len(s.arena):len(s.arena)]); err != nil {
-		return fmt.Errorf("put %d: %w", seq, err)
-	}
-	if expires != 0 {
-		if err := t.exp.Put(s.expiryKey(expires, seq), nil); err != nil {
-			return fmt.Errorf("put expiry %d: %w", seq, err)
-		}
-		if s.nextExp == 0 || expires < s.nextExp {
-			s.nextExp = expires
-		}
-	}
-	n := uint64(len(payload))
-	t.c.messages++
-	t.c.bytes += n
-	t.rc[r.idx].messages++
-	t.rc[r.idx].bytes += n
-	t.dirty[r.idx] = true
-	return nil
-}
-
-// removeMessage deletes the queued message seq, on whichever route it is, and
-// its expiry index entry, if it is queued, and returns its payload size.
-func (s *Store) removeMessage(t *txn, seq uint64) (uint64, error) {
-	r, _ := s.find(t, seq)
-	if r == nil {
-		return 0, nil
-	}
-	return s.removeFrom(t, r, seq)
-}
-
-// removeFrom deletes the queued message seq from route r and its expiry
-// index entry, if it is there, and returns its payload size.
-func (s *Store) removeFrom(t *txn, r *route, seq uint64) (uint64, error) {
-	b := t.buckets[r.idx]
-	k := s.key(seq)
-	v := b.Get(k)
-	if v == nil {
-		return 0, nil
-	}
-	n := uint64(len(v))
-	h, err := decodeMessageRecord(seq, v)
-	if err == nil {
-		n = uint64(len(h.payload))
-		if h.expires != 0 {
-			if err := t.exp.Delete(s.expiryKey(h.expires, seq)); err != nil {
-				return 0, fmt.Errorf("delete expiry %d: %w", seq, err)
-			}
-		}
-	}
-	if err := b.Delete(k); err != nil {
-		return 0, fmt.Errorf("delete %d: %w", seq, err)
-	}
-	sub(&t.c.messages, 1)
-	sub(&t.c.bytes, n)
-	sub(&t.rc[r.idx].messages, 1)
-	sub(&t.rc[r.idx].bytes, n)
-	t.dirty[r.idx] = true
-	return n, nil
-}
-
 // updateFull recomputes, for every route, whether it can take a message,
 // from the last commit's outcome, the budgets and the free space, and
 // publishes the result for Full and FullFor.
 func (s *Store) updateFull() {
 	c := s.persisted
-	rc := make([]routeCount, len(s.rt.all))
+	rc := make([]counters, len(s.rt.all))
 	for i, r := range s.rt.all {
 		rc[i] = r.count
 	}
@@ -247,7 +180,7 @@ func (s *Store) updateFull() {
 }
 
 // routeFullReason says why route r cannot take a message now, or "".
-func (s *Store) routeFullReason(r *route, c counters, rc []routeCount) string {
+func (s *Store) routeFullReason(r *route, c counters, rc []counters) string {
 	own := rc[r.idx]
 	if r.refused != "" {
 		at := c.bytes

@@ -182,78 +182,11 @@ func corruptf(seq uint64, format string, args ...any) error {
 	return &CorruptError{Seq: seq, Detail: fmt.Sprintf(format, args...)}
 }
 
-// counters are the persisted totals of what the file holds. They are stored
-// in meta/stats and updated in the same transaction as the data they count.
-type counters struct {
-	messages    uint64
-	bytes       uint64
-	deadLetters uint64
-	deadBytes   uint64
-}
-
-// encode returns the version 1 encoding of c.
-func (c counters) encode() []byte {
-	b := make([]byte, 0, statsRecordLen)
-	b = append(b, statsRecordV1)
-	b = binary.BigEndian.AppendUint64(b, c.messages)
-	b = binary.BigEndian.AppendUint64(b, c.bytes)
-	b = binary.BigEndian.AppendUint64(b, c.deadLetters)
-	return binary.BigEndian.AppendUint64(b, c.deadBytes)
-}
-
-// decodeCounters parses a stats record.
-func decodeCounters(v []byte) (counters, error) {
-	if len(v) != statsRecordLen || v[0] != statsRecordV1 {
-		return counters{}, fmt.Errorf("stats record: version %d, %d bytes: %w", firstByte(v), len(v), ErrCorrupt)
-	}
-	return counters{
-		messages:    binary.BigEndian.Uint64(v[1:]),
-		bytes:       binary.BigEndian.Uint64(v[9:]),
-		deadLetters: binary.BigEndian.Uint64(v[17:]),
-		deadBytes:   binary.BigEndian.Uint64(v[25:]),
-	}, nil
-}
-
-// totals count what happened to messages over the life of the file; stored
-// in meta/totals, updated in the transaction that drops or expires them.
-type totals struct {
-	dropped uint64 // dropped to make room (WhenFull DropOldest)
-	expired uint64 // deleted because they expired
-}
-
-const totalsRecordLen = 1 + 2*8
-
-func (t totals) encode() []byte {
-	b := make([]byte, 0, totalsRecordLen)
-	b = append(b, statsRecordV1)
-	b = binary.BigEndian.AppendUint64(b, t.dropped)
-	return binary.BigEndian.AppendUint64(b, t.expired)
-}
-
-// decodeTotals parses a totals record; a missing or unreadable one (a file
-// from before totals, or damaged) counts from zero.
-func decodeTotals(v []byte) totals {
-	if len(v) != totalsRecordLen || v[0] != statsRecordV1 {
-		return totals{}
-	}
-	return totals{binary.BigEndian.Uint64(v[1:]), binary.BigEndian.Uint64(v[9:])}
-}
-
 func firstByte(v []byte) int {
 	if len(v) == 0 {
 		return -1
 	}
 	return int(v[0])
-}
-
-// sub subtracts n from *c without wrapping below zero; counters can only go
-// wrong that way if the file was corrupted, which Check reports.
-func sub(c *uint64, n uint64) {
-	if n > *c {
-		*c = 0
-		return
-	}
-	*c -= n
 }
 
 // unixNanos converts t to Unix nanoseconds, clamping times outside the

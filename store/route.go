@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
@@ -110,12 +109,6 @@ func validPattern(p string) error {
 	return nil
 }
 
-// Cursor is a reading position in every route, for ReadNext. The zero value
-// reads from the start. A Cursor is not safe for concurrent use.
-type Cursor struct {
-	after map[string]uint64 // route name → last seq read
-}
-
 // route is a Route as the store runs it.
 type route struct {
 	Route
@@ -123,36 +116,12 @@ type route struct {
 	idx int    // index in Store.routes
 
 	// Owned by the committer goroutine after Open returns.
-	count     routeCount // as persisted by the last commit
-	dropped   uint64     // since Open
-	fullWhy   string     // why FullFor is true for the route, "" if it is not
-	refused   string     // the budget that refused the last append, see updateFull
-	refusedAt uint64     // the bytes (of the route or the store) when it did
-	orphan    bool       // in the file but not configured
-}
-
-// routeCount is what one route holds.
-type routeCount struct {
-	messages, bytes uint64
-}
-
-// routeStatsKey is the meta key of a route's persisted counters.
-func routeStatsKey(name string) []byte { return []byte("route/" + name) }
-
-const routeStatsLen = 1 + 2*8
-
-func (c routeCount) encode() []byte {
-	b := make([]byte, 0, routeStatsLen)
-	b = append(b, statsRecordV1)
-	b = binary.BigEndian.AppendUint64(b, c.messages)
-	return binary.BigEndian.AppendUint64(b, c.bytes)
-}
-
-func decodeRouteCount(v []byte) (routeCount, bool) {
-	if len(v) != routeStatsLen || v[0] != statsRecordV1 {
-		return routeCount{}, false
-	}
-	return routeCount{binary.BigEndian.Uint64(v[1:]), binary.BigEndian.Uint64(v[9:])}, true
+	count     counters // as persisted by the last commit
+	dropped   uint64   // since Open
+	fullWhy   string   // why FullFor is true for the route, "" if it is not
+	refused   string   // the budget that refused the last append, see updateFull
+	refusedAt uint64   // the bytes (of the route or the store) when it did
+	orphan    bool     // in the file but not configured
 }
 
 // routeTable maps addresses to routes. It is built once by Open and read-only
@@ -237,184 +206,6 @@ func (t *routeTable) lookup(address string) *route {
 
 // RouteOf returns the name of the route that takes messages sent to address.
 func (s *Store) RouteOf(address string) string { return s.rt.lookup(address).Name }
-
-// FullFor reports whether messages sent to address cannot be stored now: the
-// store is full as a whole and nothing can be dropped for them, or their
-// route's budget is used up and the route applies backpressure. It is what the
-// edge asks before granting link credit. It is cheap and safe for concurrent use.
-func (s *Store) FullFor(address string) bool {
-	return (*s.routeFull.Load())[s.rt.lookup(address).idx] != ""
-}
-
-// RouteStats is a snapshot of one route.
-type RouteStats struct {
-	Name        string
-	Priority    int
-	WhenFull    FullPolicy
-	MaxBytes    uint64 // the route's own budget, 0: none
-	MaxMessages uint64
-	Messages    uint64 // queued now
-	Bytes       uint64 // payload bytes queued now
-	Dropped     uint64 // dropped since Open to make room
-	// FullReason says why FullFor is true for the route's addresses, "" if it
-	// is not: "max-bytes" or "max-messages" (the route's own budget), "store
-	// max-bytes", "store max-messages", "min-free" or "disk".
-	FullReason string
-	// Orphan is set for a route found in the file that is not configured: Open
-	// moved its messages to the configured routes (those it could not read stay
-	// and are forwarded at priority 0); nothing new is put on it, and the next
-	// Open removes it once empty.
-	Orphan bool
-}
-
-// Oldest returns, per route name, when the route's oldest queued message was
-// received; routes with no messages are missing. It reads one record per route.
-func (s *Store) Oldest() (map[string]time.Time, error) {
-	out := map[string]time.Time{}
-	err := s.view(func(tx *bolt.Tx) error {
-		q := tx.Bucket(bucketQueue)
-		for _, r := range s.rt.all {
-			b := q.Bucket(r.key)
-			if b == nil {
-				continue
-			}
-			k, v := b.Cursor().First()
-			if k == nil {
-				continue
-			}
-			seq, err := keySeq(k)
-			if err != nil {
-				return err
-			}
-			h, err := decodeMessageRecord(seq, v)
-			if err != nil {
-				return err
-			}
-			out[r.Name] = time.Unix(0, h.received)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: oldest: %w", err)
-	}
-	return out, nil
-}
-
-// ReadNext returns up to max queued messages after the cursor and advances it
-// past them (and past expired messages it skipped). Routes are served by
-// strict priority: if a route of the highest priority has messages after the
-// cursor, only messages of that priority are returned (those of several such
-// routes merged in seq order); lower priorities are read when the higher ones
-// have nothing new. Within a route, order is seq order: first in, first out.
-// The messages are copies, owned by the caller; Message.Route is set.
-//
-// A reader that drains with ReadNext and deletes what it forwarded sees
-// high-priority messages appended while it works on its next call.
-func (s *Store) ReadNext(c *Cursor, max int) ([]Message, error) {
-	if max <= 0 {
-		return nil, nil
-	}
-	// The cursor moves only if the call succeeds: a reader that gets an error
-	// (a corrupt record, which it may dead-letter) reads the same messages
-	// again.
-	moved := map[*route]uint64{}
-	var msgs []Message
-	err := s.view(func(tx *bolt.Tx) error {
-		q := tx.Bucket(bucketQueue)
-		all := s.rt.all
-		for i := 0; i < len(all) && len(msgs) == 0; {
-			j := i + 1
-			for j < len(all) && all[j].Priority == all[i].Priority {
-				j++
-			}
-			var err error
-			msgs, err = s.readMerged(q, all[i:j], func(r *route) uint64 { return c.after[r.Name] },
-				func(r *route, seq uint64) { moved[r] = seq }, max)
-			if err != nil {
-				return err
-			}
-			i = j
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: read: %w", err)
-	}
-	if c.after == nil {
-		c.after = map[string]uint64{}
-	}
-	for r, seq := range moved {
-		c.after[r.Name] = seq
-	}
-	return msgs, nil
-}
-
-// readMerged reads up to max messages from the routes, each after its own
-// position, merged in seq order, skipping expired ones. seen is called with
-// every seq read or skipped, per route, in order.
-func (s *Store) readMerged(q *bolt.Bucket, routes []*route, after func(*route) uint64, seen func(*route, uint64), max int) ([]Message, error) {
-	var msgs []Message
-	var str interner
-	now := s.opts.Clock.Now().UnixNano()
-	err := mergeRoutes(q, routes, after, func(r *route, seq uint64, v []byte) (bool, error) {
-		rec, err := decodeMessageRecord(seq, v)
-		if err != nil {
-			return false, err
-		}
-		seen(r, seq)
-		if !rec.expired(now) { // expired ones are deleted by the committer
-			if msgs == nil {
-				msgs = make([]Message, 0, min(max, 256))
-			}
-			m := rec.message(seq, &str)
-			m.Route = r.Name
-			msgs = append(msgs, m)
-		}
-		return len(msgs) < max, nil
-	})
-	return msgs, err
-}
-
-// mergeRoutes calls fn with the records of the routes that follow each route's
-// position (after; ^0 skips the route), merged in seq order, until fn returns
-// false or an error, or the records run out. Keys are 8-byte big-endian seqs,
-// so byte order is seq order.
-func mergeRoutes(q *bolt.Bucket, routes []*route, after func(*route) uint64, fn func(r *route, seq uint64, v []byte) (bool, error)) error {
-	type head struct {
-		r    *route
-		c    *bolt.Cursor
-		k, v []byte
-	}
-	heads := make([]head, 0, len(routes))
-	for _, r := range routes {
-		b := q.Bucket(r.key)
-		if from := after(r); b != nil && from != ^uint64(0) {
-			c := b.Cursor()
-			k, v := c.Seek(seqKey(from + 1))
-			heads = append(heads, head{r, c, k, v})
-		}
-	}
-	for {
-		best := -1
-		for i, h := range heads {
-			if h.k != nil && (best < 0 || bytes.Compare(h.k, heads[best].k) < 0) {
-				best = i
-			}
-		}
-		if best < 0 {
-			return nil
-		}
-		h := &heads[best]
-		seq, err := keySeq(h.k)
-		if err != nil {
-			return err
-		}
-		if more, err := fn(h.r, seq, h.v); err != nil || !more {
-			return err
-		}
-		h.k, h.v = h.c.Next()
-	}
-}
 
 // keyRouting is the meta key of the fingerprint of the routing that placed the
 // queued messages (see reroute).

@@ -1,0 +1,131 @@
+package store
+
+import (
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// txn is what the committer's transaction works on: the buckets and the
+// counters as they will be if it commits.
+type txn struct {
+	q, dead, exp, meta *bolt.Bucket
+	c                  counters
+	buckets            []*bolt.Bucket // by route index
+	rc                 []counters     // by route index
+	dirty              []bool         // route counters changed
+	dropped            []uint64       // messages dropped to make room, by route index
+}
+
+// begin prepares t for tx, starting from the persisted counters.
+func (t *txn) begin(s *Store, tx *bolt.Tx) {
+	t.q, t.dead, t.exp, t.meta = tx.Bucket(bucketQueue), tx.Bucket(bucketDead), tx.Bucket(bucketExpiry), tx.Bucket(bucketMeta)
+	// Keys only ever grow, so fill pages completely instead of splitting
+	// them in half.
+	t.dead.FillPercent = 1.0
+	t.c = s.persisted
+	n := len(s.rt.all)
+	t.buckets, t.rc, t.dirty, t.dropped = t.buckets[:0], t.rc[:0], t.dirty[:0], t.dropped[:0]
+	for _, r := range s.rt.all {
+		b := t.q.Bucket(r.key) // initialize created every route's bucket
+		b.FillPercent = 1.0
+		t.buckets = append(t.buckets, b)
+		t.rc = append(t.rc, r.count)
+	}
+	t.dirty = append(t.dirty, make([]bool, n)...)
+	t.dropped = append(t.dropped, make([]uint64, n)...)
+}
+
+// end drops the references to the finished transaction.
+func (t *txn) end() {
+	clear(t.buckets)
+	t.q, t.dead, t.exp, t.meta = nil, nil, nil, nil
+}
+
+// find returns the route and record of the queued message seq, or nil.
+func (s *Store) find(t *txn, seq uint64) (*route, []byte) {
+	k := s.key(seq)
+	for i, r := range s.rt.all {
+		if t.rc[i].messages == 0 {
+			continue
+		}
+		if v := t.buckets[i].Get(k); v != nil {
+			return r, v
+		}
+	}
+	return nil, nil
+}
+
+// key returns seqKey(seq) allocated in the arena, which lives until the
+// transaction ends.
+func (s *Store) key(seq uint64) []byte {
+	start := len(s.arena)
+	s.arena = appendSeqKey(s.arena, seq)
+	return s.arena[start:len(s.arena):len(s.arena)]
+}
+
+// putMessage stores a message record under seq on route r and indexes its
+// expiry.
+func (s *Store) putMessage(t *txn, r *route, seq uint64, received, expires int64, address, source string, payload []byte) error {
+	k := s.key(seq)
+	start := len(s.arena)
+	s.arena = appendMessageRecordV2(s.arena, received, expires, address, source, payload)
+	if err := t.buckets[r.idx].Put(k, s.arena[start:len(s.arena):len(s.arena)]); err != nil {
+		return fmt.Errorf("put %d: %w", seq, err)
+	}
+	if expires != 0 {
+		if err := t.exp.Put(s.expiryKey(expires, seq), nil); err != nil {
+			return fmt.Errorf("put expiry %d: %w", seq, err)
+		}
+		if s.nextExp == 0 || expires < s.nextExp {
+			s.nextExp = expires
+		}
+	}
+	n := uint64(len(payload))
+	t.c.messages++
+	t.c.bytes += n
+	t.rc[r.idx].messages++
+	t.rc[r.idx].bytes += n
+	t.dirty[r.idx] = true
+	return nil
+}
+
+// removeMessage deletes the queued message seq, on whichever route it is, and
+// its expiry index entry, if it is queued, and returns its payload size.
+func (s *Store) removeMessage(t *txn, seq uint64) (uint64, error) {
+	r, _ := s.find(t, seq)
+	if r == nil {
+		return 0, nil
+	}
+	return s.removeFrom(t, r, seq)
+}
+
+// removeFrom deletes the queued message seq from route r and its expiry
+// index entry, if it is there, and returns its payload size.
+func (s *Store) removeFrom(t *txn, r *route, seq uint64) (uint64, error) {
+	b := t.buckets[r.idx]
+	k := s.key(seq)
+	v := b.Get(k)
+	if v == nil {
+		return 0, nil
+	}
+	n := uint64(len(v))
+	h, err := decodeMessageRecord(seq, v)
+	if err == nil {
+		n = uint64(len(h.payload))
+		if h.expires != 0 {
+			if err := t.exp.Delete(s.expiryKey(h.expires, seq)); err != nil {
+				return 0, fmt.Errorf("delete expiry %d: %w", seq, err)
+			}
+		}
+	}
+	if err := b.Delete(k); err != nil {
+		return 0, fmt.Errorf("delete %d: %w", seq, err)
+	}
+	sub(&t.c.messages, 1)
+	sub(&t.c.bytes, n)
+	sub(&t.rc[r.idx].messages, 1)
+	sub(&t.rc[r.idx].bytes, n)
+	t.dirty[r.idx] = true
+	return n, nil
+}
