@@ -279,7 +279,7 @@ func TestProtonPythonTooLarge(t *testing.T) {
 func TestProtonPythonStoreFull(t *testing.T) {
 	for _, style := range []devicetest.Style{devicetest.Reactor, devicetest.Blocking} {
 		t.Run(string(style), func(t *testing.T) {
-			sink := &memSink{fail: fmt.Errorf("commit: %w", ErrFull)}
+			sink := &memSink{fail: fmt.Errorf("commit: %w", errFull)}
 			addr, _ := startServer(t, Config{AllowAnonymous: true}, sink)
 			const n = 20
 			r := devicetest.Python(t, devicetest.PythonOptions{Addr: addr, Style: style, Count: n})

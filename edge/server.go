@@ -71,9 +71,16 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// ErrFull is the error a Sink returns when it has no room; devices are told
+// fullError is how a Sink says it has no room: an error in the chain has a method Full
+// that reports true (the store's ErrFull has). Devices are told
 // amqp:resource-limit-exceeded.
-var ErrFull = errors.New("store full")
+type fullError interface{ Full() bool }
+
+// isFull reports whether err says that the Sink has no room.
+func isFull(err error) bool {
+	var fe fullError
+	return errors.As(err, &fe) && fe.Full()
+}
 
 // Delivery is a complete message received from a device.
 type Delivery struct {

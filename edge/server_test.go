@@ -16,6 +16,14 @@ import (
 
 // memSink is a Sink that keeps deliveries in memory and completes them from another
 // goroutine, as the store's committer does.
+// errFull is a Sink's error for "no room", as the store's ErrFull is.
+var errFull error = testFull{}
+
+type testFull struct{}
+
+func (testFull) Error() string { return "store full" }
+func (testFull) Full() bool    { return true }
+
 type memSink struct {
 	mu   sync.Mutex
 	got  []*Delivery
@@ -175,7 +183,7 @@ func TestStoreFailureIsNotAccepted(t *testing.T) {
 		t.Fatalf("send = %v, want rejected with amqp:internal-error", err)
 	}
 	sink.mu.Lock()
-	sink.fail = fmt.Errorf("commit: %w", ErrFull)
+	sink.fail = fmt.Errorf("commit: %w", errFull)
 	sink.mu.Unlock()
 	err = snd.Send(ctx, amqp.NewMessage([]byte("x")), nil)
 	if !errors.As(err, &re) || re.Condition != amqp.ErrCondResourceLimitExceeded {

@@ -306,7 +306,7 @@ func sameState(a, b any) bool {
 
 // storeError maps a Sink error to the AMQP error the device sees.
 func storeError(err error) *frame.Error {
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, ErrFull) {
+	if errors.Is(err, syscall.ENOSPC) || isFull(err) {
 		return frame.Errorf(frame.ErrResourceLimitExceeded, "the gateway's store is full: "+err.Error())
 	}
 	return frame.Errorf(frame.ErrInternal, "the gateway could not store the message: "+err.Error())

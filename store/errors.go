@@ -22,10 +22,12 @@ var (
 	ErrCorrupt = errors.New("corrupt record")
 
 	// ErrFull is wrapped by commit errors caused by the file reaching
-	// Options.MaxFileSize or the file system running out of space. Deleting
-	// messages frees pages for later appends, and the store keeps working
-	// once space is available again.
-	ErrFull = errors.New("store is full")
+	// Options.MaxFileSize or the file system running out of space, and by
+	// appends refused because a budget is used up. Deleting messages frees
+	// pages for later appends, and the store keeps working once space is
+	// available again. Its method Full reports true, which is how producers
+	// that do not know the store (the edge) recognise it.
+	ErrFull error = fullError{}
 
 	// ErrTooLarge is returned when a message cannot be stored in one bbolt
 	// value (about 2 GB).
@@ -51,3 +53,11 @@ func (e *CorruptError) Error() string {
 
 // Unwrap returns ErrCorrupt.
 func (e *CorruptError) Unwrap() error { return ErrCorrupt }
+
+// fullError is the type of ErrFull.
+type fullError struct{}
+
+func (fullError) Error() string { return "store is full" }
+
+// Full reports true: the store has no room.
+func (fullError) Full() bool { return true }

@@ -29,12 +29,8 @@ func (s storeSink) Store(d *edge.Delivery, done func(error)) {
 		Received: d.Received,
 		Payload:  d.Payload,
 		Expires:  d.Info.ExpiresAt(d.Received),
-	}, func(err error) {
-		if errors.Is(err, store.ErrFull) {
-			err = fmt.Errorf("%w: %w", edge.ErrFull, err)
-		}
-		done(err)
-	})
+	}, done) // store.ErrFull tells the edge that the store is full
+
 }
 
 // Full tells the edge to grant devices no credit while the store has no room.
