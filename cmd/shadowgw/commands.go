@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 
 	"github.com/shadowgw/shadowgw/cmd/internal/config"
@@ -39,7 +38,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(stderr, cfg.Log.Level)
+	log, level, err := newLogger(stderr, cfg.Log.Level)
 	if err != nil {
 		return err
 	}
@@ -47,22 +46,20 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	gc.LogLevel = level
 	log.Info("shadowgw starting", "version", versionString(), "config", cfg)
 	for _, w := range cfg.Warnings() {
 		log.Warn("configuration warning", "problem", w.Error())
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	err = runGateway(ctx, gc, log, func(net.Addr) { notifyReady() })
+	err = runGateway(ctx, gc, log, nil) // the systemd sidecar reports readiness
 	if err != nil {
 		return err
 	}
 	log.Info("shadowgw stopped")
 	return nil
 }
-
-// notifyReady tells systemd (Type=notify) that the gateway is up, when run by it.
-var notifyReady = func() {}
 
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("shadowgw check", flag.ContinueOnError)

@@ -50,6 +50,8 @@ type gatewayConfig struct {
 	Store   store.Options
 	Uplink  *uplink.Config // nil: no uplink, buffer only
 	Config  config.Config  // the whole configuration, for sidecars
+	// LogLevel is the level of log's handler, which a reload changes; nil: fixed.
+	LogLevel *slog.LevelVar
 }
 
 // parts are the gateway's running components, handed to sidecars.
@@ -60,15 +62,17 @@ type parts struct {
 	Uplink *uplink.Uplink // nil without an uplink
 	Addr   net.Addr       // the device listener's address
 	Log    *slog.Logger
+
+	Ready    <-chan struct{} // closed once the store is open and the listener bound
+	Inputs   *inputReport    // the sensor inputs' status, for the monitor
+	LogLevel *slog.LevelVar  // the daemon's log level, for reloads; may be nil
 }
 
 // A sidecar runs beside the core (metrics, sensor inputs) from the moment the store and
 // the listener are up until ctx is done, and returns nil then. Sidecars stop before the
-// store closes, so they may write to it. A file that adds one registers, in an init
-// function, a constructor that returns nil when the configuration does not ask for it.
+// store closes, so they may write to it. Each has a constructor that returns nil when
+// the configuration does not ask for it; runGateway lists them.
 type sidecar func(ctx context.Context, p parts) error
-
-var sidecars []func(cfg config.Config) (sidecar, error)
 
 // runGateway runs the store, the device listener, the uplink and the sidecars until ctx
 // is done. On the way down the edge stops first (so every message it acknowledged is
@@ -76,8 +80,11 @@ var sidecars []func(cfg config.Config) (sidecar, error)
 // store) and the sidecars, then the store commits what is queued and closes. ready, if
 // not nil, is called once the listener and the store are up.
 func runGateway(ctx context.Context, cfg gatewayConfig, log *slog.Logger, ready func(addr net.Addr)) (err error) {
+	// The sidecars the configuration asks for, built first so that a bad one fails the
+	// start before anything opens: the sensor inputs (package hw), the metrics, health
+	// and status endpoints, the reload on SIGHUP, and systemd's notifications.
 	var side []sidecar
-	for _, mk := range sidecars {
+	for _, mk := range []func(config.Config) (sidecar, error){inputsSidecar, newMonitorSidecar, newReloader, newNotifier} {
 		s, err := mk(cfg.Config)
 		if err != nil {
 			return err
@@ -106,7 +113,9 @@ func runGateway(ctx context.Context, cfg gatewayConfig, log *slog.Logger, ready 
 	}
 	log.Info("listening for devices", "addr", ln.Addr().String(), "anonymous", cfg.Edge.AllowAnonymous, "users", len(cfg.Edge.Users))
 
-	p := parts{Config: cfg.Config, Store: st, Edge: edge.New(cfg.Edge, storeSink{st}, log), Addr: ln.Addr(), Log: log}
+	readyCh := make(chan struct{})
+	p := parts{Config: cfg.Config, Store: st, Edge: edge.New(cfg.Edge, storeSink{st}, log), Addr: ln.Addr(), Log: log,
+		Ready: readyCh, Inputs: &inputReport{}, LogLevel: cfg.LogLevel}
 	if cfg.Uplink != nil {
 		if p.Uplink, err = uplink.New(*cfg.Uplink, st, log); err != nil {
 			ln.Close()
@@ -138,6 +147,7 @@ func runGateway(ctx context.Context, cfg gatewayConfig, log *slog.Logger, ready 
 	if ready != nil {
 		ready(ln.Addr())
 	}
+	close(readyCh)
 	err = p.Edge.Serve(ctx, ln)
 	stopBackground()
 	wg.Wait()

@@ -9,8 +9,6 @@ import (
 	"github.com/shadowgw/shadowgw/hw/ads1115"
 )
 
-func init() { sidecars = append(sidecars, inputsSidecar) }
-
 // inputsSidecar returns the sidecar that reads the sensors and serial lines of the
 // [input "NAME"] sections and stores their readings beside the devices' messages
 // (package hw), or nil when there is no [input] section.
@@ -33,8 +31,8 @@ func inputsSidecar(cfg config.Config) (sidecar, error) {
 			}
 			ins[i] = in
 		}
-		reportInputs(func() []inputStatus { return statusOfInputs(ins) })
-		defer reportInputs(nil)
+		p.Inputs.set(func() []inputStatus { return statusOfInputs(ins) })
+		defer p.Inputs.set(nil)
 		return hw.Run(ctx, ins, p.Store)
 	}, nil
 }

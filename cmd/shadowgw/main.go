@@ -20,7 +20,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"sort"
 	"syscall"
 )
 
@@ -41,7 +40,7 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	var err error
 	cmd, rest := args[0], args[1:]
-	switch c, ok := commands[cmd]; {
+	switch c, ok := findCommand(cmd); {
 	case ok:
 		err = c.run(rest, stdio{stdin, stdout, stderr})
 	case cmd == "version" || cmd == "--version":
@@ -72,37 +71,48 @@ type stdio struct {
 	out, err io.Writer
 }
 
-// command is one subcommand of shadowgw. Each registers itself in an init function of
-// its own file with register.
+// command is one subcommand of shadowgw.
 type command struct {
+	name    string
 	summary string // one line for the usage text
 	run     func(args []string, io stdio) error
 }
 
-var commands = map[string]command{}
-
-func register(name, summary string, run func(args []string, io stdio) error) {
-	commands[name] = command{summary, run}
+// commands returns shadowgw's subcommands, in the order the usage text lists them.
+// Every command is here: none registers itself.
+func commands() []command {
+	return []command{
+		{"check", "validate a configuration file and report every problem with its line",
+			func(args []string, io stdio) error { return cmdCheck(args, io.out, io.err) }},
+		{"passwd", "read a device password from standard input and print its hash for a [device \"NAME\"] section",
+			func(args []string, io stdio) error { return cmdPasswd(args, io.in, io.out, io.err) }},
+		{"queue", "inspect and repair the message store: list, dead, requeue SEQ..., purge [--dead]",
+			func(args []string, io stdio) error { return cmdQueue(args, io.out, io.err) }},
+		{"run", "run the gateway (with no flags: devices on 127.0.0.1:5672, data in ./shadowgw-data, no uplink: it accepts, stores and buffers)",
+			func(args []string, io stdio) error { return cmdRun(args, io.err) }},
+		{"sensors", "list the sensors wired to this machine (scan), or take one reading of an [input \"NAME\"] (read NAME)",
+			cmdSensors},
+		{"service", "install, uninstall, start, stop, restart or query the system service (installs not from the .deb)",
+			cmdService},
+		{"status", "show the running gateway's uplink, backlog per route, rates, disk and devices (needs [metrics] listen)",
+			func(args []string, io stdio) error { return cmdStatus(args, io.out, io.err) }},
+	}
 }
 
-func init() {
-	register("run", "run the gateway (with no flags: devices on 127.0.0.1:5672, data in ./shadowgw-data, no uplink: it accepts, stores and buffers)",
-		func(args []string, io stdio) error { return cmdRun(args, io.err) })
-	register("check", "validate a configuration file and report every problem with its line",
-		func(args []string, io stdio) error { return cmdCheck(args, io.out, io.err) })
-	register("passwd", "read a device password from standard input and print its hash for a [device \"NAME\"] section",
-		func(args []string, io stdio) error { return cmdPasswd(args, io.in, io.out, io.err) })
+// findCommand returns the command called name.
+func findCommand(name string) (command, bool) {
+	for _, c := range commands() {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
 }
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, "usage: shadowgw COMMAND [flags]\n\ncommands:\n")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-9s %s\n", n, commands[n].summary)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, "  %-9s %s\n\nRun 'shadowgw COMMAND -h' for a command's flags.\n", "version", "print the version")
 }
@@ -123,12 +133,13 @@ func signalContext() (context.Context, context.CancelFunc) {
 }
 
 // newLogger returns the daemon's logger: text lines on stderr (journald adds time and
-// unit when run under systemd).
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+// unit when run under systemd), and its level, which a reload may change.
+func newLogger(w io.Writer, level string) (*slog.Logger, *slog.LevelVar, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log level %q: %w", level, err)
+		return nil, nil, fmt.Errorf("log level %q: %w", level, err)
 	}
-	logLevel.Set(l)
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: logLevel})), nil
+	lv := new(slog.LevelVar)
+	lv.Set(l)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lv})), lv, nil
 }

@@ -28,10 +28,6 @@ import (
 // Nothing here runs per message: the collector and /status read the components'
 // counters when asked, and a sampler reads them every sampleEvery for the rates.
 
-func init() {
-	sidecars = append(sidecars, newMonitorSidecar)
-}
-
 // newMonitorSidecar returns the monitor, or nil when [metrics] listen is empty.
 func newMonitorSidecar(cfg config.Config) (sidecar, error) {
 	if cfg.Metrics.Listen == "" {

@@ -17,11 +17,6 @@ import (
 	"github.com/shadowgw/shadowgw/store"
 )
 
-func init() {
-	register("queue", "inspect and repair the message store: list, dead, requeue SEQ..., purge [--dead]",
-		func(args []string, io stdio) error { return cmdQueue(args, io.out, io.err) })
-}
-
 // whenFull maps the validated [store] when-full value to the store's policy.
 func whenFull(v string) store.FullPolicy {
 	p, err := store.ParseFullPolicy(v)

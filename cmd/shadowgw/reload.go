@@ -20,20 +20,12 @@ import (
 // needing a restart and keeps its running value. A configuration that does not validate
 // changes nothing; the log says why.
 
-func init() {
-	sidecars = append(sidecars, newReloader)
-}
-
-// logLevel is the daemon's log level. newLogger's handler reads it, so that a reload
-// changes the level of every logger derived from it.
-var logLevel = new(slog.LevelVar)
-
 func newReloader(config.Config) (sidecar, error) {
 	return func(ctx context.Context, p parts) error {
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
-		r := reloader{running: p.Config, edge: p.Edge, log: p.Log.With("component", "config")}
+		r := reloader{running: p.Config, edge: p.Edge, level: p.LogLevel, log: p.Log.With("component", "config")}
 		for {
 			select {
 			case <-ctx.Done():
@@ -49,6 +41,7 @@ func newReloader(config.Config) (sidecar, error) {
 type reloader struct {
 	running config.Config // what is in effect: the start's, with the reloaded values
 	edge    *edge.Server
+	level   *slog.LevelVar // the handler's level (newLogger); nil: not changed
 	log     *slog.Logger
 }
 
@@ -98,7 +91,9 @@ func (r *reloader) reload() {
 		r.running.Edge.AnonymousTargets = next.Edge.AnonymousTargets
 	}
 	if r.running.Log.Level != next.Log.Level {
-		logLevel.Set(next.Log.SlogLevel())
+		if r.level != nil {
+			r.level.Set(next.Log.SlogLevel())
+		}
 		r.running.Log = next.Log
 	}
 }

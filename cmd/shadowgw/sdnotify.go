@@ -5,7 +5,7 @@ package main
 // NOTIFY_SOCKET. The unit in systemd/ is Type=notify with WatchdogSec=, so:
 //
 //   - READY=1 goes out once the store is open and the device listener is bound
-//     (runGateway calls notifyReady then), so `systemctl start` returns only
+//     (runGateway closes parts.Ready then), so `systemctl start` returns only
 //     when devices can connect, and units ordered After= shadowgw see it ready;
 //   - WATCHDOG=1 goes out every half WATCHDOG_USEC from the systemd sidecar (see
 //     notifier.run for what each ping proves); when pings stop, systemd kills
@@ -27,26 +27,11 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/shadowgw/shadowgw/cmd/internal/config"
 )
-
-func init() {
-	notifyReady = func() {
-		if n := activeNotifier.Load(); n != nil {
-			n.markReady()
-		}
-	}
-	sidecars = append(sidecars, newNotifier)
-}
-
-// activeNotifier is the notifier of the running gateway, nil when the service
-// manager did not ask for notifications.
-var activeNotifier atomic.Pointer[notifier]
 
 // sdNotify sends state (newline-separated VAR=VALUE assignments, see
 // sd_notify(3)) to the socket named by NOTIFY_SOCKET. It does nothing and
@@ -100,32 +85,24 @@ func watchdogInterval() (time.Duration, error) {
 // notifier keeps systemd informed about one run of the gateway. It is created
 // by newNotifier when NOTIFY_SOCKET is set and runs as a sidecar.
 type notifier struct {
-	watchdog  time.Duration // ping interval; 0 for none
-	ready     chan struct{} // closed by markReady
-	readyOnce sync.Once
+	watchdog time.Duration // ping interval; 0 for none
 }
 
 // newNotifier is the sidecar constructor: nil unless systemd (or a test acting
 // like it) set NOTIFY_SOCKET.
 func newNotifier(config.Config) (sidecar, error) {
 	if os.Getenv("NOTIFY_SOCKET") == "" {
-		activeNotifier.Store(nil)
 		return nil, nil
 	}
 	wd, err := watchdogInterval()
 	if err != nil {
 		return nil, err
 	}
-	n := &notifier{watchdog: wd, ready: make(chan struct{})}
-	activeNotifier.Store(n)
+	n := &notifier{watchdog: wd}
 	return n.run, nil
 }
 
-// markReady tells the notifier that the store and the listener are up. It may
-// be called more than once and from any goroutine.
-func (n *notifier) markReady() { n.readyOnce.Do(func() { close(n.ready) }) }
-
-// run sends READY=1 once markReady was called, WATCHDOG=1 with a STATUS= line
+// run sends READY=1 once p.Ready is closed, WATCHDOG=1 with a STATUS= line
 // every n.watchdog, and STOPPING=1 at the first SIGTERM or SIGINT or when ctx
 // ends (after the edge has stopped), then returns nil.
 //
@@ -140,7 +117,6 @@ func (n *notifier) markReady() { n.readyOnce.Do(func() { close(n.ready) }) }
 // probe connection would show up in every device statistic). Either of those
 // hanging still ends in a restart only if it also blocks the read transaction.
 func (n *notifier) run(ctx context.Context, p parts) error {
-	defer activeNotifier.CompareAndSwap(n, nil)
 	log := p.Log.With("component", "systemd")
 	failing := false
 	send := func(state string) {
@@ -162,7 +138,7 @@ func (n *notifier) run(ctx context.Context, p parts) error {
 		tick = t.C
 		log.Debug("watchdog on", "interval", n.watchdog)
 	}
-	ready := n.ready
+	ready := p.Ready
 	for {
 		select {
 		case <-ready:

@@ -16,10 +16,6 @@ import (
 	"github.com/shadowgw/shadowgw/hw/ds18b20"
 )
 
-func init() {
-	register("sensors", "list the sensors wired to this machine (scan), or take one reading of an [input \"NAME\"] (read NAME)", cmdSensors)
-}
-
 const sensorsUsage = `usage: shadowgw sensors scan [--bus /dev/i2c-N] [--w1-dir DIR]
        shadowgw sensors read [--config FILE] [--timeout D] NAME
 

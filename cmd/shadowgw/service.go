@@ -23,10 +23,6 @@ import (
 // it writes /etc/systemd/system/shadowgw.service from systemdUnit, which has
 // the same settings as systemd/shadowgw.service (a test keeps them equal).
 
-func init() {
-	register("service", "install, uninstall, start, stop, restart or query the system service (installs not from the .deb)", cmdService)
-}
-
 const (
 	serviceName   = "shadowgw"
 	stateDir      = "/var/lib/shadowgw"           // the unit's StateDirectory=

@@ -470,7 +470,8 @@ func TestMonitorInProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := parts{Config: config.Default(), Store: st, Edge: edge.New(edge.Config{}, storeSink{st}, nil), Log: slog.New(slog.DiscardHandler)}
+	p := parts{Config: config.Default(), Store: st, Edge: edge.New(edge.Config{}, storeSink{st}, nil), Log: slog.New(slog.DiscardHandler),
+		Inputs: &inputReport{}}
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -483,11 +484,11 @@ func TestMonitorInProcess(t *testing.T) {
 		return err == nil
 	}, "the monitor to listen")
 
-	reportInputs(func() []inputStatus {
+	p.Inputs.set(func() []inputStatus {
 		return []inputStatus{{Name: "room", Kind: "bme280", State: "ok", Samples: 3, LastSample: time.Now()}}
 	})
 	r := statusOf(t, addr)
-	reportInputs(nil)
+	p.Inputs.set(nil)
 	if len(r.Inputs) != 1 || r.Inputs[0].Name != "room" || r.Inputs[0].Samples != 3 {
 		t.Errorf("inputs = %+v, want the reported one", r.Inputs)
 	}
