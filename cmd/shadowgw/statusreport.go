@@ -132,7 +132,7 @@ type diskReport struct {
 }
 
 // inputStatus is one sensor input on the status page. The inputs sidecar fills it
-// through reportInputs.
+// through parts.Inputs.
 type inputStatus struct {
 	Name       string    `json:"name"`
 	Kind       string    `json:"kind"`  // what is read, e.g. "bme280" or "gpio"
