@@ -50,7 +50,7 @@ func (c *conn) count(cp completion) {
 		srv.bytes.Add(uint64(cp.size))
 	case cp.done:
 		srv.dropped.Add(1)
-		srv.logDropped.warn(c.log, "pre-settled message dropped: it could not be stored", "address", cp.link.address, "err", cp.err)
+		srv.logDropped.Warn(c.log, "pre-settled message dropped: it could not be stored", "address", cp.link.address, "err", cp.err)
 	}
 }
 

@@ -150,7 +150,7 @@ func (s *session) deliver(l *link, id uint32, settled bool, payload []byte) {
 	info, err := message.Parse(payload)
 	if err != nil {
 		c.srv.rejected.Add(1)
-		c.srv.logMalformed.warn(c.log, "malformed message rejected", "address", l.address, "err", err)
+		c.srv.logMalformed.Warn(c.log, "malformed message rejected", "address", l.address, "err", err)
 		if !settled {
 			s.acks = append(s.acks, ack{id: id, settled: true,
 				state: &frame.Rejected{Error: frame.Errorf(frame.ErrDecode, err.Error())}})

@@ -49,7 +49,7 @@ func (c *conn) handshake() error {
 			// §5.1: a server that requires SASL answers with the SASL header and closes.
 			c.srv.refused.Add(1)
 			c.rejectProto(frame.ProtoSASL)
-			c.srv.logRefused.warn(c.log, "device refused: connection without SASL, and anonymous access is not allowed from its address")
+			c.srv.logRefused.Warn(c.log, "device refused: connection without SASL, and anonymous access is not allowed from its address")
 			return errAuth
 		}
 	default:
@@ -167,7 +167,7 @@ func (c *conn) sasl() error {
 		// One line per refused device, naming it and where it came from; never the
 		// password. A device retrying in a loop is rate-limited.
 		host, _, _ := net.SplitHostPort(c.remote)
-		c.srv.logRefused.warnKey(user+"@"+host, c.log, "device authentication failed", "mechanism", string(init.Mechanism), "user", peerText(user), "reason", reason)
+		c.srv.logRefused.WarnKey(user+"@"+host, c.log, "device authentication failed", "mechanism", string(init.Mechanism), "user", peerText(user), "reason", reason)
 		return errAuth
 	}
 	c.user, c.source = user, user

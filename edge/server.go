@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shadowgw/shadowgw/edge/lograte"
 	"github.com/shadowgw/shadowgw/edge/message"
 )
 
@@ -142,7 +143,7 @@ type Server struct {
 	nextID atomic.Uint64
 
 	// Warnings a device can trigger per message or per attempt are rate-limited.
-	logRefused, logMalformed, logNotStored, logDropped rateLog
+	logRefused, logMalformed, logNotStored, logDropped lograte.Limiter
 
 	pressure  Pressure    // nil if the Sink has no Full method
 	pressured atomic.Bool // a link asked the Sink whether it is full since the last Room signal
@@ -283,7 +284,7 @@ func (s *Server) start(ctx context.Context, nc net.Conn) {
 	if len(s.conns) >= s.cfg.MaxConnections || (s.cfg.MaxConnsPerHost > 0 && s.byHost[host] >= s.cfg.MaxConnsPerHost) {
 		s.mu.Unlock()
 		s.refused.Add(1)
-		s.logRefused.warn(s.log, "connection refused: limit reached", "remote", nc.RemoteAddr().String(),
+		s.logRefused.Warn(s.log, "connection refused: limit reached", "remote", nc.RemoteAddr().String(),
 			"connections", s.open.Load(), "max", s.cfg.MaxConnections, "per_host_max", s.cfg.MaxConnsPerHost)
 		nc.Close()
 		return

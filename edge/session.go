@@ -243,7 +243,7 @@ func (s *session) completed(cp completion) {
 			// some client stacks (go-amqp's Send among them) report released as success,
 			// and the device must learn that the message is not safe.
 			a.state = &frame.Rejected{Error: storeError(cp.err)}
-			s.c.srv.logNotStored.warn(s.c.log, "message not stored; answered rejected", "address", l.address, "err", cp.err)
+			s.c.srv.logNotStored.Warn(s.c.log, "message not stored; answered rejected", "address", l.address, "err", cp.err)
 		} else if l.rcvSettleMode == frame.RcvSecond {
 			a.settled = false
 			s.unsettled[cp.id] = l
