@@ -145,7 +145,7 @@ type Server struct {
 	// Warnings a device can trigger per message or per attempt are rate-limited.
 	logRefused, logMalformed, logNotStored, logDropped lograte.Limiter
 
-	pressure  Pressure    // nil if the Sink has no Full method
+	pressure  Pressure    // nil if the Sink does not implement Pressure
 	pressured atomic.Bool // a link asked the Sink whether it is full since the last Room signal
 	withheld  atomic.Bool // credit is withheld on some link, for logging the transitions
 
@@ -197,9 +197,7 @@ func (s *Server) full(address string) bool {
 // watchPressure waits for the Sink's Room signal and then has every connection
 // reconsider the credit of every link, so that links whose address has room again get
 // it. Links still full withhold it again.
-func (s *Server) watchPressure(ctx context.Context) {
-	room, stop := s.pressure.Room()
-	defer stop()
+func (s *Server) watchPressure(ctx context.Context, room <-chan struct{}) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -241,15 +239,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	if s.pressure != nil {
+		// Watch before the first connection can find the Sink full, so that no Room
+		// signal is missed.
+		room, stopRoom := s.pressure.Room()
 		wctx, cancel := context.WithCancel(ctx)
 		watched := make(chan struct{})
 		defer func() {
 			cancel()
 			<-watched
+			stopRoom()
 		}()
 		go func() {
 			defer close(watched)
-			s.watchPressure(wctx)
+			s.watchPressure(wctx, room)
 		}()
 	}
 	var tempDelay time.Duration
