@@ -9,8 +9,6 @@ import (
 	"time"
 
 	amqp "github.com/Azure/go-amqp"
-
-	"github.com/shadowgw/shadowgw/store"
 )
 
 // forwarder forwards messages over one connection. It runs pipelines one after
@@ -32,10 +30,8 @@ import (
 // session when it refuses a link); links outlive pipelines. links, attaching,
 // broken and undeliverable are shared by the lanes, under mu.
 type forwarder struct {
-	u           *Uplink
-	conn        *amqp.Conn
-	idx         int    // endpoint index
-	fingerprint string // of the client certificate, for the log
+	u    *Uplink
+	conn *connection
 
 	mu            sync.Mutex
 	links         map[string]*link
@@ -50,9 +46,6 @@ type forwarder struct {
 	// accepted message does not clear it, so a hold that begins and ends while the
 	// reader waits for a lane is not missed.
 	holdEnd atomic.Int64
-
-	ready     atomic.Bool
-	readyOnce sync.Once
 }
 
 // readBatch is the most messages read from the store at once.
@@ -94,26 +87,17 @@ func (f *forwarder) run(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return context.Cause(ctx)
-			case <-f.conn.Done():
-				return fmt.Errorf("connection lost: %w", readable(f.conn.Err()))
-			case <-f.u.after(f.u.cfg.RetryDelay):
+			case <-f.conn.done():
+				return f.conn.lostErr()
+			case <-f.u.clk.after(f.u.cfg.RetryDelay):
 			}
-			return &switchEndpoint{index: (f.idx + 1) % len(f.u.endpoints), reason: fmt.Sprintf("%d messages are undeliverable here", f.undeliverableCount())}
+			return &switchEndpoint{index: (f.conn.index + 1) % f.conn.endpoints, reason: fmt.Sprintf("%d messages are undeliverable here", f.undeliverableCount())}
 		case err == nil:
 			return errors.New("forwarding stopped") // not reached: a pipeline always has a reason
 		default:
 			return err
 		}
 	}
-}
-
-// markReady records, once, that the connection works: a message was accepted, or
-// everything stored was sent and the uplink is waiting for more.
-func (f *forwarder) markReady() {
-	f.readyOnce.Do(func() {
-		f.ready.Store(true)
-		f.u.markConnected(f.idx, f.fingerprint)
-	})
 }
 
 func (f *forwarder) signal() {
@@ -125,7 +109,7 @@ func (f *forwarder) signal() {
 
 // hold holds target with reason on its own backoff and wakes the reader.
 func (f *forwarder) hold(target, reason string, min time.Duration) {
-	until := f.u.held.hold(target, reason, f.u.now(), min, max(f.u.cfg.BackoffMax, min))
+	until := f.u.held.hold(target, reason, f.u.clk.now(), min, max(f.u.cfg.BackoffMax, min))
 	f.u.log.Debug("address held", "target", target, "reason", reason, "until", until)
 	for end := until.UnixNano(); ; {
 		old := f.holdEnd.Load()
@@ -166,25 +150,6 @@ func (f *forwarder) undeliverableCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.undeliverable)
-}
-
-// connLost reports whether err, from a link or session, means the whole connection
-// is gone. A link or session error on a live connection concerns one address only.
-func (f *forwarder) connLost(err error) bool {
-	if ce := (*amqp.ConnError)(nil); errors.As(err, &ce) {
-		return true
-	}
-	select {
-	case <-f.conn.Done():
-		return true
-	case <-time.After(100 * time.Millisecond): // the connection's error may trail the link's
-		select {
-		case <-f.conn.Done():
-			return true
-		default:
-			return false
-		}
-	}
 }
 
 // pipeline is one pass over the store; see forwarder.
@@ -270,25 +235,25 @@ func isStopReason(err error) bool {
 // forwarder. It returns a stop reason, a failure, or the cause of sending's end.
 func (p *pipeline) read() error {
 	f := p.f
-	var cur store.Cursor // a fresh one: read the store from the start
-	var corrupt uint64   // the last corrupt record dead-lettered
+	var cur cursor     // a fresh one: read the store from the start
+	var corrupt uint64 // the last corrupt record dead-lettered
 	notify := f.u.src.Notify()
 	batch := min(f.u.cfg.InFlight, readBatch)
 	for {
 		if p.sending.Err() != nil {
 			return context.Cause(p.sending)
 		}
-		now := f.u.now()
+		now := f.u.clk.now()
 		if p.holdDue(now) {
 			return errRetry
 		}
 		msgs, err := f.u.src.ReadNext(&cur, batch)
-		if ce := (*store.CorruptError)(nil); errors.As(err, &ce) && ce.Seq != corrupt {
+		if seq, detail, ok := corruptRecord(err); ok && seq != corrupt {
 			// The record cannot be decoded; keep it aside. ReadNext did not move the
 			// cursor, so the next call goes on with the messages after it. (The same
 			// record again would mean it cannot be moved: that is a failure.)
-			corrupt = ce.Seq
-			if err := f.deadLetter(ce.Seq, "", "corrupt record in the store: "+ce.Detail); err != nil {
+			corrupt = seq
+			if err := f.deadLetter(seq, "", "corrupt record in the store: "+detail); err != nil {
 				return err
 			}
 			continue
@@ -305,11 +270,11 @@ func (p *pipeline) read() error {
 				if f.undeliverableCount() > 0 {
 					return errUndeliverable
 				}
-				f.markReady()
+				f.conn.markReady()
 			}
 			var timer <-chan time.Time
 			if !p.due.IsZero() {
-				timer = f.u.after(p.due.Sub(now))
+				timer = f.u.clk.after(p.due.Sub(now))
 			}
 			select {
 			case <-notify:
@@ -317,8 +282,8 @@ func (p *pipeline) read() error {
 			case <-timer:
 			case <-p.sending.Done():
 				return context.Cause(p.sending)
-			case <-f.conn.Done():
-				return fmt.Errorf("connection lost: %w", readable(f.conn.Err()))
+			case <-f.conn.done():
+				return f.conn.lostErr()
 			}
 			continue
 		}
@@ -366,7 +331,7 @@ func (p *pipeline) holdDue(now time.Time) bool {
 // Then the address is passed by: the rest of its messages stay stored, in order,
 // and the lane ends the pipeline once it has sent its queue, so that the next
 // pipeline sends them (see lane.sendAll).
-func (p *pipeline) dispatch(m *store.Message, rest []store.Message) error {
+func (p *pipeline) dispatch(m *storedMessage, rest []storedMessage) error {
 	f := p.f
 	if m.Address == "" {
 		return f.deadLetter(m.Seq, "", errNoAddress.Error())
@@ -375,7 +340,7 @@ func (p *pipeline) dispatch(m *store.Message, rest []store.Message) error {
 	if p.passed[target] || f.isUndeliverable(m.Seq) {
 		return nil
 	}
-	if f.u.held.held(target, f.u.now()) {
+	if f.u.held.held(target, f.u.clk.now()) {
 		// Keep the address's order: nothing of it is sent before its held message.
 		p.passed[target] = true
 		return nil
@@ -406,8 +371,8 @@ func (p *pipeline) dispatch(m *store.Message, rest []store.Message) error {
 	if e := l.emptied.Load(); e != l.emptiedSeen {
 		l.emptiedSeen, l.fullWaited = e, 0
 	}
-	start := f.u.now()
-	defer func() { l.fullWaited += f.u.now().Sub(start) }()
+	start := f.u.clk.now()
+	defer func() { l.fullWaited += f.u.clk.now().Sub(start) }()
 	others := p.othersIn(rest, m.Address)
 	// slowLeft returns how much longer the lane must be slow to be passed by, and why.
 	slowLeft := func(now time.Time) (time.Duration, string) {
@@ -421,7 +386,7 @@ func (p *pipeline) dispatch(m *store.Message, rest []store.Message) error {
 	}
 	reason := "the lane stopped sending"
 	for {
-		now := f.u.now()
+		now := f.u.clk.now()
 		if p.holdDue(now) {
 			p.idle(1)
 			return errRetry
@@ -462,7 +427,7 @@ func (p *pipeline) dispatch(m *store.Message, rest []store.Message) error {
 
 // othersIn reports whether msgs hold a message for an address other than address
 // that is not passed by.
-func (p *pipeline) othersIn(msgs []store.Message, address string) bool {
+func (p *pipeline) othersIn(msgs []storedMessage, address string) bool {
 	for i := range msgs {
 		if a := msgs[i].Address; a != address && !p.passed[p.f.u.cfg.AddressPrefix+a] {
 			return true
@@ -483,7 +448,7 @@ func (p *pipeline) idle(n int) {
 // dead-lettered before) is not an error.
 func (f *forwarder) deadLetter(seq uint64, address, reason string) error {
 	err := f.u.src.DeadLetter(seq, reason)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("dead-letter message %d: %w", seq, err)
 	}
 	f.u.st.deadLettered.Add(1)

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	amqp "github.com/Azure/go-amqp"
-
-	"github.com/shadowgw/shadowgw/store"
 )
 
 // lane forwards the messages of one target address in a pipeline: its sending
@@ -25,7 +23,7 @@ import (
 type lane struct {
 	p        *pipeline
 	target   string
-	queue    chan *store.Message // reader → sender
+	queue    chan *storedMessage // reader → sender
 	receipts chan sent           // sender → settler; closed by the sender
 	passedBy chan struct{}       // closed by the reader: it left later messages of target stored
 	stuck    chan struct{}       // closed by halt
@@ -61,7 +59,7 @@ func (p *pipeline) startLane(target string) *lane {
 	l := &lane{
 		p:        p,
 		target:   target,
-		queue:    make(chan *store.Message, min(p.f.u.cfg.InFlight, laneQueue)),
+		queue:    make(chan *storedMessage, min(p.f.u.cfg.InFlight, laneQueue)),
 		receipts: make(chan sent, p.f.u.cfg.InFlight),
 		passedBy: make(chan struct{}),
 		stuck:    make(chan struct{}),
@@ -89,7 +87,7 @@ func (l *lane) halt() {
 }
 
 func (l *lane) busy(on bool) {
-	now := l.p.f.u.now().UnixNano()
+	now := l.p.f.u.clk.now().UnixNano()
 	if on {
 		l.busySince.Store(now)
 		return
@@ -123,7 +121,7 @@ func (l *lane) sendAll() {
 	p := l.p
 	passedBy, passed := l.passedBy, false
 	for {
-		var m *store.Message
+		var m *storedMessage
 		select {
 		case m = <-l.queue:
 		default:
@@ -165,9 +163,9 @@ func (l *lane) sendAll() {
 
 // send sends one stored message, dead-letters it if it can never be sent, or halts
 // the lane if the address's link cannot be had. It returns only failures.
-func (l *lane) send(m *store.Message) error {
+func (l *lane) send(m *storedMessage) error {
 	p, f := l.p, l.p.f
-	out, err := prepare(m, f.u.cfg.AddressPrefix, "shadowgw:"+f.u.cfg.ContainerID+":", f.u.now())
+	out, err := prepare(m, f.u.cfg.AddressPrefix, "shadowgw:"+f.u.cfg.ContainerID+":", f.u.clk.now())
 	if err != nil {
 		return f.deadLetter(m.Seq, m.Address, err.Error())
 	}
@@ -227,7 +225,7 @@ func (l *lane) send(m *store.Message) error {
 			f.dropLink(p.ctx, out.target)
 			l.halt()
 			return nil
-		case !f.connLost(err):
+		case !f.conn.lost(err):
 			f.hold(out.target, "send: "+readable(err).Error(), f.u.cfg.BackoffMin)
 			f.dropLink(p.ctx, out.target)
 			l.halt()
@@ -276,7 +274,7 @@ func (l *lane) settle(s sent, linkGone *bool) error {
 			return fmt.Errorf("no outcome for message %d to %q within %v", s.seq, s.target, f.u.cfg.StallTimeout)
 		case *linkGone:
 			return nil // the same link's error again
-		case !f.connLost(err):
+		case !f.conn.lost(err):
 			// The cloud ended this address's link or session.
 			*linkGone = true
 			f.hold(s.target, "link: "+readable(err).Error(), f.u.cfg.BackoffMin)
@@ -291,8 +289,8 @@ func (l *lane) settle(s sent, linkGone *bool) error {
 		// §3.4.2: the cloud took responsibility; the message may leave the store.
 		f.u.st.forwarded.Add(1)
 		f.u.log.Debug("accepted", "seq", s.seq, "target", s.target)
-		f.u.held.release(s.target, f.u.now())
-		f.markReady()
+		f.u.held.release(s.target, f.u.clk.now())
+		f.conn.markReady()
 		p.del.add(s.seq)
 	case *amqp.StateRejected:
 		// §3.4.3: the cloud will never take this message; keep it aside.

@@ -49,7 +49,7 @@ func (f *forwarder) link(ctx context.Context, target string) (*amqp.Sender, erro
 
 	actx, cancel := context.WithTimeout(ctx, f.u.cfg.DialTimeout)
 	defer cancel()
-	sess, err := f.conn.NewSession(actx, nil)
+	sess, err := f.conn.newSession(actx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
@@ -66,7 +66,7 @@ func (f *forwarder) link(ctx context.Context, target string) (*amqp.Sender, erro
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}
-		if !f.connLost(err) {
+		if !f.conn.lost(err) {
 			// amqp:not-found, amqp:unauthorized-access (RabbitMQ ends the session),
 			// ...: this address waits on its own backoff.
 			f.hold(target, "attach: "+readable(err).Error(), f.u.cfg.BackoffMin)
@@ -110,7 +110,7 @@ func (f *forwarder) closeLinks(ctx context.Context) error {
 	f.links = map[string]*link{}
 	f.mu.Unlock()
 	for target, l := range links {
-		if err := l.sess.Close(ctx); err != nil && f.connLost(err) {
+		if err := l.sess.Close(ctx); err != nil && f.conn.lost(err) {
 			return fmt.Errorf("end session of %q: %w", target, readable(err))
 		}
 	}
