@@ -92,9 +92,3 @@ func (u *Uplink) Run(ctx context.Context) error {
 	}
 	return sup.run(ctx, isStoreClosed)
 }
-
-// serve forwards stored messages over c; see user.
-func (u *Uplink) serve(ctx context.Context, c *connection) error {
-	f := &forwarder{u: u, conn: c, links: map[string]*link{}}
-	return f.run(ctx)
-}

@@ -1,0 +1,119 @@
+package uplink
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/shadowgw/shadowgw/uplink/cloudtest"
+)
+
+// testRetryWithoutBarrier: a new pass (here for a message released three times on
+// one address) does not wait for a slow outcome on another address (accepted 3 s
+// late): a third address, appended to at a steady pace meanwhile, keeps flowing.
+// Nothing whose outcome is pending is sent again: the slow address's messages, in
+// flight behind the slow one while the passes re-read the store, arrive once each.
+func testRetryWithoutBarrier(t *testing.T, s *cloudtest.ProtonServer) {
+	st := openStore(t, false)
+	appendMessages(t, st, "rb-slow", "dev", asked("rb-slow-0", cloudtest.OutcomeDelayAccept, 1))
+	for i := 1; i < 5; i++ {
+		appendMessages(t, st, "rb-slow", "dev", asked(fmt.Sprintf("rb-slow-%d", i), cloudtest.OutcomeAccept, 1))
+	}
+	cfg := protonConfig(s)
+	cfg.StallTimeout = 30 * time.Second
+	u := startUplink(t, cfg, st, nil)
+	start := time.Now()
+	s.WaitFor(t, 5*time.Second, "rb-slow-0 sent", func(ds []cloudtest.Delivery) bool { return len(byID(ds)["rb-slow-0"]) == 1 })
+	appendMessages(t, st, "rb-rel", "dev", asked("rb-rel-0", cloudtest.OutcomeRelease, 3))
+
+	// 40 messages, one every 50 ms: all of them while rb-slow-0 awaits its outcome.
+	const n, pace = 40, 50 * time.Millisecond
+	appended := map[string]time.Time{}
+	var worst time.Duration
+	var worstID string
+	late := func(id string, d time.Duration) {
+		if d > worst {
+			worst, worstID = d, id
+		}
+	}
+	tick := time.NewTicker(pace)
+	defer tick.Stop()
+	for i := range n {
+		m := numbered("rb-flow", i)
+		appended[m.Properties.MessageID.(string)] = time.Now()
+		appendMessages(t, st, "rb-flow", "dev", m)
+		<-tick.C
+		for _, d := range s.Deliveries() {
+			if at, ok := appended[d.ID]; ok {
+				late(d.ID, time.Since(at))
+				delete(appended, d.ID)
+			}
+		}
+	}
+	if busy := time.Since(start); busy > 3*time.Second {
+		t.Logf("appending took %v, longer than the slow outcome's delay: the test proves less", busy)
+	}
+	checkFor(t, 5*time.Second, func() bool {
+		for _, d := range s.Deliveries() {
+			if at, ok := appended[d.ID]; ok {
+				late(d.ID, time.Since(at)) // within a poll of its arrival
+				delete(appended, d.ID)
+			}
+		}
+		return len(appended) == 0
+	}, func() string { return fmt.Sprintf("rb-flow: %d messages not delivered", len(appended)) })
+	ds := s.WaitFor(t, 10*time.Second, "all accepted", func(ds []cloudtest.Delivery) bool {
+		return accepted(ds, "rb-rel-0") && allAccepted("rb-flow", n)(ds) && allAccepted("rb-slow", 5)(withDelayed(ds))
+	})
+	t.Logf("worst time from append to delivery on rb-flow: %v (%s)", worst.Round(time.Millisecond), worstID)
+	if worst > time.Second {
+		t.Errorf("rb-flow: %s took %v from append to delivery, want under 1s (a slow outcome on rb-slow held it up)", worstID, worst)
+	}
+	checkDelivered(t, ds, "rb-flow", "rb-flow", n)
+	checkDelivered(t, ds, "rb-slow", "rb-slow", 5) // each once: none sent again while pending
+	if got := len(byID(ds)["rb-rel-0"]); got != 4 {
+		t.Errorf("rb-rel-0: got %d deliveries, want 4 (3 releases, then accepted)", got)
+	}
+	checkFor(t, 5*time.Second, func() bool { return stored(t, st) == 0 }, func() string {
+		return fmt.Sprintf("store holds %d messages, want 0", stored(t, st))
+	})
+	if s := u.Status(); s.Forwarded != 5+1+n || s.Released != 3 {
+		t.Errorf("status: got %+v, want %d forwarded, 3 released", s, 5+1+n)
+	}
+}
+
+// testUndeliverableWaitsForOutcomes: the move to another connection for a message
+// the cloud called undeliverable here waits for an outcome still pending on another
+// address, so that the message is not sent again on the new connection.
+func testUndeliverableWaitsForOutcomes(t *testing.T, s *cloudtest.ProtonServer) {
+	st := openStore(t, false)
+	appendMessages(t, st, "uw-slow", "dev", asked("uw-slow-0", cloudtest.OutcomeDelayAccept, 1))
+	cfg := protonConfig(s)
+	cfg.StallTimeout = 30 * time.Second
+	startUplink(t, cfg, st, nil)
+	s.WaitFor(t, 5*time.Second, "uw-slow-0 sent", func(ds []cloudtest.Delivery) bool { return len(byID(ds)["uw-slow-0"]) == 1 })
+	appendMessages(t, st, "uw-here", "dev", asked("uw-1", cloudtest.OutcomeUndeliverable, 1))
+	ds := s.WaitFor(t, 15*time.Second, "uw-1 accepted", func(ds []cloudtest.Delivery) bool { return accepted(ds, "uw-1") })
+	if got := byID(ds)["uw-1"]; len(got) != 2 || got[0].Conn == got[1].Conn {
+		t.Errorf("uw-1: got deliveries %+v, want two on different connections", got)
+	}
+	checkFor(t, 5*time.Second, func() bool { return stored(t, st) == 0 }, func() string {
+		return fmt.Sprintf("store holds %d messages, want 0", stored(t, st))
+	})
+	if got := byID(s.Deliveries())["uw-slow-0"]; len(got) != 1 {
+		t.Errorf("uw-slow-0: got deliveries %+v, want one (its outcome was pending, not lost)", got)
+	}
+}
+
+// withDelayed returns ds with delay-accept outcomes counted as accepted: the
+// server records the answer it chose, and accepts those 3 s later.
+func withDelayed(ds []cloudtest.Delivery) []cloudtest.Delivery {
+	out := make([]cloudtest.Delivery, len(ds))
+	for i, d := range ds {
+		if d.Outcome == cloudtest.OutcomeDelayAccept {
+			d.Outcome = cloudtest.OutcomeAccept
+		}
+		out[i] = d
+	}
+	return out
+}
