@@ -2,9 +2,11 @@ package uplink
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/shadowgw/shadowgw/store"
 	"github.com/shadowgw/shadowgw/uplink/cloudtest"
 )
 
@@ -116,4 +118,68 @@ func withDelayed(ds []cloudtest.Delivery) []cloudtest.Delivery {
 		out[i] = d
 	}
 	return out
+}
+
+// copyCounter counts, per address, the messages the uplink's reads copied out of
+// the store.
+type copyCounter struct {
+	*store.Store
+	mu     sync.Mutex
+	copied map[string]int
+}
+
+func (c *copyCounter) ReadNextFunc(cur *store.Cursor, max int, skip func(uint64, []byte) bool) ([]store.Message, error) {
+	msgs, err := c.Store.ReadNextFunc(cur, max, skip)
+	c.mu.Lock()
+	for _, m := range msgs {
+		c.copied[m.Address]++
+	}
+	c.mu.Unlock()
+	return msgs, err
+}
+
+func (c *copyCounter) count(address string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.copied[address]
+}
+
+// testHeldNotReread: the passes that read the store again (here for two held
+// addresses, due often) do not copy all the messages of a held address out of the
+// store only to drop them: at most a batch of it, when the pass tries it again.
+func testHeldNotReread(t *testing.T, s *cloudtest.ProtonServer) {
+	const n = 2000
+	held, other := cloudtest.RefusePrefix+"nr-held", cloudtest.RefusePrefix+"nr-other"
+	st := openStore(t, false)
+	payloads := make([][]byte, n)
+	for i := range payloads {
+		payloads[i] = encode(t, numbered("nr-held", i))
+	}
+	appendPayloads(t, st, held, "dev", payloads...)
+	appendMessages(t, st, other, "dev", numbered("nr-other", 0))
+	appendMessages(t, st, "nr-flow", "dev", numbered("nr-flow", 0))
+	src := &copyCounter{Store: st, copied: map[string]int{}}
+	cfg := protonConfig(s)
+	cfg.BackoffMin, cfg.BackoffMax = 50*time.Millisecond, 100*time.Millisecond
+	startUplink(t, cfg, src, nil)
+	s.WaitFor(t, 5*time.Second, "nr-flow accepted", allAccepted("nr-flow", 1))
+	refusals := func(address string) (r int) {
+		for _, e := range s.Events() {
+			r += btoi(e.Event == "refused" && e.Address == address)
+		}
+		return r
+	}
+	checkFor(t, 10*time.Second, func() bool { return refusals(other) >= 10 }, func() string {
+		return fmt.Sprintf("%s refused %d times, want 10", other, refusals(other))
+	})
+	copied := src.count(held)
+	// Every pass starts when a hold is due (each try of an address ends in a
+	// refusal); one may be under way. A pass copies at most a batch of the held
+	// address (when it tries it again); reading it all only to drop it would copy
+	// n per pass.
+	passes := refusals(held) + refusals(other) + 1
+	t.Logf("%d passes; %d messages of %s copied out of the store (%d stored)", passes, copied, held, n)
+	if bound := passes * readBatch; copied > bound {
+		t.Errorf("%s: %d messages copied out of the store in %d passes, want at most %d (a batch each)", held, copied, passes, bound)
+	}
 }

@@ -4,37 +4,20 @@ import "time"
 
 // dispatch hands m to its target's lane if it can do so at once, or leaves it
 // stored; it returns the lane only when m must wait for room in its queue. m stays
-// stored, for a later pass, when:
-//   - it is in flight already, being deleted, dead-lettered or rewritten, or the
-//     cloud called it undeliverable here;
-//   - its address is held, passed by in this pass, or needs a link beyond MaxLinks;
-//     then the address's later messages stay stored as well, to keep their order.
-//
-// A message still handed to a lane whose items were dropped (the lane halted) will
-// come back to the store's hands: its address waits for the next pass too.
+// stored, for a later pass, when passOver says so, or when its address is held,
+// passed by in this pass, or needs a link beyond MaxLinks; then the address's
+// later messages stay stored as well, to keep their order.
 func (f *forwarder) dispatch(m *storedMessage, now time.Time) *lane {
 	if m.Address == "" {
 		f.deadLetter(m.Seq, "", errNoAddress.Error())
 		return nil
 	}
+	if f.pass.skip[m.Address] || f.passOver(m.Seq, nil) {
+		return nil // things changed since it was read
+	}
 	target := f.u.cfg.AddressPrefix + m.Address
-	if f.pass.skip[target] {
-		return nil
-	}
-	if h, ok := f.inflight[m.Seq]; ok {
-		if h.gen != h.lane.gen.Load() {
-			f.skipAddress(target)
-		}
-		return nil
-	}
-	if _, ok := f.busy[m.Seq]; ok {
-		return nil
-	}
-	if _, ok := f.undeliverable[m.Seq]; ok {
-		return nil
-	}
 	if f.u.held.held(target, now) {
-		f.skipAddress(target)
+		f.skipAddress(m.Address)
 		return nil
 	}
 	l := f.lanes[target]
@@ -43,13 +26,13 @@ func (f *forwarder) dispatch(m *storedMessage, now time.Time) *lane {
 			// Each lane needs a link: this address waits until the messages in flight
 			// are settled and all links were closed.
 			f.needLinks = true
-			f.skipAddress(target)
+			f.skipAddress(m.Address)
 			return nil
 		}
-		l = f.startLane(target)
+		l = f.startLane(target, m.Address)
 	}
 	if l.passed {
-		f.skipAddress(target)
+		f.skipAddress(m.Address)
 		return nil
 	}
 	it := item{m: m, gen: l.gen.Load()}
@@ -62,12 +45,39 @@ func (f *forwarder) dispatch(m *storedMessage, now time.Time) *lane {
 	}
 }
 
-// skipAddress leaves the later messages of target stored for the rest of the pass.
-func (f *forwarder) skipAddress(target string) {
+// passOver reports whether the message seq of address (nil: not known) stays
+// stored in this pass: it is in flight or busy (being deleted, dead-lettered or
+// rewritten), the cloud called it undeliverable here, or its address is skipped
+// in this pass. It is the filter of the owner's reads, so that what it passes over
+// is not even copied out of the store.
+//
+// A message still handed to a lane whose items are being dropped (the lane
+// halted) comes back to the store's hands soon: its address is skipped, so that
+// the address's later messages wait for the next pass with it.
+func (f *forwarder) passOver(seq uint64, address []byte) bool {
+	if address != nil && f.pass.skip[string(address)] {
+		return true
+	}
+	if h, ok := f.inflight[seq]; ok {
+		if h.gen != h.lane.gen.Load() {
+			f.skipAddress(h.address)
+		}
+		return true
+	}
+	if _, ok := f.busy[seq]; ok {
+		return true
+	}
+	_, ok := f.undeliverable[seq]
+	return ok
+}
+
+// skipAddress leaves the later messages of the stored address stored for the rest
+// of the pass.
+func (f *forwarder) skipAddress(address string) {
 	if f.pass.skip == nil {
 		f.pass.skip = map[string]bool{}
 	}
-	f.pass.skip[target] = true
+	f.pass.skip[address] = true
 }
 
 // slowLeft returns how much longer lane l, whose queue is full, must be slow for
@@ -98,7 +108,7 @@ func (f *forwarder) slowLeft(l *lane, now time.Time) (time.Duration, string) {
 func (f *forwarder) othersWait(l *lane) bool {
 	rest := f.pass.batch[f.pass.next+1:]
 	for i := range rest {
-		if t := f.u.cfg.AddressPrefix + rest[i].Address; t != l.target && !f.pass.skip[t] {
+		if a := rest[i].Address; a != l.address && !f.pass.skip[a] {
 			return true
 		}
 	}
@@ -114,7 +124,7 @@ func (f *forwarder) passBy(l *lane, reason string, now time.Time) {
 	l.fullWaited += now.Sub(f.pass.blockedAt)
 	f.pass.blocked = nil
 	f.pass.next++
-	f.skipAddress(l.target)
+	f.skipAddress(l.address)
 	l.passed = true
 	l.watch.Store(true)
 	if len(l.queue) == 0 && l.watch.Swap(false) {
@@ -158,7 +168,7 @@ func (f *forwarder) halt(l *lane) {
 		f.pass.blocked = nil
 		f.pass.next++
 	}
-	f.skipAddress(l.target)
+	f.skipAddress(l.address)
 }
 
 // retire halts lane l and closes its queue: its goroutines end once its outcomes

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -72,7 +73,7 @@ type pass struct {
 	batch   []storedMessage
 	next    int             // index in batch of the next message to dispatch
 	atEnd   bool            // the store was read to the end
-	skip    map[string]bool // targets whose later messages stay stored in this pass
+	skip    map[string]bool // stored addresses whose later messages stay stored in this pass
 	corrupt uint64          // the last corrupt record dead-lettered
 	restart bool            // start a new pass before reading on
 	// blocked is the lane whose queue is full while batch[next] waits for it,
@@ -232,6 +233,9 @@ func (f *forwarder) advance() error {
 			l.fullWaited += now.Sub(f.pass.blockedAt)
 		}
 		f.pass = pass{corrupt: f.pass.corrupt}
+		for _, target := range f.u.held.heldAt(now) {
+			f.skipAddress(strings.TrimPrefix(target, f.u.cfg.AddressPrefix))
+		}
 	}
 	for {
 		if l := f.pass.blocked; l != nil {
@@ -276,7 +280,7 @@ func (f *forwarder) read() error {
 	f.committed = f.committed[:0]
 	batch := min(f.u.cfg.InFlight, readBatch)
 	for {
-		msgs, err := f.u.src.ReadNext(&f.pass.cur, batch)
+		msgs, err := f.u.src.ReadNextFunc(&f.pass.cur, batch, f.passOver)
 		if seq, detail, ok := corruptRecord(err); ok && seq != f.pass.corrupt {
 			// The record cannot be decoded; keep it aside. ReadNext did not move the
 			// cursor, so the next call goes on with the messages after it. (The same

@@ -23,9 +23,10 @@ import (
 // and not yet sent by moving gen on: the sender reports such items as dropped,
 // unsent; they stay stored.
 type lane struct {
-	f      *forwarder
-	target string
-	queue  chan item // owner → sender; closed by the owner to retire the lane
+	f       *forwarder
+	target  string    // the cloud's address
+	address string    // the stored one
+	queue   chan item // owner → sender; closed by the owner to retire the lane
 	// gen is the lane's generation, moved on by the owner; items handed over in an
 	// older one are dropped unsent.
 	gen atomic.Int64
@@ -75,8 +76,8 @@ type link struct {
 const slowWait = 10 * time.Millisecond
 
 // startLane starts the lane of target; the owner learns of its end by evLaneDone.
-func (f *forwarder) startLane(target string) *lane {
-	l := &lane{f: f, target: target, queue: make(chan item, min(f.u.cfg.InFlight, laneQueue))}
+func (f *forwarder) startLane(target, address string) *lane {
+	l := &lane{f: f, target: target, address: address, queue: make(chan item, min(f.u.cfg.InFlight, laneQueue))}
 	receipts := make(chan sent, f.u.cfg.InFlight)
 	f.lanes[target] = l
 	f.running++

@@ -94,7 +94,7 @@ func (f *forwarder) settled(seq uint64) inflightItem {
 	l := h.lane
 	l.handed--
 	if h.gen != l.gen.Load() {
-		if l.stale--; l.stale == 0 && f.pass.skip[l.target] && !f.u.held.held(l.target, f.u.clk.now()) {
+		if l.stale--; l.stale == 0 && f.pass.skip[l.address] && !f.u.held.held(l.target, f.u.clk.now()) {
 			f.pass.restart = true
 		}
 	}

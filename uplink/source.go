@@ -12,10 +12,11 @@ import (
 // Source is what the uplink needs from the store; *store.Store implements it. Its
 // methods must be safe for concurrent use.
 type Source interface {
-	// ReadNext returns up to max messages after the cursor and advances it past
-	// them: routes by strict priority, highest first, each route in Seq order (see
-	// store.Store.ReadNext). A zero Cursor reads from the start.
-	ReadNext(c *store.Cursor, max int) ([]store.Message, error)
+	// ReadNextFunc returns up to max messages after the cursor and advances it
+	// past them: routes by strict priority, highest first, each route in Seq order
+	// (see store.Store.ReadNext). It passes over, without copying them, the
+	// messages skip refuses. A zero Cursor reads from the start.
+	ReadNextFunc(c *store.Cursor, max int, skip func(seq uint64, address []byte) bool) ([]store.Message, error)
 	// Delete removes messages after the cloud accepted them; it returns after the
 	// commit.
 	Delete(seqs ...uint64) error
@@ -31,7 +32,7 @@ type Source interface {
 // Payload.
 type storedMessage = store.Message
 
-// cursor is a position in the store's routes for Source.ReadNext.
+// cursor is a position in the store's routes for Source.ReadNextFunc.
 type cursor = store.Cursor
 
 // isStoreClosed reports whether err means the store was closed under the uplink.
