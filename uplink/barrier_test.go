@@ -183,3 +183,38 @@ func testHeldNotReread(t *testing.T, s *cloudtest.ProtonServer) {
 		t.Errorf("%s: %d messages copied out of the store in %d passes, want at most %d (a batch each)", held, copied, passes, bound)
 	}
 }
+
+// testHoldAcrossReconnect: a hold made on one connection still ends on the next one
+// to the same endpoint: the held address is tried again there.
+func testHoldAcrossReconnect(t *testing.T, s *cloudtest.ProtonServer) {
+	held := cloudtest.RefusePrefix + "hr-held"
+	st := openStore(t, false)
+	appendMessages(t, st, held, "dev", numbered("hr-held", 0))
+	cfg := protonConfig(s)
+	cfg.BackoffMin, cfg.BackoffMax = 50*time.Millisecond, 4*time.Second
+	u := startUplink(t, cfg, st, nil)
+	count := func(event, address string) (r int) {
+		for _, e := range s.Events() {
+			r += btoi(e.Event == event && (address == "" || e.Address == address))
+		}
+		return r
+	}
+	// Wait for a hold of the address that lasts longer than it takes to connect
+	// again (after 5 refusals, 0.8 s or more).
+	checkFor(t, 10*time.Second, func() bool {
+		h := u.Status().Held
+		return len(h) == 1 && time.Until(h[0].Until) > 500*time.Millisecond
+	}, func() string {
+		return fmt.Sprintf("%s refused %d times, held %+v; want a hold of 0.5 s or more", held, count("refused", held), u.Status().Held)
+	})
+	conns := count("connection", "")
+	appendMessages(t, st, "hr-drop", "dev", asked("hr-drop", cloudtest.OutcomeDropConnection, 1))
+	s.WaitFor(t, 10*time.Second, "hr-drop accepted after a reconnect", func(ds []cloudtest.Delivery) bool { return accepted(ds, "hr-drop") })
+	if n := count("connection", ""); n <= conns {
+		t.Fatalf("got %d connections, want more than %d", n, conns)
+	}
+	refused := count("refused", held)
+	checkFor(t, 10*time.Second, func() bool { return count("refused", held) > refused }, func() string {
+		return fmt.Sprintf("%s not tried again after the reconnect", held)
+	})
+}

@@ -108,6 +108,8 @@ func (u *Uplink) serve(ctx context.Context, c *connection) error {
 		timer:         time.NewTimer(time.Hour),
 	}
 	f.timer.Stop()
+	// Holds made on an earlier connection to this endpoint end in this one.
+	f.holdDue = u.held.nextDue(u.clk.now())
 	return f.run(ctx)
 }
 
@@ -191,7 +193,7 @@ func (f *forwarder) forward(ctx context.Context) error {
 			f.pass.blocked = nil
 			f.pass.next++
 		case ev := <-f.events:
-			if err := f.handle(ev); err != nil {
+			if err := f.handleAll(ev); err != nil {
 				return err
 			}
 		case toWorker <- op:
@@ -211,6 +213,22 @@ func (f *forwarder) forward(ctx context.Context) error {
 			return f.conn.lostErr()
 		}
 	}
+}
+
+// handleAll handles ev and the events that wait behind it, without going round
+// the loop for each.
+func (f *forwarder) handleAll(ev event) error {
+	for range cap(f.events) {
+		if err := f.handle(ev); err != nil {
+			return err
+		}
+		select {
+		case ev = <-f.events:
+		default:
+			return nil
+		}
+	}
+	return nil
 }
 
 // idle reports whether everything stored was read and nothing is in flight.

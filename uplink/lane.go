@@ -210,41 +210,93 @@ func (l *lane) send(m *storedMessage, receipts chan<- sent) (ev event, failed bo
 	return event{}, false
 }
 
-// settleAll awaits the outcomes of the lane's messages in order and reports them;
-// then it ends the lane's session and reports that the lane is done. While the
-// forwarder stops, it still waits up to shutdownGrace, so that messages the cloud
-// accepted are deleted rather than sent again.
+// settleBatch and settleBatchDelay bound how many outcomes a settling goroutine
+// reports at once, and how long it keeps the first of them: while outcomes come
+// quickly, the owner is woken once for many, and their deletes are batched.
+const (
+	settleBatch      = 64
+	settleBatchDelay = time.Millisecond
+)
+
+// settleAll awaits the outcomes of the lane's messages in order and reports them,
+// in batches (see settleBatch); then it ends the lane's session and reports that
+// the lane is done. While the forwarder stops, it still waits up to
+// shutdownGrace, so that messages the cloud accepted are deleted rather than sent
+// again.
 func (l *lane) settleAll(receipts <-chan sent) {
 	f := l.f
 	linkGone := false
+	var batch []event
+	var bctx context.Context // ends settleBatchDelay after the first outcome in batch
+	bcancel := context.CancelFunc(func() {})
+	flush := func() {
+		if len(batch) > 0 {
+			l.report(event{kind: evOutcomes, outcomes: batch})
+			batch = nil
+		}
+		bcancel()
+		bctx = nil
+	}
 	for s := range receipts {
 		ev := event{kind: evOutcome, seq: s.seq, payload: s.payload}
 		if linkGone {
 			ev.err = errLinkGone // the outcome is unknown; the message stays stored
 		} else {
-			sctx, cancel := context.WithTimeout(f.wctx, f.u.cfg.StallTimeout)
-			ev.state, ev.err = s.receipt.Wait(sctx)
-			if ev.err != nil {
-				switch {
-				case f.wctx.Err() != nil:
-					ev.err = errStopped
-				case sctx.Err() != nil:
-					ev.stalled = true
-				default:
-					ev.lost = f.conn.lost(ev.err)
-					linkGone = true
+			waited := false
+			if bctx != nil {
+				// An outcome that is in already is reported with the batch.
+				ev.state, ev.err = s.receipt.Wait(bctx)
+				if ev.err != nil && bctx.Err() != nil && f.wctx.Err() == nil {
+					flush() // the batch is due; this one may take long
+					ev.err = nil
+				} else {
+					waited = true
+					l.outcomeErr(&ev, nil)
 				}
 			}
-			cancel()
+			if !waited {
+				sctx, cancel := context.WithTimeout(f.wctx, f.u.cfg.StallTimeout)
+				ev.state, ev.err = s.receipt.Wait(sctx)
+				l.outcomeErr(&ev, sctx)
+				cancel()
+			}
+			linkGone = ev.err != nil && !errors.Is(ev.err, errStopped) && !ev.stalled
 		}
 		f.u.st.inFlight.Add(-1)
 		<-f.tokens
-		l.report(ev)
+		if bctx == nil {
+			bctx, bcancel = batchContext(f.wctx)
+		}
+		batch = append(batch, ev)
+		if len(receipts) == 0 || len(batch) >= settleBatch {
+			flush()
+		}
 	}
+	flush()
 	if l.link != nil {
 		closeSession(l.link)
 	}
 	l.report(event{kind: evLaneDone})
+}
+
+// batchContext returns the context of a batch of outcomes; flush cancels it.
+func batchContext(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(parent, settleBatchDelay)
+}
+
+// outcomeErr classifies the error of a wait for ev's outcome, if any: the
+// forwarder stopping, no outcome within StallTimeout (sctx, nil if not used), or
+// the link or the connection gone.
+func (l *lane) outcomeErr(ev *event, sctx context.Context) {
+	switch {
+	case ev.err == nil:
+	case l.f.wctx.Err() != nil:
+		ev.err = errStopped
+	case sctx != nil && sctx.Err() != nil:
+		ev.stalled = true
+	default:
+		ev.lost = l.f.conn.lost(ev.err)
+	}
 }
 
 // attach begins a session and attaches a sender link to target (§2.5.1, §2.6.3).

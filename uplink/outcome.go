@@ -14,6 +14,8 @@ type event struct {
 	lane *lane
 	seq  uint64
 
+	outcomes []event // evOutcomes: evOutcome events, in order
+
 	state   amqp.DeliveryState // evOutcome
 	payload []byte             // evOutcome: as stored, for a modified outcome
 	err     error              // evOutcome, evSendFailed, evAttachFailed
@@ -28,6 +30,7 @@ type eventKind int
 const (
 	evNone         eventKind = iota
 	evOutcome                // the message was sent; its outcome, or why none came
+	evOutcomes               // several evOutcome
 	evDropped                // not sent (the lane halted or stops); it stays stored
 	evUnsendable             // it can never be sent: reason
 	evSendFailed             // the send failed; the lane's link is unusable
@@ -47,6 +50,15 @@ func (f *forwarder) handle(ev event) error {
 	case evLaneDone:
 		f.running--
 		return nil
+	case evOutcomes:
+		var first error
+		for _, o := range ev.outcomes {
+			f.settled(o.seq)
+			if err := f.outcome(l, o); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
 	}
 	h := f.settled(ev.seq)
 	target := l.target
