@@ -78,6 +78,7 @@ func (f *forwarder) skipAddress(address string) {
 		f.pass.skip = map[string]bool{}
 	}
 	f.pass.skip[address] = true
+	f.pass.others = 0
 }
 
 // slowLeft returns how much longer lane l, whose queue is full, must be slow for
@@ -95,7 +96,7 @@ func (f *forwarder) skipAddress(address string) {
 func (f *forwarder) slowLeft(l *lane, now time.Time) (time.Duration, string) {
 	wait := min(creditWait, f.u.cfg.StallTimeout/2)
 	left, reason := wait-l.cloudWaited(now), "the cloud is slow to give link credit"
-	if l.handed-len(l.queue) > cap(f.tokens)/2 && f.othersWait(l) {
+	if l.handed-len(l.queue) > cap(f.tokens)/2 && f.othersWait() {
 		if d := wait - l.fullWaited - now.Sub(f.pass.blockedAt); d < left {
 			left, reason = d, "the cloud is slow to settle"
 		}
@@ -103,16 +104,21 @@ func (f *forwarder) slowLeft(l *lane, now time.Time) (time.Duration, string) {
 	return left, reason
 }
 
-// othersWait reports whether the batch holds, after the message waiting for l, one
-// for another address that is not skipped.
-func (f *forwarder) othersWait(l *lane) bool {
-	rest := f.pass.batch[f.pass.next+1:]
-	for i := range rest {
-		if a := rest[i].Address; a != l.address && !f.pass.skip[a] {
-			return true
+// othersWait reports whether the batch holds, after the message waiting for the
+// blocked lane, one for another address that is not skipped. The answer is kept
+// until the owner stops waiting or skips an address.
+func (f *forwarder) othersWait() bool {
+	if f.pass.others == 0 {
+		f.pass.others = 1
+		l, rest := f.pass.blocked, f.pass.batch[f.pass.next+1:]
+		for i := range rest {
+			if a := rest[i].Address; a != l.address && !f.pass.skip[a] {
+				f.pass.others = 2
+				break
+			}
 		}
 	}
-	return false
+	return f.pass.others == 2
 }
 
 // passBy passes the address of lane l by: the message waiting for it and the

@@ -80,6 +80,7 @@ type pass struct {
 	// since blockedAt.
 	blocked   *lane
 	blockedAt time.Time
+	others    int8 // othersWait's answer for blocked: 0 not known, 1 no, 2 yes
 }
 
 // readBatch is the most messages read from the store at once.
@@ -280,7 +281,7 @@ func (f *forwarder) advance() error {
 			continue
 		}
 		if l := f.dispatch(&f.pass.batch[f.pass.next], now); l != nil {
-			f.pass.blocked, f.pass.blockedAt = l, now
+			f.pass.blocked, f.pass.blockedAt, f.pass.others = l, now, 0
 			if e := l.emptied.Load(); e != l.emptiedSeen {
 				l.emptiedSeen, l.fullWaited = e, 0
 			}
