@@ -22,7 +22,7 @@ type deadLetters struct {
 // within the rate limit.
 func (u *Uplink) deadLetterLog(seq uint64, address, reason string) {
 	u.log.Debug("dead-lettered", "seq", seq, "address", address, "reason", reason)
-	now := u.now()
+	now := u.clk.now()
 	d := &u.dead
 	d.mu.Lock()
 	if !d.last.IsZero() && now.Sub(d.last) < deadLetterLogEvery {

@@ -5,7 +5,7 @@
 // # Delivery
 //
 // An [Uplink] reads its [Source] (the store) route by route in strict priority order
-// (store.Store.ReadNext: every queued message of a higher-priority route before any of
+// (store.Store.ReadNextFunc: every queued message of a higher-priority route before any of
 // a lower one, each route first in, first out), so that after an outage the alarms
 // drain before a telemetry backlog, and alarms that arrive while a backlog drains
 // overtake what has not been read yet. It sends each message to AddressPrefix + its
@@ -42,19 +42,34 @@
 // amqp:unauthorized-access, a link detached with an error, no credit for
 // Config.StallTimeout) is held: its messages stay stored, in order, and are tried
 // again on the address's own backoff, while the other addresses keep flowing.
-// Status.Held lists them. A pipeline (one pass over the store) ends, after its
-// outcomes arrived, whenever a hold is due, and the next one reads the store from the
-// start. Waiting for every outcome keeps each address's order and sends nothing twice
-// on a connection, but one address slow to settle then holds up the others at that
-// moment (up to StallTimeout; with a broker that answers in milliseconds, that long).
+// Status.Held lists them. The uplink reads the store in passes: whenever a hold is
+// due, a new pass reads the store from the start. It passes over what is in flight
+// or being deleted (without copying it out of the store), so it never sends again a
+// message whose outcome, or whose delete, is pending, and it does not wait for the
+// outcomes in flight on other addresses: a slow outcome holds up only its own
+// address. It passes over the messages of held addresses as well; only a pass that
+// tries a held address again reads some of them.
 //
 // An address that has waited half a second in all for link credit (or for its link
 // to attach) while more of its messages are read, or that holds more than half the
 // InFlight slots with its outcomes slow to come while other addresses' messages
 // wait, is passed by: its later messages stay stored, in order, while the reading
 // goes on for the other addresses. Once what it had queued (at most 64 messages) is
-// sent, the pass ends and the next one sends the rest. An address waiting for credit occupies one of the InFlight
-// slots, so with InFlight 1 it still holds up the others until StallTimeout.
+// sent, a new pass sends the rest. An address waiting for credit occupies one of
+// the InFlight slots, so with InFlight 1 it still holds up the others until
+// StallTimeout.
+//
+// # Shape
+//
+// A supervisor owns the connection: the endpoints, the backoff, the probes of the
+// preferred endpoint, the credential files. It runs the users of the connection on
+// each connection it opens and ends them together; forwarding is the first user, and
+// a receiver (cloud-to-device commands) or direct links can be others, each with its
+// own sessions and links on the same connection. The forwarding state (lanes, holds,
+// messages in flight, deletes pending) has one owner goroutine; each target
+// address's lane sends and settles only and reports to the owner; a store worker
+// deletes accepted messages in batches, and dead-letters and rewrites, without
+// anyone waiting for the commit.
 //
 // # Endpoints, credentials, rate
 //

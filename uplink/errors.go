@@ -11,18 +11,14 @@ import (
 // ErrConfig is wrapped by the errors of Config.Validate and New.
 var ErrConfig = errors.New("invalid uplink configuration")
 
-// Reasons for a forwarding pipeline to stop without a failure; the connection stays.
+// errUndeliverable ends forwarding on a connection without a failure: only
+// messages the cloud called undeliverable here are left (AMQP 1.0 §3.4.5).
+var errUndeliverable = errors.New("messages undeliverable here")
+
+// Why a settling goroutine has no outcome for a message; it stays stored.
 var (
-	// errRetry: read the store again from the start: a held address is due, an
-	// address that was passed by has credit again, or a damaged record was put
-	// aside.
-	errRetry = errors.New("read the store again")
-	// errUndeliverable: only messages the cloud called undeliverable here are left.
-	errUndeliverable = errors.New("messages undeliverable here")
-	// errHeld: the message's address is held; it stays stored.
-	errHeld = errors.New("address held")
-	// errLinkLimit: targets needed links beyond MaxLinks; the others were sent.
-	errLinkLimit = errors.New("link limit reached")
+	errLinkGone = errors.New("the link failed before the outcome came")
+	errStopped  = errors.New("forwarding stopped before the outcome came")
 )
 
 // cloudError is an error from the cloud with a readable text; it wraps the original.

@@ -96,6 +96,19 @@ func (h *holds) nextDue(now time.Time) time.Time {
 	return due
 }
 
+// heldAt returns the targets held at now.
+func (h *holds) heldAt(now time.Time) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for t, a := range h.m {
+		if now.Before(a.Until) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // clear forgets every hold, when the uplink moves to another endpoint.
 func (h *holds) clear() {
 	h.mu.Lock()

@@ -4,43 +4,70 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	amqp "github.com/Azure/go-amqp"
-
-	"github.com/shadowgw/shadowgw/store"
 )
 
-// lane forwards the messages of one target address in a pipeline: its sending
-// goroutine sends them in the order the reader handed them over, its settling
-// goroutine awaits their outcomes in the same order and acts on them. An address
-// the cloud gives no link credit, or that is held, so holds up only its own lane.
-// The lanes share the pipeline's InFlight tokens, the rate limit and the deleter.
+// lane sends the messages of one target address on the address's own session and
+// sender link (RabbitMQ ends the whole session when it refuses a link, so a refusal
+// concerns one address only). Its sending goroutine attaches the link, then sends
+// the messages in the order the owner handed them over; its settling goroutine
+// awaits their outcomes in the same order. Both only report to the owner (see
+// forwarder), on its events channel: they never decide what a result means. An
+// address the cloud gives no link credit so holds up only its own lane.
 //
-// A lane halts when its address is held or its link cannot be had: it sends
-// nothing more in this pipeline and drops what is queued (it stays stored, and the
-// next pipeline reads it again, in order).
+// A lane lives as long as its link: until the link fails, the connection ends, or
+// the owner retires it (closing queue). The owner drops what the lane has queued
+// and not yet sent by moving gen on: the sender reports such items as dropped,
+// unsent; they stay stored.
 type lane struct {
-	p        *pipeline
-	target   string
-	queue    chan *store.Message // reader → sender
-	receipts chan sent           // sender → settler; closed by the sender
-	passedBy chan struct{}       // closed by the reader: it left later messages of target stored
-	stuck    chan struct{}       // closed by halt
+	f       *forwarder
+	target  string    // the cloud's address
+	address string    // the stored one
+	queue   chan item // owner → sender; closed by the owner to retire the lane
+	// gen is the lane's generation, moved on by the owner; items handed over in an
+	// older one are dropped unsent.
+	gen atomic.Int64
+	// watch is set by the owner that passed the address by: the sender reports
+	// evCaughtUp when it next finds its queue empty.
+	watch atomic.Bool
 
-	haltOnce  sync.Once
-	halted    atomic.Bool
+	// Written by the sender, read by the owner's pass-by rule (see slowLeft).
 	busySince atomic.Int64 // Unix ns since the sender waits for the cloud (attach, credit); 0: it does not
-	waited    atomic.Int64 // ns the sender waited for the cloud since its queue was last empty; see slowWait
+	waited    atomic.Int64 // ns the sender waited for the cloud since its queue was last empty
 	emptied   atomic.Int64 // counts the times the sender found its queue empty
-	inFlight  atomic.Int64 // tokens the lane holds: its messages sent or being sent, awaiting their outcome
 
-	// Owned by the reader: how long it waited for room in the queue since the
-	// sender last found it empty (when emptied was emptiedSeen).
-	fullWaited  time.Duration
+	// Owned by the owner.
+	handed      int           // items handed over and not yet settled or dropped
+	stale       int           // of them, those handed in an older generation
+	passed      bool          // passed by: later messages stay stored until it catches up
+	retired     bool          // queue closed
+	fullWaited  time.Duration // the owner's wait for room in queue since emptiedSeen
 	emptiedSeen int64
+
+	// Owned by the sender, then the settler.
+	link *link
+}
+
+// item is a stored message handed to a lane in generation gen.
+type item struct {
+	m   *storedMessage
+	gen int64
+}
+
+// sent is a message on the wire, awaiting its outcome.
+type sent struct {
+	seq     uint64
+	payload []byte // as stored, for a modified outcome to rewrite
+	receipt amqp.SendReceipt
+}
+
+// link is the session and sender for one target address.
+type link struct {
+	sess *amqp.Session
+	snd  *amqp.Sender
 }
 
 // slowWait is the shortest wait for the cloud (an attach, link credit) that counts
@@ -48,48 +75,24 @@ type lane struct {
 // the connection is busy, and not something the other addresses should get around.
 const slowWait = 10 * time.Millisecond
 
-// sent is a message on the wire, awaiting its outcome.
-type sent struct {
-	seq     uint64
-	target  string
-	payload []byte // as stored, for a modified outcome to rewrite
-	receipt amqp.SendReceipt
-}
-
-// startLane starts the lane of target; the pipeline waits for its goroutines.
-func (p *pipeline) startLane(target string) *lane {
-	l := &lane{
-		p:        p,
-		target:   target,
-		queue:    make(chan *store.Message, min(p.f.u.cfg.InFlight, laneQueue)),
-		receipts: make(chan sent, p.f.u.cfg.InFlight),
-		passedBy: make(chan struct{}),
-		stuck:    make(chan struct{}),
-	}
-	p.lanes[target] = l
-	p.wg.Add(2)
-	go func() {
-		defer p.wg.Done()
-		defer close(l.receipts)
-		l.sendAll()
-	}()
-	go func() {
-		defer p.wg.Done()
-		l.settleAll()
-	}()
+// startLane starts the lane of target; the owner learns of its end by evLaneDone.
+func (f *forwarder) startLane(target, address string) *lane {
+	l := &lane{f: f, target: target, address: address, queue: make(chan item, min(f.u.cfg.InFlight, laneQueue))}
+	receipts := make(chan sent, f.u.cfg.InFlight)
+	f.lanes[target] = l
+	f.running++
+	go l.sendAll(receipts)
+	go l.settleAll(receipts)
 	return l
 }
 
-// halt stops the lane sending for the rest of the pipeline; see lane.
-func (l *lane) halt() {
-	l.haltOnce.Do(func() {
-		l.halted.Store(true)
-		close(l.stuck)
-	})
+func (l *lane) report(ev event) {
+	ev.lane = l
+	l.f.events <- ev
 }
 
 func (l *lane) busy(on bool) {
-	now := l.p.f.u.now().UnixNano()
+	now := l.f.u.clk.now().UnixNano()
 	if on {
 		l.busySince.Store(now)
 		return
@@ -110,222 +113,222 @@ func (l *lane) cloudWaited(now time.Time) time.Duration {
 	return d
 }
 
-// untoken gives back a token the lane held.
-func (l *lane) untoken() {
-	l.inFlight.Add(-1)
-	<-l.p.tokens
-}
-
-// sendAll sends the queued messages until the pipeline stops sending. Once the
-// reader passed the address by and the queue is sent, it ends the pipeline so that
-// the next one sends the address's later messages, after these.
-func (l *lane) sendAll() {
-	p := l.p
-	passedBy, passed := l.passedBy, false
+// sendAll sends the queued items until the queue is closed. After a failure of
+// its link it reports the rest as dropped.
+func (l *lane) sendAll(receipts chan<- sent) {
+	defer close(receipts)
+	dead := false
 	for {
-		var m *store.Message
+		var it item
+		var ok bool
 		select {
-		case m = <-l.queue:
+		case it, ok = <-l.queue:
 		default:
-			// The lane caught up with the reader: what it waited for so far no
+			// The lane caught up with the owner: what it waited for so far no
 			// longer holds anyone up.
 			l.waited.Store(0)
 			l.emptied.Add(1)
-			if passed && !l.halted.Load() {
-				p.f.u.log.Debug("passed-by address goes on", "target", l.target)
-				p.stop(errRetry)
-				return
+			if l.watch.Swap(false) {
+				l.report(event{kind: evCaughtUp})
 			}
-			select {
-			case m = <-l.queue:
-			case <-passedBy:
-				passed, passedBy = true, nil
-				continue
-			case <-p.sending.Done():
-				return
-			}
+			it, ok = <-l.queue
 		}
-		if p.sending.Err() != nil {
+		if !ok {
 			return
 		}
-		if l.halted.Load() {
-			p.idle(1)
+		if dead || it.gen != l.gen.Load() || l.f.sending.Err() != nil {
+			l.report(event{kind: evDropped, seq: it.m.Seq})
 			continue
 		}
-		err := l.send(m)
-		p.idle(1)
-		if err != nil {
-			if p.sending.Err() == nil {
-				p.fail(err)
-			}
-			return
+		if ev, failed := l.send(it.m, receipts); ev.kind != evNone {
+			dead = dead || failed
+			l.report(ev)
 		}
 	}
 }
 
-// send sends one stored message, dead-letters it if it can never be sent, or halts
-// the lane if the address's link cannot be had. It returns only failures.
-func (l *lane) send(m *store.Message) error {
-	p, f := l.p, l.p.f
-	out, err := prepare(m, f.u.cfg.AddressPrefix, "shadowgw:"+f.u.cfg.ContainerID+":", f.u.now())
+// send sends one stored message. It returns what the owner must know when the
+// message did not go on the wire, and whether the lane's link is unusable.
+func (l *lane) send(m *storedMessage, receipts chan<- sent) (ev event, failed bool) {
+	f := l.f
+	cfg := &f.u.cfg
+	out, err := prepare(m, cfg.AddressPrefix, "shadowgw:"+cfg.ContainerID+":", f.u.clk.now())
 	if err != nil {
-		return f.deadLetter(m.Seq, m.Address, err.Error())
+		return event{kind: evUnsendable, seq: m.Seq, reason: err.Error()}, false
 	}
-	// An attach is not cancelled when the pipeline stops sending: it is short, and
-	// the link is kept for the next pipeline.
-	l.busy(true)
-	snd, err := f.link(p.ctx, out.target)
-	l.busy(false)
-	switch {
-	case errors.Is(err, errHeld):
-		l.halt()
-		return nil
-	case errors.Is(err, errLinkLimit):
-		// The address waits for the next pipeline, which starts after all links were
-		// closed; the other addresses go on until then.
-		p.needLinks.Store(true)
-		l.halt()
-		return nil
-	case err != nil:
-		return err
+	if l.link == nil {
+		l.busy(true)
+		var refused bool
+		l.link, refused, err = f.attach(f.sending, l.target)
+		l.busy(false)
+		switch {
+		case err != nil && f.sending.Err() != nil:
+			return event{kind: evDropped, seq: m.Seq}, true
+		case err != nil:
+			return event{kind: evAttachFailed, seq: m.Seq, err: err, refused: refused}, true
+		}
 	}
+	snd := l.link.snd
 	if limit := snd.MaxMessageSize(); limit > 0 && uint64(out.size) > limit {
-		return f.deadLetter(m.Seq, m.Address, fmt.Sprintf("message of %d bytes exceeds the cloud's max-message-size %d for %q", out.size, limit, out.target))
+		return event{kind: evUnsendable, seq: m.Seq, reason: fmt.Sprintf("message of %d bytes exceeds the cloud's max-message-size %d for %q", out.size, limit, out.target)}, false
 	}
 	select {
-	case p.tokens <- struct{}{}:
-	case <-p.sending.Done():
-		return context.Cause(p.sending)
+	case f.tokens <- struct{}{}:
+	case <-f.sending.Done():
+		return event{kind: evDropped, seq: m.Seq}, false
 	}
-	l.inFlight.Add(1)
-	if err := f.u.limit.wait(p.sending, out.size); err != nil {
-		l.untoken()
-		return err
+	if err := f.u.limit.wait(f.sending, out.size); err != nil {
+		<-f.tokens
+		return event{kind: evDropped, seq: m.Seq}, false
 	}
 	// §2.6.12: the transfer is unsettled; the cloud settles it with an outcome that
-	// the settling goroutine acts on. SendWithReceipt returns once the transfer is
+	// the settling goroutine awaits. SendWithReceipt returns once the transfer is
 	// written, so the order on the link is the order of these calls. It waits for
 	// link credit (§2.6.7) first: up to StallTimeout, and only this lane waits.
-	sctx, cancel := context.WithTimeout(p.sending, f.u.cfg.StallTimeout)
+	sctx, cancel := context.WithTimeout(f.sending, cfg.StallTimeout)
 	l.busy(true)
 	receipt, err := snd.SendWithReceipt(sctx, out.msg, nil)
 	l.busy(false)
 	stalled := errors.Is(sctx.Err(), context.DeadlineExceeded)
 	cancel()
 	if err != nil {
-		l.untoken()
+		<-f.tokens
 		switch {
-		case p.sending.Err() != nil:
+		case f.sending.Err() != nil:
 			// go-amqp checks ctx before each frame: a message of several frames may
-			// be cut off midway, a partial delivery (§2.6.14) the next pipeline must
-			// not continue on. Attach a new link then.
-			f.markBroken(out.target)
-			return context.Cause(p.sending)
+			// be cut off midway, a partial delivery (§2.6.14) no later send may
+			// continue on. The link is not used again.
+			return event{kind: evDropped, seq: m.Seq}, true
 		case stalled:
-			// No credit on this link: hold the address, keep the others flowing.
-			f.hold(out.target, fmt.Sprintf("no link credit from the cloud for %v", f.u.cfg.StallTimeout), f.u.cfg.BackoffMin)
-			f.dropLink(p.ctx, out.target)
-			l.halt()
-			return nil
-		case !f.connLost(err):
-			f.hold(out.target, "send: "+readable(err).Error(), f.u.cfg.BackoffMin)
-			f.dropLink(p.ctx, out.target)
-			l.halt()
-			return nil
+			return event{kind: evSendFailed, seq: m.Seq, stalled: true}, true
 		}
-		return fmt.Errorf("send message %d to %q: %w", m.Seq, out.target, readable(err))
+		return event{kind: evSendFailed, seq: m.Seq, err: err, lost: f.conn.lost(err)}, true
 	}
 	f.u.st.inFlight.Add(1)
 	f.u.log.Debug("sent", "seq", m.Seq, "target", out.target, "bytes", out.size)
-	l.receipts <- sent{seq: m.Seq, target: out.target, payload: m.Payload, receipt: receipt} // never blocks: a token is held
-	return nil
+	receipts <- sent{seq: m.Seq, payload: m.Payload, receipt: receipt} // never blocks: a token is held
+	return event{}, false
 }
 
-// settleAll awaits the outcomes of the lane's messages in order and acts on them.
-// After a failure it only counts the rest out.
-func (l *lane) settleAll() {
-	p := l.p
-	var failed, linkGone bool
-	for s := range l.receipts {
-		if !failed {
-			if err := l.settle(s, &linkGone); err != nil {
-				p.fail(err)
-				failed = true
-			}
-		}
-		p.f.u.st.inFlight.Add(-1)
-		l.untoken()
-	}
-}
+// settleBatch and settleBatchDelay bound how many outcomes a settling goroutine
+// reports at once, and how long it keeps the first of them: while outcomes come
+// quickly, the owner is woken once for many, and their deletes are batched.
+const (
+	settleBatch      = 64
+	settleBatchDelay = time.Millisecond
+)
 
-// settle waits for the outcome of s and acts on it (AMQP 1.0 §3.4). When the
-// pipeline fails it keeps waiting up to shutdownGrace, so that messages the cloud
-// accepted are deleted rather than sent again. linkGone records that the cloud
-// ended the lane's link.
-func (l *lane) settle(s sent, linkGone *bool) error {
-	p, f := l.p, l.p.f
-	sctx, cancel := context.WithTimeout(p.wctx, f.u.cfg.StallTimeout)
-	state, err := s.receipt.Wait(sctx)
-	cancel()
-	if err != nil {
-		// The outcome is unknown: the message stays stored and is sent again.
-		switch {
-		case p.ctx.Err() != nil && p.wctx.Err() != nil:
-			return context.Cause(p.ctx)
-		case sctx.Err() != nil && p.wctx.Err() == nil:
-			return fmt.Errorf("no outcome for message %d to %q within %v", s.seq, s.target, f.u.cfg.StallTimeout)
-		case *linkGone:
-			return nil // the same link's error again
-		case !f.connLost(err):
-			// The cloud ended this address's link or session.
-			*linkGone = true
-			f.hold(s.target, "link: "+readable(err).Error(), f.u.cfg.BackoffMin)
-			f.markBroken(s.target)
-			l.halt()
-			return nil
+// settleAll awaits the outcomes of the lane's messages in order and reports them,
+// in batches (see settleBatch); then it ends the lane's session and reports that
+// the lane is done. While the forwarder stops, it still waits up to
+// shutdownGrace, so that messages the cloud accepted are deleted rather than sent
+// again.
+func (l *lane) settleAll(receipts <-chan sent) {
+	f := l.f
+	linkGone := false
+	var batch []event
+	var bctx context.Context // ends settleBatchDelay after the first outcome in batch
+	bcancel := context.CancelFunc(func() {})
+	flush := func() {
+		if len(batch) > 0 {
+			l.report(event{kind: evOutcomes, outcomes: batch})
+			batch = nil
 		}
-		return fmt.Errorf("outcome of message %d to %q: %w", s.seq, s.target, readable(err))
+		bcancel()
+		bctx = nil
 	}
-	switch state := state.(type) {
-	case *amqp.StateAccepted:
-		// §3.4.2: the cloud took responsibility; the message may leave the store.
-		f.u.st.forwarded.Add(1)
-		f.u.log.Debug("accepted", "seq", s.seq, "target", s.target)
-		f.u.held.release(s.target, f.u.now())
-		f.markReady()
-		p.del.add(s.seq)
-	case *amqp.StateRejected:
-		// §3.4.3: the cloud will never take this message; keep it aside.
-		if err := f.deadLetter(s.seq, s.target, "rejected by the cloud: "+describeError(state.Error)); err != nil {
-			return err
-		}
-	case *amqp.StateModified:
-		// §3.4.5: not processed. delivery-failed counts an attempt (§3.2.1
-		// delivery-count) and message-annotations are merged into the message's;
-		// both are written to the store, so the copy sent next, also after a
-		// restart, carries them. undeliverable-here keeps it off this connection;
-		// otherwise the address is held like after a release.
-		f.u.st.released.Add(1)
-		f.u.log.Debug("modified", "seq", s.seq, "target", s.target, "delivery_failed", state.DeliveryFailed, "undeliverable_here", state.UndeliverableHere)
-		if state.DeliveryFailed || len(state.MessageAnnotations) > 0 {
-			if err := f.u.rewriteModified(s.seq, s.payload, state); err != nil {
-				f.u.log.Warn("could not record a modified outcome; the message is sent again unchanged", "seq", s.seq, "err", err)
-			}
-		}
-		if state.UndeliverableHere {
-			f.markUndeliverable(s.seq, s.target)
+	for s := range receipts {
+		ev := event{kind: evOutcome, seq: s.seq, payload: s.payload}
+		if linkGone {
+			ev.err = errLinkGone // the outcome is unknown; the message stays stored
 		} else {
-			f.hold(s.target, "modified by the cloud", f.u.cfg.RetryDelay)
-			l.halt()
+			waited := false
+			if bctx != nil {
+				// An outcome that is in already is reported with the batch.
+				ev.state, ev.err = s.receipt.Wait(bctx)
+				if ev.err != nil && bctx.Err() != nil && f.wctx.Err() == nil {
+					flush() // the batch is due; this one may take long
+					ev.err = nil
+				} else {
+					waited = true
+					l.outcomeErr(&ev, nil)
+				}
+			}
+			if !waited {
+				sctx, cancel := context.WithTimeout(f.wctx, f.u.cfg.StallTimeout)
+				ev.state, ev.err = s.receipt.Wait(sctx)
+				l.outcomeErr(&ev, sctx)
+				cancel()
+			}
+			linkGone = ev.err != nil && !errors.Is(ev.err, errStopped) && !ev.stalled
 		}
-	default:
-		// §3.4.4 released, or settled without a terminal outcome: sent again after
-		// RetryDelay (growing while the address keeps being released), after the
-		// address's other messages in flight.
-		f.u.st.released.Add(1)
-		f.u.log.Debug("released", "seq", s.seq, "target", s.target, "state", fmt.Sprint(state))
-		f.hold(s.target, "released by the cloud", f.u.cfg.RetryDelay)
-		l.halt()
+		f.u.st.inFlight.Add(-1)
+		<-f.tokens
+		if bctx == nil {
+			bctx, bcancel = batchContext(f.wctx)
+		}
+		batch = append(batch, ev)
+		if len(receipts) == 0 || len(batch) >= settleBatch {
+			flush()
+		}
 	}
-	return nil
+	flush()
+	if l.link != nil {
+		closeSession(l.link)
+	}
+	l.report(event{kind: evLaneDone})
+}
+
+// batchContext returns the context of a batch of outcomes; flush cancels it.
+func batchContext(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(parent, settleBatchDelay)
+}
+
+// outcomeErr classifies the error of a wait for ev's outcome, if any: the
+// forwarder stopping, no outcome within StallTimeout (sctx, nil if not used), or
+// the link or the connection gone.
+func (l *lane) outcomeErr(ev *event, sctx context.Context) {
+	switch {
+	case ev.err == nil:
+	case l.f.wctx.Err() != nil:
+		ev.err = errStopped
+	case sctx != nil && sctx.Err() != nil:
+		ev.stalled = true
+	default:
+		ev.lost = l.f.conn.lost(ev.err)
+	}
+}
+
+// attach begins a session and attaches a sender link to target (§2.5.1, §2.6.3).
+// refused reports that the cloud refused the link on a live connection
+// (amqp:not-found, amqp:unauthorized-access, ...): a matter of this address only.
+func (f *forwarder) attach(ctx context.Context, target string) (l *link, refused bool, err error) {
+	actx, cancel := context.WithTimeout(ctx, f.u.cfg.DialTimeout)
+	defer cancel()
+	sess, err := f.conn.newSession(actx)
+	if err != nil {
+		return nil, false, fmt.Errorf("begin session for %q: %w", target, readable(err))
+	}
+	snd, err := sess.NewSender(actx, target, &amqp.SenderOptions{
+		SettlementMode:              amqp.SenderSettleModeUnsettled.Ptr(),
+		RequestedReceiverSettleMode: amqp.ReceiverSettleModeFirst.Ptr(),
+		TargetDurability:            f.u.durability,
+	})
+	if err != nil {
+		closeSession(&link{sess: sess})
+		if ctx.Err() != nil || f.conn.lost(err) {
+			return nil, false, fmt.Errorf("attach sender to %q: %w", target, readable(err))
+		}
+		return nil, true, fmt.Errorf("attach: %w", readable(err))
+	}
+	f.u.log.Debug("attached", "target", target)
+	return &link{sess: sess, snd: snd}, false, nil
+}
+
+// closeSession ends l's session without waiting long: it failed already, or is
+// being replaced.
+func closeSession(l *link) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = l.sess.Close(ctx)
 }

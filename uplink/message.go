@@ -10,7 +10,6 @@ import (
 	amqp "github.com/Azure/go-amqp"
 
 	"github.com/shadowgw/shadowgw/edge/message"
-	"github.com/shadowgw/shadowgw/store"
 )
 
 // SourceAnnotation is the message annotation (AMQP 1.0 §3.2.3) the uplink adds to every
@@ -46,7 +45,7 @@ var nullValueSection = []byte{0x00, 0x53, 0x77, 0x40}
 //
 // An error means the message can never be sent as stored; the caller dead-letters it
 // with the error's text as the reason.
-func prepare(m *store.Message, prefix, idPrefix string, now time.Time) (out outgoing, err error) {
+func prepare(m *storedMessage, prefix, idPrefix string, now time.Time) (out outgoing, err error) {
 	if m.Address == "" {
 		return outgoing{}, errNoAddress
 	}

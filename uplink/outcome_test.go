@@ -27,6 +27,10 @@ func TestProton(t *testing.T) {
 	t.Run("modified survives a restart", func(t *testing.T) { testModifiedRestart(t, s) })
 	t.Run("hold due while reader waits", func(t *testing.T) { testMissedHoldDue(t, s) })
 	t.Run("slow credit passed by", func(t *testing.T) { testSlowCredit(t, s) })
+	t.Run("retry without barrier", func(t *testing.T) { testRetryWithoutBarrier(t, s) })
+	t.Run("undeliverable waits for outcomes", func(t *testing.T) { testUndeliverableWaitsForOutcomes(t, s) })
+	t.Run("held not read again", func(t *testing.T) { testHeldNotReread(t, s) })
+	t.Run("hold across a reconnect", func(t *testing.T) { testHoldAcrossReconnect(t, s) })
 }
 
 // protonConfig returns a configuration for s: TLS against its CA, SASL ANONYMOUS.

@@ -1,0 +1,75 @@
+package store
+
+import (
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// ReadNextFunc is ReadNext with a filter: skip is called, inside the read
+// transaction, with the seq and the address of each message ReadNext would
+// return (address is valid only during the call, and must not be kept). A
+// message it skips is passed over as if it had been read, without being
+// copied, and does not count towards max. A forwarder uses it to pass over
+// the messages of addresses it holds back, and those it has in flight,
+// without copying them only to drop them.
+func (s *Store) ReadNextFunc(c *Cursor, max int, skip func(seq uint64, address []byte) bool) ([]Message, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	moved := map[*route]uint64{}
+	var msgs []Message
+	err := s.view(func(tx *bolt.Tx) error {
+		q := tx.Bucket(bucketQueue)
+		all := s.rt.all
+		for i := 0; i < len(all) && len(msgs) == 0; {
+			j := i + 1
+			for j < len(all) && all[j].Priority == all[i].Priority {
+				j++
+			}
+			var err error
+			msgs, err = s.readMergedFunc(q, all[i:j], func(r *route) uint64 { return c.after[r.Name] },
+				func(r *route, seq uint64) { moved[r] = seq }, max, skip)
+			if err != nil {
+				return err
+			}
+			i = j
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: read: %w", err)
+	}
+	if c.after == nil {
+		c.after = map[string]uint64{}
+	}
+	for r, seq := range moved {
+		c.after[r.Name] = seq
+	}
+	return msgs, nil
+}
+
+// readMergedFunc is readMerged with ReadNextFunc's filter.
+func (s *Store) readMergedFunc(q *bolt.Bucket, routes []*route, after func(*route) uint64, seen func(*route, uint64), max int, skip func(uint64, []byte) bool) ([]Message, error) {
+	var msgs []Message
+	var str interner
+	now := s.opts.Clock.Now().UnixNano()
+	err := mergeRoutes(q, routes, after, func(r *route, seq uint64, v []byte) (bool, error) {
+		rec, err := decodeMessageRecord(seq, v)
+		if err != nil {
+			return false, err
+		}
+		seen(r, seq)
+		if rec.expired(now) || skip(seq, rec.address) {
+			return true, nil
+		}
+		if msgs == nil {
+			msgs = make([]Message, 0, min(max, 256))
+		}
+		m := rec.message(seq, &str)
+		m.Route = r.Name
+		msgs = append(msgs, m)
+		return len(msgs) < max, nil
+	})
+	return msgs, err
+}
