@@ -371,7 +371,7 @@ func (p *pipeline) dispatch(m *store.Message, rest []store.Message) error {
 	if m.Address == "" {
 		return f.deadLetter(m.Seq, "", errNoAddress.Error())
 	}
-	target := f.u.cfg.AddressPrefix + m.Address
+	target := f.u.cloudAddress(m)
 	if p.passed[target] || f.isUndeliverable(m.Seq) {
 		return nil
 	}
@@ -408,7 +408,7 @@ func (p *pipeline) dispatch(m *store.Message, rest []store.Message) error {
 	}
 	start := f.u.now()
 	defer func() { l.fullWaited += f.u.now().Sub(start) }()
-	others := p.othersIn(rest, m.Address)
+	others := p.othersIn(rest, target)
 	// slowLeft returns how much longer the lane must be slow to be passed by, and why.
 	slowLeft := func(now time.Time) (time.Duration, string) {
 		left, reason := wait-l.cloudWaited(now), "the cloud is slow to give link credit"
@@ -460,11 +460,11 @@ func (p *pipeline) dispatch(m *store.Message, rest []store.Message) error {
 	return nil
 }
 
-// othersIn reports whether msgs hold a message for an address other than address
-// that is not passed by.
-func (p *pipeline) othersIn(msgs []store.Message, address string) bool {
+// othersIn reports whether msgs hold a message for a cloud address other than
+// target that is not passed by.
+func (p *pipeline) othersIn(msgs []store.Message, target string) bool {
 	for i := range msgs {
-		if a := msgs[i].Address; a != address && !p.passed[p.f.u.cfg.AddressPrefix+a] {
+		if a := p.f.u.cloudAddress(&msgs[i]); a != target && !p.passed[a] {
 			return true
 		}
 	}

@@ -167,7 +167,7 @@ func (l *lane) sendAll() {
 // the lane if the address's link cannot be had. It returns only failures.
 func (l *lane) send(m *store.Message) error {
 	p, f := l.p, l.p.f
-	out, err := prepare(m, f.u.cfg.AddressPrefix, "shadowgw:"+f.u.cfg.ContainerID+":", f.u.now())
+	out, err := prepare(m, l.target, "shadowgw:"+f.u.cfg.ContainerID+":", f.u.now())
 	if err != nil {
 		return f.deadLetter(m.Seq, m.Address, err.Error())
 	}

@@ -48,6 +48,7 @@ type Uplink struct {
 	log        *slog.Logger
 	endpoints  []endpoint
 	durability amqp.Durability
+	template   AddressTemplate // see cloudAddress
 	limit      *limiter
 
 	// Clock and randomness, replaceable by tests before Run.
@@ -86,6 +87,7 @@ func New(cfg Config, src Source, log *slog.Logger) (*Uplink, error) {
 		after:      time.After,
 		rand:       rand.Float64,
 	}
+	u.template, _ = ParseAddressTemplate(cfg.AddressTemplate) // checked by Validate
 	u.held.rand = func() float64 { return u.rand() }
 	u.limit = newLimiter(cfg.RateLimit, cfg.RateLimitBytes, func() time.Time { return u.now() }, func(d time.Duration) <-chan time.Time { return u.after(d) })
 	u.st.snap.Endpoint = endpoints[0].addr
