@@ -56,10 +56,14 @@ func (f *forwarder) link(ctx context.Context, target string) (*amqp.Sender, erro
 		}
 		return nil, fmt.Errorf("begin session for %q: %w", target, readable(err))
 	}
+	// No settlement mode is requested (§2.7.3: the attach then says mixed and first,
+	// the defaults). go-amqp refuses a link whose answered mode differs from one it
+	// requested, and a broker may legally answer mixed (rhea does) or second. Every
+	// message is still sent unsettled and waits for its outcome: in mode mixed go-amqp
+	// sends unsettled unless told otherwise, and SendWithReceipt fails, sending nothing,
+	// on a link the broker made settled.
 	snd, err := sess.NewSender(actx, target, &amqp.SenderOptions{
-		SettlementMode:              amqp.SenderSettleModeUnsettled.Ptr(),
-		RequestedReceiverSettleMode: amqp.ReceiverSettleModeFirst.Ptr(),
-		TargetDurability:            f.u.durability,
+		TargetDurability: f.u.durability,
 	})
 	if err != nil {
 		closeSession(ctx, &link{sess: sess})
