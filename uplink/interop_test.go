@@ -1,93 +1,85 @@
 package uplink
 
 import (
+	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	amqp "github.com/Azure/go-amqp"
 
+	"github.com/shadowgw/shadowgw/edge"
+	"github.com/shadowgw/shadowgw/edge/devicetest"
 	"github.com/shadowgw/shadowgw/store"
 	"github.com/shadowgw/shadowgw/uplink/cloudtest"
 )
 
-// The cloud side of the interop matrix: the uplink at its defaults forwards 300
-// messages over TLS to each cloud peer at its own defaults; each must arrive once,
-// with its body, application-properties and the source annotation intact. Devices at
-// their defaults are edge's side of the matrix (edge/interop_defaults_test.go).
+// The interop matrix: five device stacks at their default settings send through a
+// gateway (edge, store, uplink, as cmd/shadowgw wires them) to each of three cloud
+// peers at theirs, over TLS: RabbitMQ 3.10 (SASL PLAIN), the Proton test server
+// (SASL ANONYMOUS: Debian's Proton has no Cyrus SASL, so it cannot check a
+// password) and a small broker on rhea (SASL PLAIN). Every message must arrive once,
+// with its body, application-properties and source annotation intact. One gateway
+// and one broker serve each column.
 
-// interopCount is the number of messages of one matrix cell.
-const interopCount = 300
+// matrixCount is the number of messages each device sends in each column.
+const matrixCount = 300
 
-// interopSources are the senders the cells' messages come from: two devices and a
-// sensor input, spread round-robin.
-var interopSources = []string{"sensor-1", "sensor-2", "input:attic"}
+// matrixSize is the body size of the devices' messages.
+const matrixSize = 100
 
-// interopBody is message i's body: 100 bytes that differ from one message to the next.
-func interopBody(i int) []byte {
-	b := make([]byte, 100)
-	for j := range b {
-		b[j] = byte((i + j) % 251)
-	}
-	return b
-}
+// matrixDevices are the device stacks by their identity at the gateway: the
+// container-id, since they connect anonymously. Proton C's send.c announces its
+// program name.
+var matrixDevices = []string{"send", "proton-python", "go-amqp", "uamqp", "rhea"}
 
 // arrived is a message as a cloud peer received it, its fields as text.
 type arrived struct {
-	id, body    string // body: the data section in hex
+	address     string
+	id, body    string // body: a data section in hex, another body as text
 	props, anno map[string]string
 }
 
-// storeInterop stores interopCount messages for address, message-id "cell:i", from
-// interopSources in turn, and returns the source of each message-id.
-func storeInterop(t *testing.T, st *store.Store, address, cell string) map[string]string {
-	t.Helper()
-	sources := map[string]string{}
-	for i := range interopCount {
-		src := interopSources[i%len(interopSources)]
-		id := cell + ":" + strconv.Itoa(i)
-		m := amqp.NewMessage(interopBody(i))
-		m.Properties = &amqp.MessageProperties{MessageID: id}
-		m.ApplicationProperties = map[string]any{"device": src, "seq": int64(i), "cell": cell}
-		appendMessages(t, st, address, src, m)
-		sources[id] = src
-	}
-	return sources
+// storeSink hands the edge's deliveries to the store, as cmd/shadowgw does.
+type storeSink struct{ st *store.Store }
+
+func (s storeSink) Store(d *edge.Delivery, done func(error)) {
+	s.st.AppendAsync(&store.Message{Address: d.Address, Source: d.Source, Received: d.Received, Payload: d.Payload, Info: &d.Info},
+		func(err error) {
+			if errors.Is(err, store.ErrFull) {
+				err = fmt.Errorf("%w: %w", edge.ErrFull, err)
+			}
+			done(err)
+		})
 }
 
-// checkArrived checks that got holds each of want's messages once, intact.
-func checkArrived(t *testing.T, got []arrived, want map[string]string) {
+// startGateway runs an edge server on a loopback port, a store and an uplink with cfg
+// until the end of the test, and returns the edge's address.
+func startGateway(t *testing.T, cfg Config) (string, *store.Store) {
 	t.Helper()
-	seen := map[string]int{}
-	for _, a := range got {
-		seen[a.id]++
-		src, ok := want[a.id]
-		if !ok {
-			t.Errorf("unexpected message %q", a.id)
-			continue
-		}
-		if seen[a.id] > 1 {
-			t.Errorf("message %q arrived %d times", a.id, seen[a.id])
-			continue
-		}
-		seq, err := strconv.Atoi(a.props["seq"])
-		if err != nil || a.props["device"] != src || a.props["cell"] == "" {
-			t.Errorf("message %q: application-properties %v, want device %s and a seq", a.id, a.props, src)
-			continue
-		}
-		if wantBody := hex.EncodeToString(interopBody(seq)); a.body != wantBody {
-			t.Errorf("message %q: body %s, want %s", a.id, a.body, wantBody)
-		}
-		if a.anno[SourceAnnotation] != src {
-			t.Errorf("message %q: %s = %q, want %q", a.id, SourceAnnotation, a.anno[SourceAnnotation], src)
-		}
+	st := openStore(t, false)
+	startUplink(t, cfg, st, interopLog(t))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(seen) != len(want) {
-		t.Errorf("%d distinct messages arrived, want %d", len(seen), len(want))
-	}
+	srv := edge.New(edge.Config{AllowAnonymous: true}, storeSink{st}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("edge Serve: %v", err)
+		}
+	})
+	return ln.Addr().String(), st
 }
 
 // interopLog returns a logger whose lines are shown if the test fails.
@@ -101,11 +93,144 @@ func interopLog(t *testing.T) *slog.Logger {
 	return log
 }
 
+// sendFromDevices runs each device of matrixDevices in turn, each sending
+// matrixCount messages to address, and fails the test unless each got every outcome
+// accepted.
+func sendFromDevices(t *testing.T, gw, address string) {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(gw)
+	for _, dev := range matrixDevices {
+		start := time.Now()
+		switch dev {
+		case "send":
+			out, err := devicetest.RunProtonSend(t, devicetest.ProtonSend(t), host, port, address, matrixCount)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprintf("%d messages sent and acknowledged", matrixCount); strings.TrimSpace(out) != want {
+				t.Fatalf("proton-c send printed %q, want %q", out, want)
+			}
+		case "proton-python":
+			r := devicetest.Python(t, devicetest.PythonOptions{Addr: gw, Address: address, Count: matrixCount,
+				Size: matrixSize, SASL: devicetest.Anonymous, Device: dev})
+			checkReport(t, dev, r)
+		case "go-amqp":
+			sendGoAMQP(t, gw, address, dev)
+		case "uamqp":
+			r := devicetest.UAMQP(t, devicetest.UAMQPOptions{Addr: gw, Address: address, Count: matrixCount,
+				Size: matrixSize, Device: dev})
+			checkReport(t, dev, r)
+		case "rhea":
+			r := devicetest.Rhea(t, devicetest.RheaOptions{Addr: gw, Address: address, Count: matrixCount,
+				Size: matrixSize, Device: dev})
+			checkReport(t, dev, r)
+		}
+		t.Logf("%s: %d messages accepted by the gateway in %v", dev, matrixCount, time.Since(start).Round(time.Millisecond))
+	}
+}
+
+func checkReport(t *testing.T, dev string, r devicetest.Result) {
+	t.Helper()
+	if r.Accepted != matrixCount || len(r.Errors) > 0 {
+		t.Fatalf("%s device: report %+v, want %d accepted", dev, r, matrixCount)
+	}
+}
+
+// sendGoAMQP sends like the other devices, with go-amqp at its defaults (no SASL,
+// sender options nil); only its container-id is set, as its identity.
+func sendGoAMQP(t *testing.T, gw, address, dev string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := amqp.Dial(ctx, "amqp://"+gw, &amqp.ConnOptions{ContainerID: dev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := c.NewSession(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snd, err := s.NewSender(ctx, address, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range matrixCount {
+		m := amqp.NewMessage(devicetest.Body(i, matrixSize))
+		m.Properties = &amqp.MessageProperties{MessageID: fmt.Sprintf("%s:%d", dev, i)}
+		m.ApplicationProperties = map[string]any{"device": dev, "seq": int64(i)}
+		if err := snd.Send(ctx, m, nil); err != nil {
+			t.Fatalf("go-amqp send %d: %v", i, err)
+		}
+	}
+}
+
+// checkDevice checks that got holds the matrixCount messages of device dev, each
+// once and intact, and nothing else.
+func checkDevice(t *testing.T, dev string, got []arrived) {
+	t.Helper()
+	seen := map[string]int{}
+	for _, a := range got {
+		if src := a.anno[SourceAnnotation]; src != dev {
+			t.Errorf("%s: message %q has %s %q, want %q", dev, a.id, SourceAnnotation, src, dev)
+			continue
+		}
+		seen[a.id]++
+		if seen[a.id] > 1 {
+			t.Errorf("%s: message %q arrived %d times", dev, a.id, seen[a.id])
+			continue
+		}
+		if dev == "send" {
+			// Debian's send.c: message-id ulong n from 1, body {"sequence": n}, no
+			// application-properties.
+			if n, err := strconv.Atoi(a.id); err != nil || n < 1 || n > matrixCount || !strings.Contains(a.body, "sequence") || !strings.Contains(a.body, a.id) {
+				t.Errorf("%s: message %q with body %q, want ids 1..%d and a body {sequence: id}", dev, a.id, a.body, matrixCount)
+			}
+			continue
+		}
+		seq, err := strconv.Atoi(number(a.props["seq"]))
+		if err != nil || a.props["device"] != dev || a.id != fmt.Sprintf("%s:%d", dev, seq) {
+			t.Errorf("%s: message %q has application-properties %v, want device %s and seq matching the id", dev, a.id, a.props, dev)
+			continue
+		}
+		if want := hex.EncodeToString(devicetest.Body(seq, matrixSize)); a.body != want {
+			t.Errorf("%s: message %q: body %s, want %s", dev, a.id, a.body, want)
+		}
+	}
+	if len(seen) != matrixCount {
+		t.Errorf("%s: %d distinct messages arrived, want %d", dev, len(seen), matrixCount)
+	}
+}
+
+// number returns the digits of an integer as a peer printed it: "7", or "int32(7)"
+// (Proton Python's text for an AMQP int, which uAMQP-C sends for a Python int).
+func number(s string) string {
+	s = strings.TrimSuffix(s, ")")
+	if i := strings.LastIndexByte(s, '('); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
+}
+
+// byDevice groups messages by the source annotation.
+func byDevice(got []arrived) map[string][]arrived {
+	out := map[string][]arrived{}
+	for _, a := range got {
+		out[a.anno[SourceAnnotation]] = append(out[a.anno[SourceAnnotation]], a)
+	}
+	return out
+}
+
 // fromAMQP turns messages read with go-amqp into arrived ones.
-func fromAMQP(msgs []*amqp.Message) []arrived {
+func fromAMQP(address string, msgs []*amqp.Message) []arrived {
 	out := make([]arrived, len(msgs))
 	for i, m := range msgs {
-		a := arrived{props: map[string]string{}, anno: map[string]string{}, body: hex.EncodeToString(m.GetData())}
+		a := arrived{address: address, props: map[string]string{}, anno: map[string]string{}}
+		if m.Data != nil {
+			a.body = hex.EncodeToString(m.GetData())
+		} else {
+			a.body = fmt.Sprint(m.Value)
+		}
 		if m.Properties != nil {
 			a.id = fmt.Sprint(m.Properties.MessageID)
 		}
@@ -124,62 +249,46 @@ func fromAMQP(msgs []*amqp.Message) []arrived {
 func fromDeliveries(ds []cloudtest.Delivery) []arrived {
 	out := make([]arrived, len(ds))
 	for i, d := range ds {
-		out[i] = arrived{id: d.ID, body: d.Body, props: d.Props, anno: d.Annotations}
+		out[i] = arrived{address: d.Address, id: d.ID, body: d.Body, props: d.Props, anno: d.Annotations}
 	}
 	return out
 }
 
-func TestInteropClouds(t *testing.T) {
+func TestInteropMatrix(t *testing.T) {
+	total := matrixCount * len(matrixDevices)
 	t.Run("rabbitmq", func(t *testing.T) {
 		b := cloudtest.StartRabbitMQ(t)
-		t.Run("defaults", func(t *testing.T) {
-			st := openStore(t, false)
-			cfg, _ := testConfig(t, b)
-			want := storeInterop(t, st, "interop", "rabbitmq")
-			startUplink(t, cfg, st, interopLog(t))
-			got := b.Receive(t, "/queue/interop", interopCount, 60*time.Second)
-			checkFor(t, 10*time.Second, func() bool { return stored(t, st) == 0 }, func() string { return "messages left in the store" })
-			b.ExpectEmpty(t, "/queue/interop", 300*time.Millisecond)
-			checkArrived(t, fromAMQP(got), want)
-		})
-		t.Run("address template", func(t *testing.T) {
-			st := openStore(t, false)
-			cfg, _ := testConfig(t, b)
-			cfg.AddressTemplate = "{address}.{device}"
-			want := storeInterop(t, st, "tpl", "template")
-			startUplink(t, cfg, st, interopLog(t))
-			var got []arrived
-			for _, src := range interopSources {
-				queue := "/queue/tpl." + src
-				msgs := fromAMQP(b.Receive(t, queue, interopCount/len(interopSources), 60*time.Second))
-				for _, m := range msgs {
-					if want[m.id] != src {
-						t.Errorf("message %q from %s arrived on %s", m.id, want[m.id], queue)
-					}
-				}
-				got = append(got, msgs...)
-			}
-			checkFor(t, 10*time.Second, func() bool { return stored(t, st) == 0 }, func() string { return "messages left in the store" })
-			for _, src := range interopSources {
-				b.ExpectEmpty(t, "/queue/tpl."+src, 200*time.Millisecond)
-			}
-			checkArrived(t, got, want)
-		})
+		t.Run("template from the store", func(t *testing.T) { testTemplateFromStore(t, b) })
+		cfg, _ := testConfig(t, b)
+		// One queue per device, named by its identity: the address template, as a
+		// cloud that wants an address per device behind a gateway would have it. (The
+		// stored address would not do for uAMQP-C: it sends its whole target URL,
+		// amqps://127.0.0.1/interop, which is no RabbitMQ address.)
+		cfg.AddressTemplate = "interop.{device}"
+		gw, st := startGateway(t, cfg)
+		sendFromDevices(t, gw, "interop")
+		checkFor(t, 60*time.Second, func() bool { return stored(t, st) == 0 }, func() string { return fmt.Sprintf("%d messages left in the store", stored(t, st)) })
+		for _, dev := range matrixDevices {
+			queue := "/queue/interop." + dev
+			got := fromAMQP(queue, b.Receive(t, queue, matrixCount, 30*time.Second))
+			checkDevice(t, dev, got)
+			b.ExpectEmpty(t, queue, 200*time.Millisecond)
+		}
 	})
 	t.Run("proton", func(t *testing.T) {
 		s := cloudtest.StartProton(t)
-		st := openStore(t, false)
-		want := storeInterop(t, st, "interop", "proton")
-		startUplink(t, protonConfig(s), st, interopLog(t))
-		s.WaitFor(t, 60*time.Second, "300 messages", func(d []cloudtest.Delivery) bool { return len(d) >= interopCount })
+		gw, st := startGateway(t, protonConfig(s))
+		sendFromDevices(t, gw, "interop")
+		s.WaitFor(t, 60*time.Second, "all messages", func(d []cloudtest.Delivery) bool { return len(d) >= total })
 		checkFor(t, 10*time.Second, func() bool { return stored(t, st) == 0 }, func() string { return "messages left in the store" })
-		checkArrived(t, fromDeliveries(s.Deliveries()), want)
+		got := byDevice(fromDeliveries(s.Deliveries()))
+		for _, dev := range matrixDevices {
+			checkDevice(t, dev, got[dev])
+		}
 	})
 	t.Run("rhea", func(t *testing.T) {
 		s := cloudtest.StartRhea(t)
-		st := openStore(t, false)
-		want := storeInterop(t, st, "interop", "rhea")
-		cfg := Config{
+		gw, st := startGateway(t, Config{
 			URL:          s.URL,
 			CAFile:       s.CAFile,
 			User:         s.User,
@@ -187,16 +296,58 @@ func TestInteropClouds(t *testing.T) {
 			BackoffMin:   100 * time.Millisecond,
 			BackoffMax:   400 * time.Millisecond,
 			DialTimeout:  10 * time.Second,
-		}
-		startUplink(t, cfg, st, interopLog(t))
-		s.WaitFor(t, 60*time.Second, "300 messages", func(d []cloudtest.Delivery) bool { return len(d) >= interopCount })
+		})
+		sendFromDevices(t, gw, "interop")
+		s.WaitFor(t, 60*time.Second, "all messages", func(d []cloudtest.Delivery) bool { return len(d) >= total })
 		checkFor(t, 10*time.Second, func() bool { return stored(t, st) == 0 }, func() string { return "messages left in the store" })
-		checkArrived(t, fromDeliveries(s.Deliveries()), want)
-		// The link the gateway sent on was answered mixed (§2.7.3), the case go-amqp
-		// refuses when a mode was requested.
-		as := s.Attaches()
-		if len(as) == 0 || as[0].SndSettleMode != 2 {
-			t.Errorf("attaches %+v: want the broker's answer snd-settle-mode mixed (2)", as)
+		got := byDevice(fromDeliveries(s.Deliveries()))
+		for _, dev := range matrixDevices {
+			checkDevice(t, dev, got[dev])
+		}
+		// The broker answered the gateway's links with snd-settle-mode mixed (§2.7.3),
+		// which go-amqp refuses when a mode was requested.
+		for _, a := range s.Attaches() {
+			if a.SndSettleMode != 2 {
+				t.Errorf("attach %+v: want the broker's answer snd-settle-mode mixed (2)", a)
+			}
+		}
+		if len(s.Attaches()) == 0 {
+			t.Error("the broker saw no attach")
 		}
 	})
+}
+
+// testTemplateFromStore checks the address template through RabbitMQ for messages
+// already in the store: from a device and from a sensor input ("input:NAME"), with
+// {address} and {device}.
+func testTemplateFromStore(t *testing.T, b *cloudtest.Broker) {
+	st := openStore(t, false)
+	cfg, _ := testConfig(t, b)
+	cfg.AddressTemplate = "{address}.{device}"
+	sources := []string{"sensor-1", "input:attic"}
+	const n = 50
+	for i := range n {
+		for _, src := range sources {
+			m := amqp.NewMessage(devicetest.Body(i, matrixSize))
+			m.Properties = &amqp.MessageProperties{MessageID: fmt.Sprintf("%s:%d", src, i)}
+			m.ApplicationProperties = map[string]any{"device": src, "seq": int64(i)}
+			appendMessages(t, st, "tpl", src, m)
+		}
+	}
+	startUplink(t, cfg, st, interopLog(t))
+	for _, src := range sources {
+		queue := "/queue/tpl." + src
+		got := fromAMQP(queue, b.Receive(t, queue, n, 30*time.Second))
+		seen := map[string]bool{}
+		for _, a := range got {
+			seq, _ := strconv.Atoi(a.props["seq"])
+			if a.anno[SourceAnnotation] != src || a.props["device"] != src || seen[a.id] ||
+				a.body != hex.EncodeToString(devicetest.Body(seq, matrixSize)) {
+				t.Errorf("%s: message %+v: want one of %d from %s, intact", queue, a, n, src)
+			}
+			seen[a.id] = true
+		}
+		b.ExpectEmpty(t, queue, 200*time.Millisecond)
+	}
+	checkFor(t, 10*time.Second, func() bool { return stored(t, st) == 0 }, func() string { return "messages left in the store" })
 }
