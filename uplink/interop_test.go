@@ -337,7 +337,12 @@ func testTemplateFromStore(t *testing.T, b *cloudtest.Broker) {
 	startUplink(t, cfg, st, interopLog(t))
 	for _, src := range sources {
 		queue := "/queue/tpl." + src
-		got := fromAMQP(queue, b.Receive(t, queue, n, 30*time.Second))
+		var got []arrived
+		if src == "sensor-1" {
+			got = fromAMQP(queue, b.Receive(t, queue, n, 30*time.Second)) // a durable source
+		} else {
+			got = fromAMQP(queue, receiveAMQ(t, b, "/amq/queue/tpl."+src, n))
+		}
 		seen := map[string]bool{}
 		for _, a := range got {
 			seq, _ := strconv.Atoi(a.props["seq"])
@@ -350,4 +355,41 @@ func testTemplateFromStore(t *testing.T, b *cloudtest.Broker) {
 		b.ExpectEmpty(t, queue, 200*time.Millisecond)
 	}
 	checkFor(t, 10*time.Second, func() bool { return stored(t, st) == 0 }, func() string { return "messages left in the store" })
+}
+
+// receiveAMQ reads n messages from address with a go-amqp receiver at its defaults
+// (a non-durable source), accepting each: how a consumer reads a queue the gateway
+// declared durable through /amq/queue/NAME, which declares nothing. It first checks
+// that the same receiver on /queue/NAME is refused, as the README says.
+func receiveAMQ(t *testing.T, b *cloudtest.Broker, address string, n int) []*amqp.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn := b.Dial(t)
+	if s, err := conn.NewSession(ctx, nil); err != nil {
+		t.Fatal(err)
+	} else if _, err := s.NewReceiver(ctx, strings.Replace(address, "/amq/queue/", "/queue/", 1), nil); err == nil ||
+		!strings.Contains(err.Error(), "inequivalent arg 'durable'") {
+		t.Errorf("receiver with a non-durable source on /queue/: got %v, want PRECONDITION_FAILED inequivalent arg 'durable'", err)
+	}
+	s, err := conn.NewSession(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv, err := s.NewReceiver(ctx, address, nil)
+	if err != nil {
+		t.Fatalf("receiver on %s: %v", address, err)
+	}
+	var out []*amqp.Message
+	for len(out) < n {
+		m, err := rcv.Receive(ctx, nil)
+		if err != nil {
+			t.Fatalf("receive from %s after %d messages: %v", address, len(out), err)
+		}
+		if err := rcv.AcceptMessage(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
 }
