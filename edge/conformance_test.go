@@ -77,8 +77,10 @@ func TestAttachReplyCarriesTermini(t *testing.T) {
 	if at.Role != frame.RoleReceiver || at.SourceAddress != "device-src" || at.TargetAddress != "t" || at.Handle != 3 {
 		t.Fatalf("attach reply %+v: want receiver role, source device-src, target t, handle 3", at)
 	}
-	if at.MaxMessageSize != 5000 || at.RcvSettleMode != frame.RcvSecond {
-		t.Fatalf("attach reply max-message-size %d rcv-settle-mode %d, want 5000 and second", at.MaxMessageSize, at.RcvSettleMode)
+	// §2.7.3: the receiver's rcv-settle-mode is the mode in use: first, whatever the
+	// device asked (second here).
+	if at.MaxMessageSize != 5000 || at.RcvSettleMode != frame.RcvFirst {
+		t.Fatalf("attach reply max-message-size %d rcv-settle-mode %d, want 5000 and first", at.MaxMessageSize, at.RcvSettleMode)
 	}
 	fl := expect[*frame.Flow](p, 0)
 	if fl.DeliveryCount != 41 || fl.LinkCredit != 7 || !fl.HasHandle || fl.Handle != 3 {
@@ -159,9 +161,11 @@ func TestBatchedDisposition(t *testing.T) {
 	}
 }
 
-// §2.6.12 rcv-settle-mode second: the gateway answers accepted unsettled and forgets the
-// delivery only when the device settles it.
-func TestSettleModeSecond(t *testing.T) {
+// §2.7.3: the receiver's rcv-settle-mode in its attach is the mode in use; the sender's
+// is only a wish. A device that asks for second (uAMQP-C does by default) gets first,
+// and each outcome settled at once (§2.6.12), which every client stack completes on; a
+// settled disposition the device sends anyway is harmless.
+func TestSettleModeSecondAnsweredFirst(t *testing.T) {
 	sink := &memSink{}
 	addr, srv := startServer(t, Config{AllowAnonymous: true}, sink)
 	p := rawDial(t, addr)
@@ -169,17 +173,22 @@ func TestSettleModeSecond(t *testing.T) {
 	p.begin(0)
 	p.send(0, &frame.Attach{Name: "l", Handle: 0, Role: frame.RoleSender, Target: target("x"),
 		RcvSettleMode: frame.RcvSecond, HasDeliveryCount: true}, nil)
-	expect[*frame.Attach](p, 0)
+	if at := expect[*frame.Attach](p, 0); at.RcvSettleMode != frame.RcvFirst {
+		t.Fatalf("attach reply rcv-settle-mode %d, want first (%d)", at.RcvSettleMode, frame.RcvFirst)
+	}
 	expect[*frame.Flow](p, 0)
 	p.transfer(0, 0, 0, false, "m")
 	d := expect[*frame.Disposition](p, 0)
-	if d.Settled || frame.StateCode(d.State) != frame.CodeAccepted {
-		t.Fatalf("disposition %+v: want accepted and not settled", d)
+	if !d.Settled || frame.StateCode(d.State) != frame.CodeAccepted {
+		t.Fatalf("disposition %+v: want accepted and settled", d)
 	}
 	p.send(0, &frame.Disposition{Role: frame.RoleSender, First: 0, Settled: true, State: &frame.Accepted{}}, nil)
 	// The connection is still healthy, and the store has the message once.
 	p.transfer(0, 0, 1, true, "presettled")
 	checkFor(t, 5*time.Second, func() bool { return srv.Stats().Messages == 2 })
+	if n := len(sink.deliveries()); n != 2 {
+		t.Fatalf("stored %d messages, want 2", n)
+	}
 }
 
 // §2.7.7: a detach without closed is answered in kind; the link can be attached again

@@ -44,7 +44,7 @@ func (s *session) attachReceiver(a *frame.Attach) error {
 		address:       a.TargetAddress,
 		deliveryCount: a.InitialDeliveryCount,
 		receiver: receiver{
-			rcvSettleMode:  a.RcvSettleMode,
+			rcvSettleMode:  frame.RcvFirst, // see the attach below
 			maxMessageSize: c.srv.cfg.MaxMessageSize,
 			window:         c.srv.cfg.Credit,
 		},
@@ -54,11 +54,15 @@ func (s *session) attachReceiver(a *frame.Attach) error {
 	}
 	s.links[a.Handle] = l
 	c.send(s.channel, &frame.Attach{
-		Name:           a.Name,
-		Handle:         a.Handle,
-		Role:           frame.RoleReceiver,
-		SndSettleMode:  a.SndSettleMode,
-		RcvSettleMode:  a.RcvSettleMode, // both modes are supported (§2.8.3)
+		Name:          a.Name,
+		Handle:        a.Handle,
+		Role:          frame.RoleReceiver,
+		SndSettleMode: a.SndSettleMode,
+		// §2.7.3: the receiver's rcv-settle-mode is the mode in use, the sender's only
+		// a wish. The gateway settles each outcome at once (first), whatever the device
+		// asked: uAMQP-C asks second by default yet completes a send only on a settled
+		// disposition, so honouring second left both sides waiting.
+		RcvSettleMode:  frame.RcvFirst,
 		Source:         a.Source,
 		Target:         a.Target,
 		MaxMessageSize: c.srv.cfg.MaxMessageSize,

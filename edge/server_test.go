@@ -120,7 +120,6 @@ func TestGoAMQPDevice(t *testing.T) {
 		{"anonymous settled", &amqp.ConnOptions{SASLType: amqp.SASLTypeAnonymous()},
 			&amqp.SenderOptions{SettlementMode: amqp.SenderSettleModeSettled.Ptr()}, 100, 500},
 		{"multi-frame", &amqp.ConnOptions{MaxFrameSize: 4096}, nil, 200_000, 5},
-		{"rcv-settle-mode second", nil, &amqp.SenderOptions{RequestedReceiverSettleMode: amqp.ReceiverSettleModeSecond.Ptr()}, 10, 50},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

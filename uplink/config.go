@@ -62,6 +62,10 @@ type Config struct {
 	// target address: with "/queue/", a device's "telemetry" goes to RabbitMQ's
 	// "/queue/telemetry". Default "".
 	AddressPrefix string
+	// AddressTemplate, if set, makes the part of the cloud address after
+	// AddressPrefix from the message's address and sender; see AddressTemplate
+	// (the type). Default "": the stored address.
+	AddressTemplate string
 	// TargetDurability is the terminus durability requested for each target (AMQP 1.0
 	// §3.5.3): "none", "configuration" (the default) or "unsettled-state". RabbitMQ
 	// declares the queue of a "/queue/NAME" target durable unless it is "none", and
@@ -180,6 +184,9 @@ func (c Config) Validate() error {
 	if _, err := c.withDefaults().durability(); err != nil {
 		return err
 	}
+	if _, err := ParseAddressTemplate(c.AddressTemplate); err != nil {
+		return configErr("AddressTemplate", err.Error())
+	}
 	return nil
 }
 
@@ -257,6 +264,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("user", c.User),
 		slog.String("password_file", c.PasswordFile),
 		slog.String("address_prefix", c.AddressPrefix),
+		slog.String("address_template", c.AddressTemplate),
 		slog.Int("in_flight", c.InFlight),
 	)
 }

@@ -15,7 +15,7 @@ func (f *forwarder) dispatch(m *storedMessage, now time.Time) *lane {
 	if f.pass.skip[m.Address] || f.passOver(m.Seq, nil) {
 		return nil // things changed since it was read
 	}
-	target := f.u.cfg.AddressPrefix + m.Address
+	target := f.u.cloudAddress(m)
 	if f.u.held.held(target, now) {
 		f.skipAddress(m.Address)
 		return nil
@@ -152,9 +152,10 @@ func (f *forwarder) caughtUp(l *lane) {
 	}
 }
 
-// hold holds target with reason on its own backoff (see holds) and halts its lane.
-func (f *forwarder) hold(target, reason string, min time.Duration) {
-	until := f.u.held.hold(target, reason, f.u.clk.now(), min, max(f.u.cfg.BackoffMax, min))
+// hold holds l's target with reason on its own backoff (see holds) and halts its lane.
+func (f *forwarder) hold(l *lane, reason string, min time.Duration) {
+	target := l.target
+	until := f.u.held.hold(target, l.address, reason, f.u.clk.now(), min, max(f.u.cfg.BackoffMax, min))
 	f.u.log.Debug("address held", "target", target, "reason", reason, "until", until)
 	if f.holdDue.IsZero() || until.Before(f.holdDue) {
 		f.holdDue = until

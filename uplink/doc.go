@@ -9,9 +9,10 @@
 // a lower one, each route first in, first out), so that after an outage the alarms
 // drain before a telemetry backlog, and alarms that arrive while a backlog drains
 // overtake what has not been read yet. It sends each message to AddressPrefix + its
-// stored address, on one session and sender link per target address, kept open and
-// reused (RabbitMQ ends the whole session when it refuses a link, so a refusal
-// concerns one address only). Each address is sent by a goroutine of its own, in the
+// stored address (or what AddressTemplate makes of it and the sender), on one
+// session and sender link per target address, kept open and reused (RabbitMQ ends
+// the whole session when it refuses a link, so a refusal concerns one address
+// only). Each address is sent by a goroutine of its own, in the
 // order read, so the order within an address is kept (a message sent again after a
 // release is the exception, see below), and an address the cloud grants no link
 // credit (§2.6.7) holds up only its own messages (see Held addresses). Up to

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -252,8 +251,8 @@ func (f *forwarder) advance() error {
 			l.fullWaited += now.Sub(f.pass.blockedAt)
 		}
 		f.pass = pass{corrupt: f.pass.corrupt}
-		for _, target := range f.u.held.heldAt(now) {
-			f.skipAddress(strings.TrimPrefix(target, f.u.cfg.AddressPrefix))
+		for _, address := range f.u.held.storedHeldAt(now) {
+			f.skipAddress(address)
 		}
 	}
 	for {

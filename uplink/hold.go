@@ -29,12 +29,14 @@ type holds struct {
 
 type heldAddress struct {
 	HeldAddress
-	bo backoff.Backoff
+	stored string // the stored address whose messages go to this target
+	bo     backoff.Backoff
 }
 
-// hold holds target after a failure, for the next delay of its own backoff, which
-// starts at min; a target already held and not yet due keeps its time.
-func (h *holds) hold(target, reason string, now time.Time, min, max time.Duration) time.Time {
+// hold holds target, where messages stored under the address stored go, after a
+// failure, for the next delay of its own backoff, which starts at min; a target
+// already held and not yet due keeps its time.
+func (h *holds) hold(target, stored, reason string, now time.Time, min, max time.Duration) time.Time {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.m == nil {
@@ -45,7 +47,7 @@ func (h *holds) hold(target, reason string, now time.Time, min, max time.Duratio
 		a = &heldAddress{HeldAddress: HeldAddress{Address: target, Since: now}, bo: backoff.Backoff{Min: min, Max: max, Rand: h.rand}}
 		h.m[target] = a
 	}
-	a.Reason = reason
+	a.Reason, a.stored = reason, stored
 	if now.Before(a.Until) {
 		return a.Until
 	}
@@ -96,14 +98,16 @@ func (h *holds) nextDue(now time.Time) time.Time {
 	return due
 }
 
-// heldAt returns the targets held at now.
-func (h *holds) heldAt(now time.Time) []string {
+// storedHeldAt returns the stored addresses of the targets held at now. With an
+// address template, one stored address may feed several targets: all its messages
+// stay stored while one of them is held, which keeps each target's order.
+func (h *holds) storedHeldAt(now time.Time) []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []string
-	for t, a := range h.m {
+	for _, a := range h.m {
 		if now.Before(a.Until) {
-			out = append(out, t)
+			out = append(out, a.stored)
 		}
 	}
 	return out

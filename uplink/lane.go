@@ -152,7 +152,7 @@ func (l *lane) sendAll(receipts chan<- sent) {
 func (l *lane) send(m *storedMessage, receipts chan<- sent) (ev event, failed bool) {
 	f := l.f
 	cfg := &f.u.cfg
-	out, err := prepare(m, cfg.AddressPrefix, "shadowgw:"+cfg.ContainerID+":", f.u.clk.now())
+	out, err := prepare(m, l.target, "shadowgw:"+cfg.ContainerID+":", f.u.clk.now())
 	if err != nil {
 		return event{kind: evUnsendable, seq: m.Seq, reason: err.Error()}, false
 	}
@@ -309,10 +309,14 @@ func (f *forwarder) attach(ctx context.Context, target string) (l *link, refused
 	if err != nil {
 		return nil, false, fmt.Errorf("begin session for %q: %w", target, readable(err))
 	}
+	// No settlement mode is requested (§2.7.3: the attach then says mixed and first,
+	// the defaults). go-amqp refuses a link whose answered mode differs from one it
+	// requested, and a broker may legally answer mixed (rhea does) or second. Every
+	// message is still sent unsettled and waits for its outcome: in mode mixed go-amqp
+	// sends unsettled unless told otherwise, and SendWithReceipt fails, sending nothing,
+	// on a link the broker made settled.
 	snd, err := sess.NewSender(actx, target, &amqp.SenderOptions{
-		SettlementMode:              amqp.SenderSettleModeUnsettled.Ptr(),
-		RequestedReceiverSettleMode: amqp.ReceiverSettleModeFirst.Ptr(),
-		TargetDurability:            f.u.durability,
+		TargetDurability: f.u.durability,
 	})
 	if err != nil {
 		closeSession(&link{sess: sess})

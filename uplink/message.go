@@ -45,7 +45,7 @@ var nullValueSection = []byte{0x00, 0x53, 0x77, 0x40}
 //
 // An error means the message can never be sent as stored; the caller dead-letters it
 // with the error's text as the reason.
-func prepare(m *storedMessage, prefix, idPrefix string, now time.Time) (out outgoing, err error) {
+func prepare(m *storedMessage, target, idPrefix string, now time.Time) (out outgoing, err error) {
 	if m.Address == "" {
 		return outgoing{}, errNoAddress
 	}
@@ -81,7 +81,7 @@ func prepare(m *storedMessage, prefix, idPrefix string, now time.Time) (out outg
 	if err != nil {
 		return outgoing{}, fmt.Errorf("cannot encode message: %w", err)
 	}
-	return outgoing{msg: msg, target: prefix + m.Address, size: len(enc)}, nil
+	return outgoing{msg: msg, target: target, size: len(enc)}, nil
 }
 
 // decode parses the stored sections with go-amqp. It never panics: a panic in the

@@ -147,7 +147,7 @@ func TestPrepare(t *testing.T) {
 			if received.IsZero() {
 				received = now
 			}
-			out, err := prepare(&store.Message{Seq: 1, Address: address, Source: "dev-1", Received: received, Payload: payload}, "/queue/", "shadowgw:gw:", now)
+			out, err := prepare(&store.Message{Seq: 1, Address: address, Source: "dev-1", Received: received, Payload: payload}, "/queue/"+address, "shadowgw:gw:", now)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("got err %v, want %q", err, tt.wantErr)

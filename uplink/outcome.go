@@ -73,7 +73,7 @@ func (f *forwarder) handle(ev event) error {
 		if !l.retired {
 			// amqp:not-found, amqp:unauthorized-access (RabbitMQ ends the session),
 			// ...: this address waits on its own backoff.
-			f.hold(target, ev.err.Error(), f.u.cfg.BackoffMin)
+			f.hold(l, ev.err.Error(), f.u.cfg.BackoffMin)
 			f.retire(l)
 			f.u.log.Warn("address held", "target", target, "err", errors.Unwrap(ev.err), "retry_in", f.u.held.nextDueOf(target).Sub(f.u.clk.now()).Round(time.Millisecond))
 		}
@@ -81,11 +81,11 @@ func (f *forwarder) handle(ev event) error {
 		switch {
 		case ev.stalled:
 			// No credit on this link: hold the address, keep the others flowing.
-			f.hold(target, fmt.Sprintf("no link credit from the cloud for %v", f.u.cfg.StallTimeout), f.u.cfg.BackoffMin)
+			f.hold(l, fmt.Sprintf("no link credit from the cloud for %v", f.u.cfg.StallTimeout), f.u.cfg.BackoffMin)
 		case ev.lost:
 			return fmt.Errorf("send message %d to %q: %w", ev.seq, target, readable(ev.err))
 		default:
-			f.hold(target, "send: "+readable(ev.err).Error(), f.u.cfg.BackoffMin)
+			f.hold(l, "send: "+readable(ev.err).Error(), f.u.cfg.BackoffMin)
 		}
 		f.retire(l)
 	case evOutcome:
@@ -129,7 +129,7 @@ func (f *forwarder) outcome(l *lane, ev event) error {
 		}
 		// The cloud ended this address's link or session.
 		if !l.retired {
-			f.hold(target, "link: "+readable(ev.err).Error(), f.u.cfg.BackoffMin)
+			f.hold(l, "link: "+readable(ev.err).Error(), f.u.cfg.BackoffMin)
 			f.retire(l)
 		}
 		return nil
@@ -166,7 +166,7 @@ func (f *forwarder) outcome(l *lane, ev event) error {
 		if state.UndeliverableHere {
 			f.undeliverable[ev.seq] = target
 		} else {
-			f.hold(target, "modified by the cloud", f.u.cfg.RetryDelay)
+			f.hold(l, "modified by the cloud", f.u.cfg.RetryDelay)
 		}
 	default:
 		// §3.4.4 released, or settled without a terminal outcome: sent again after
@@ -174,7 +174,7 @@ func (f *forwarder) outcome(l *lane, ev event) error {
 		// address's other messages in flight.
 		f.u.st.released.Add(1)
 		f.u.log.Debug("released", "seq", ev.seq, "target", target, "state", fmt.Sprint(state))
-		f.hold(target, "released by the cloud", f.u.cfg.RetryDelay)
+		f.hold(l, "released by the cloud", f.u.cfg.RetryDelay)
 	}
 	return nil
 }

@@ -25,6 +25,7 @@ type Uplink struct {
 	log        *slog.Logger
 	endpoints  []endpoint
 	durability amqp.Durability
+	template   AddressTemplate // see cloudAddress
 	limit      *limiter
 
 	clk clock // replaceable by tests before Run
@@ -58,6 +59,7 @@ func New(cfg Config, src Source, log *slog.Logger) (*Uplink, error) {
 		durability: durability,
 		clk:        clock{now: time.Now, after: time.After, rand: rand.Float64},
 	}
+	u.template, _ = ParseAddressTemplate(cfg.AddressTemplate) // checked by Validate
 	u.held.rand = func() float64 { return u.clk.rand() }
 	u.limit = newLimiter(cfg.RateLimit, cfg.RateLimitBytes, func() time.Time { return u.clk.now() }, func(d time.Duration) <-chan time.Time { return u.clk.after(d) })
 	u.st.snap.Endpoint = endpoints[0].addr

@@ -152,6 +152,7 @@ func gatewayFromConfig(cfg config.Config) (gatewayConfig, error) {
 			User:                   cfg.Uplink.User,
 			PasswordFile:           cfg.Uplink.PasswordFile,
 			AddressPrefix:          cfg.Uplink.AddressPrefix,
+			AddressTemplate:        cfg.Uplink.AddressTemplate,
 			InFlight:               cfg.Uplink.InFlight,
 			BackoffMin:             cfg.Uplink.ReconnectMin,
 			BackoffMax:             cfg.Uplink.ReconnectMax,

@@ -1,7 +1,7 @@
 // Package devicetest runs real AMQP 1.0 device clients against a gateway address, for
 // tests in any package.
 //
-// Two client stacks from Debian are supported:
+// These client stacks are supported:
 //
 //   - Qpid Proton Python (python3-qpid-proton): [Python] and [StartPython] run the
 //     embedded script device.py with /usr/bin/python3, in the event-driven style
@@ -13,6 +13,13 @@
 //   - Qpid Proton C (libqpid-proton11-dev, libqpid-proton11-dev-examples): [ProtonSend]
 //     and [ProtonSendAbort] build Debian's example programs send.c and send-abort.c from
 //     /usr/share/proton/examples/c, and [RunProtonSend] runs them. They do not use SASL.
+//   - Azure uAMQP-C through Debian's python3-uamqp: [UAMQP] runs the embedded script
+//     uamqp_device.py, uamqp.SendClient at its defaults (rcv-settle-mode second). The
+//     binding only speaks TLS, so the device connects through a TLS hop that relays
+//     to the gateway's plain port.
+//   - rhea (Node.js, from npm, pinned in scripts/package.json and installed into
+//     scripts/node_modules by scripts/install-test-deps.sh): [Rhea] runs the embedded
+//     script rhea_device.js at rhea's defaults.
 //
 // When a client cannot run (no /usr/bin/python3, no proton module, no C compiler or
 // Proton headers) the test is skipped, or fails if the environment variable

@@ -9,6 +9,11 @@
 // system's RabbitMQ service and its files are never touched. Starting a node costs
 // 6–10 s, so tests share one where they can.
 //
+// [StartProton] runs a test server on Qpid Proton (Python) that answers with any outcome
+// on demand; [StartRhea] a small broker on the rhea library (Node.js, pinned in
+// scripts/package.json and installed into scripts/node_modules by
+// scripts/install-test-deps.sh), a peer at another library's defaults.
+//
 // [NewCertificates] writes a throwaway CA with a server and a client certificate as PEM
 // files; it is also useful on its own (for example, a second CA the server does not
 // trust).

@@ -91,6 +91,7 @@ type Delivery struct {
 	Conn          int               `json:"conn"`           // connection number, from 1
 	Props         map[string]string `json:"props"`
 	Annotations   map[string]string `json:"annotations"` // message-annotations, values as text
+	Body          string            `json:"body"`        // a data section in hex; another body as text
 }
 
 // Event is a line of the server's log other than a delivery: "connection",

@@ -182,7 +182,8 @@ class Server(MessagingHandler):
         emit(event="delivery", address=event.link.target.address, id=key, n=n,
              delivery_count=msg.delivery_count, outcome=outcome,
              conn=self.conn_id(event.connection), props={k: str(v) for k, v in props.items()},
-             annotations={str(k): str(v) for k, v in (msg.annotations or {}).items()})
+             annotations={str(k): str(v) for k, v in (msg.annotations or {}).items()},
+             body=msg.body.hex() if isinstance(msg.body, (bytes, memoryview)) else str(msg.body))
         if outcome == "accept":
             self.accept(dlv)
         elif outcome == "reject":

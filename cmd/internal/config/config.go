@@ -140,6 +140,11 @@ type Uplink struct {
 	// address, for example "/queue/" for RabbitMQ (address-prefix).
 	AddressPrefix string
 
+	// AddressTemplate makes the rest of the broker address, after AddressPrefix, from
+	// the device's target address and identity, e.g. "telemetry/mytenant/{device}"
+	// (address-template); see uplink.AddressTemplate. Empty means "{address}".
+	AddressTemplate string
+
 	// InFlight is the largest number of messages sent to the broker and not yet settled
 	// (in-flight).
 	InFlight int

@@ -80,6 +80,7 @@ var sections = []struct {
 		stringField("user", func(c *Config) *string { return &c.Uplink.User }),
 		pathField("password-file", func(c *Config) *string { return &c.Uplink.PasswordFile }),
 		stringField("address-prefix", func(c *Config) *string { return &c.Uplink.AddressPrefix }),
+		stringField("address-template", func(c *Config) *string { return &c.Uplink.AddressTemplate }),
 		intField("in-flight", math.MaxInt32, func(c *Config) int64 { return int64(c.Uplink.InFlight) },
 			func(c *Config, v int64) { c.Uplink.InFlight = int(v) }),
 		durationField("reconnect-min", func(c *Config) *time.Duration { return &c.Uplink.ReconnectMin }),

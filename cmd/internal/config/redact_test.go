@@ -41,6 +41,7 @@ server-name =
 user = "gate#way"
 password-file = /etc/shadowgw/pw
 address-prefix = "/queue/ with ; blanks "
+address-template = telemetry/t/{device}
 in-flight = 3
 reconnect-min = 2s
 reconnect-max = 30s

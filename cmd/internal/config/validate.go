@@ -150,6 +150,7 @@ func (c *Config) validateUplink(add func(*Error)) {
 	if strings.ContainsFunc(u.AddressPrefix, isControl) {
 		at("address-prefix", nil, "contains a control character")
 	}
+	validateAddressTemplate(u.AddressTemplate, at)
 	if !u.Enabled() {
 		return // the other settings are unused; Warnings says so
 	}

@@ -1,0 +1,68 @@
+package devicetest
+
+import (
+	_ "embed"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+)
+
+//go:embed rhea_device.js
+var rheaScript []byte
+
+// RheaOptions configure one rhea device; zero fields take the defaults on each.
+type RheaOptions struct {
+	Addr    string        // host:port of the gateway; required
+	Address string        // target address; default "telemetry"
+	Count   int           // messages to send; default 1
+	Size    int           // body size in bytes; default 100
+	Device  string        // the container-id and the "device" property; default "rhea"
+	Timeout time.Duration // the device gives up after this long; default 30s
+}
+
+// Rhea runs a device on the rhea library (Node.js, npm; the version pinned in
+// scripts/package.json, installed by scripts/install-test-deps.sh) to its end and
+// returns its report. The device is at rhea's defaults: no SASL, a sender whose
+// attach leaves the settlement modes out, unsettled sends pipelined up to the link
+// credit; its messages are like the Python device's. Errors are as for Python.
+func Rhea(t testing.TB, o RheaOptions) Result {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	var modules string
+	if err == nil {
+		modules, err = nodeModules()
+	}
+	if err != nil {
+		unavailable(t, "rhea device: %v", err)
+	}
+	if o.Addr == "" {
+		t.Fatal("devicetest: RheaOptions.Addr is empty")
+	}
+	if o.Address == "" {
+		o.Address = "telemetry"
+	}
+	if o.Count == 0 {
+		o.Count = 1
+	}
+	if o.Size == 0 {
+		o.Size = 100
+	}
+	if o.Device == "" {
+		o.Device = "rhea"
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 30 * time.Second
+	}
+	host, port, err := net.SplitHostPort(o.Addr)
+	if err != nil {
+		t.Fatalf("devicetest: %v", err)
+	}
+	script := writeScript(t, "rhea_device.js", rheaScript)
+	cmd := exec.Command(node, script, host, port, o.Address, strconv.Itoa(o.Count), strconv.Itoa(o.Size),
+		o.Device, strconv.FormatFloat(o.Timeout.Seconds(), 'f', 3, 64))
+	cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
+	return runReport(t, "rhea device "+o.Device, cmd, o.Timeout+15*time.Second)
+}
