@@ -239,19 +239,27 @@ func testMQTTCloudOutage(t *testing.T, b *cloudtest.Broker) {
 	}
 	b.Start()
 	stopped = false
-	msgs := b.Receive(t, "/queue/"+topic, clients*per, 2*time.Minute)
-	seen := map[key]bool{}
-	for _, m := range msgs {
-		k, err := mqttKey(m, size, 1)
-		if err != nil {
-			t.Fatal(err)
+	// Delivery upstream is at-least-once: a message in flight when the broker went
+	// down may arrive twice. Every message must arrive; duplicates are counted.
+	seen := map[key]int{}
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(seen) < clients*per && time.Now().Before(deadline) {
+		for _, m := range b.Drain(t, "/queue/"+topic, 3*time.Second) {
+			k, err := mqttKey(m, size, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen[k]++
 		}
-		if seen[k] {
-			t.Fatalf("%v arrived twice", k)
-		}
-		seen[k] = true
 	}
-	b.ExpectEmpty(t, "/queue/"+topic, 2*time.Second)
+	if len(seen) != clients*per {
+		t.Fatalf("%d of %d messages arrived once the cloud was back", len(seen), clients*per)
+	}
+	dups := 0
+	for _, n := range seen {
+		dups += n - 1
+	}
+	t.Logf("all %d messages arrived once the cloud was back; %d duplicates from the uplink's at-least-once delivery", len(seen), dups)
 	g.stop()
 }
 
