@@ -297,7 +297,7 @@ func testMQTTGatewayKilled(t *testing.T, b *cloudtest.Broker) {
 	}
 	g.start()
 	counts := map[key]int{}
-	deadline = time.Now().Add(time.Minute)
+	deadline = time.Now().Add(2 * time.Minute)
 	for first := true; first || missing(acked, counts) > 0 && time.Now().Before(deadline); first = false {
 		for _, m := range b.Drain(t, "/queue/"+topic, 3*time.Second) {
 			k, err := mqttKey(m, size, 1)
@@ -314,7 +314,11 @@ func testMQTTGatewayKilled(t *testing.T, b *cloudtest.Broker) {
 				some = append(some, k)
 			}
 		}
-		t.Fatalf("%d of %d acknowledged messages never arrived, e.g. %v", n, len(acked), some)
+		// Lost, or still in the gateway's store (an uplink that stalls)? Say which.
+		g.stop()
+		out, _ := exec.Command(binary, "queue", "--data", data, "list").CombinedOutput()
+		t.Fatalf("%d of %d acknowledged messages never arrived, e.g. %v; the gateway's store holds %d lines:\n%.2000s",
+			n, len(acked), some, strings.Count(string(out), "\n"), out)
 	}
 	dups, unacked := 0, 0
 	for k, n := range counts {
