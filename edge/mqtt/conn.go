@@ -69,6 +69,7 @@ type conn struct {
 	persistent  bool
 	expiry      uint32 // MQTT 5 session expiry interval
 	problemInfo bool   // MQTT 5 Request Problem Information
+	maxOut      int    // MQTT 5 Maximum Packet Size of the client; 0: none
 	will        *packet.Will
 	fifo        []*pending // QoS 1 and 2 messages in PUBLISH order: acks go out in this order
 	storing     int        // messages handed to the Sink and not completed
@@ -323,6 +324,22 @@ func (c *conn) write(p packet.Packet) {
 		c.dirty = true
 	}
 	c.scratch = p.Append(c.scratch[:0], c.version)
+	if _, connack := p.(*packet.Connack); c.maxOut > 0 && len(c.scratch) > c.maxOut && !connack {
+		// 5.0 §3.1.2.11.4: leave out the Reason String and User Properties, or else the
+		// packet, rather than exceed the client's Maximum Packet Size.
+		switch p := p.(type) {
+		case *packet.Disconnect:
+			p.Props = packet.Properties{}
+		case *packet.Suback:
+			p.Props = packet.Properties{}
+		case *packet.Ack:
+			p.Props = packet.Properties{}
+		}
+		if c.scratch = p.Append(c.scratch[:0], c.version); len(c.scratch) > c.maxOut {
+			c.log.Debug("mqtt packet not sent: larger than the client's maximum packet size", "type", p.Type(), "size", len(c.scratch), "max", c.maxOut)
+			return
+		}
+	}
 	if _, err := c.bw.Write(c.scratch); err != nil {
 		c.werr = err
 	}

@@ -62,6 +62,9 @@ func (c *conn) connect(p *packet.Connect) *ending {
 		c.expiry = p.Props.SessionExpiry
 		c.persistent = c.expiry > 0
 		c.problemInfo = !p.Props.Has(packet.PropRequestProblemInfo) || p.Props.RequestProblemInfo == 1
+		if p.Props.Has(packet.PropMaximumPacketSize) {
+			c.maxOut = int(min(p.Props.MaximumPacketSize, 1<<30))
+		}
 	} else {
 		c.persistent = !p.CleanStart
 	}

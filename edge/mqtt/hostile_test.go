@@ -46,6 +46,18 @@ func TestHostileInput(t *testing.T) {
 				t.Errorf("reason 0x%02x, want 0x81", byte(code))
 			}
 		}},
+		{"malformed packet, small client maximum packet size", func(t *testing.T) {
+			c := dialRaw(t, ts.addr, packet.V5)
+			connect := packet.Connect{ClientID: "small", CleanStart: true}
+			connect.Props.MaximumPacketSize = 24
+			connect.Props.Mark(packet.PropMaximumPacketSize)
+			c.connect(connect, 0)
+			c.sendBytes([]byte{0x30, 0x04, 0x00, 0x02, 0xC3, 0x28})
+			got := c.expectClosed(5 * time.Second)
+			if code := disconnectCode(t, got); code != packet.MalformedPacket || got[0].(*packet.Disconnect).Props.Has(packet.PropReasonString) {
+				t.Errorf("got %+v, want DISCONNECT 0x81 without a reason string", got[0])
+			}
+		}},
 		{"protocol error, MQTT 5", func(t *testing.T) {
 			c := connected(t, packet.V5)
 			c.send(&packet.Connect{ProtocolName: "MQTT", Version: packet.V5, ClientID: "again"})
