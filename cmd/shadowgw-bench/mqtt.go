@@ -157,6 +157,9 @@ func mqttClient(ctx context.Context, o mqttOptions, id string) ([]time.Duration,
 	readerDone := make(chan struct{})
 	var mu sync.Mutex // guards sent, lat and bw between writer and reader
 	finish := func(err error) ([]time.Duration, error) {
+		if ctx.Err() != nil {
+			err = ctx.Err() // the deadline cut a read or write short
+		}
 		nc.Close()
 		<-readerDone
 		return lat, err
