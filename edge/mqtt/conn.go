@@ -397,11 +397,11 @@ func (c *conn) end(e *ending) {
 		c.write(d)
 	}
 	c.flush()
-	lvl := slog.LevelDebug
 	if e.err != nil || e.code >= 0x80 && e.code != packet.ServerShuttingDown {
-		lvl = slog.LevelWarn
+		c.srv.logGone.warn(c.log, "mqtt client disconnected", "client", c.client.ID, "reason", e.reason, "code", byte(e.code), "err", e.err)
+	} else {
+		c.log.Debug("mqtt client gone", "client", c.client.ID, "reason", e.reason)
 	}
-	c.log.Log(context.Background(), lvl, "mqtt client gone", "client", c.client.ID, "reason", e.reason, "err", e.err)
 	if !c.connected {
 		return
 	}

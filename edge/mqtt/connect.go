@@ -14,6 +14,7 @@ func (c *conn) connect(p *packet.Connect) *ending {
 	c.version = p.Version
 	refuse := func(code packet.ReasonCode, why string) *ending {
 		c.srv.refused.Add(1)
+		c.srv.logRefused.warn(c.log, "mqtt client refused", "reason", why, "client", p.ClientID, "user", p.User, "code", byte(code))
 		c.write(&packet.Connack{Code: c.connackCode(code)})
 		return &ending{reason: why}
 	}
@@ -28,15 +29,13 @@ func (c *conn) connect(p *packet.Connect) *ending {
 			ok, _ = credential.Verify(hash, string(p.Password))
 		}
 		if !ok {
-			c.log.Warn("mqtt client refused: bad user name or password", "user", p.User)
 			return refuse(packet.BadUserNameOrPassword, "bad user name or password")
 		}
 		user = p.User
 	case p.HasPassword:
 		return refuse(packet.BadUserNameOrPassword, "password without a user name")
 	case !c.srv.anonymousFrom(c.nc.RemoteAddr()):
-		c.log.Warn("mqtt client refused: anonymous clients are not allowed from here")
-		return refuse(packet.NotAuthorized, "anonymous client not allowed")
+		return refuse(packet.NotAuthorized, "anonymous clients are not allowed from this address")
 	}
 	id, assigned := p.ClientID, false
 	if id == "" {
@@ -49,8 +48,7 @@ func (c *conn) connect(p *packet.Connect) *ending {
 		id, assigned = "auto-"+hex.EncodeToString(b[:]), true
 	}
 	if p.Will != nil && !c.srv.mayPublish(user, p.Will.Topic) {
-		c.log.Warn("mqtt client refused: will topic not allowed", "user", user, "topic", p.Will.Topic)
-		return refuse(packet.NotAuthorized, "will topic not allowed")
+		return refuse(packet.NotAuthorized, "will topic "+p.Will.Topic+" not allowed")
 	}
 
 	c.client = Client{ID: id, User: user, Version: p.Version}

@@ -30,7 +30,7 @@ func (c *conn) publish(p *packet.Publish) *ending {
 		}
 	}
 	if !c.srv.mayPublish(c.client.User, p.Topic) {
-		c.log.Warn("mqtt publish refused: topic not allowed", "client", c.client.ID, "user", c.client.User, "topic", p.Topic)
+		c.srv.logDenied.warn(c.log, "mqtt publish refused: topic not allowed", "client", c.client.ID, "user", c.client.User, "topic", p.Topic)
 		if c.version != packet.V5 {
 			// 3.1.1 §3.3.5: no negative acknowledgement; close rather than pretend.
 			return &ending{will: true, reason: "publish to a topic not allowed"}
@@ -112,7 +112,7 @@ func (c *conn) collect() {
 			}
 			continue
 		}
-		c.log.Warn("mqtt message not stored", "client", c.client.ID, "address", pd.msg.Address, "qos", pd.qos, "err", pd.err)
+		c.srv.logNotStored.warn(c.log, "mqtt message not stored", "client", c.client.ID, "address", pd.msg.Address, "qos", pd.qos, "err", pd.err)
 		switch {
 		case pd.qos == 0:
 			c.srv.dropped.Add(1)

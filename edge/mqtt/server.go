@@ -43,6 +43,9 @@ type Server struct {
 	wg       sync.WaitGroup
 	nextID   atomic.Uint64
 
+	// Warnings a device can cause again and again are rate-limited.
+	logRefused, logGone, logDenied, logNotStored rateLog
+
 	open             atomic.Int64
 	connectionsTotal atomic.Uint64
 	refused          atomic.Uint64
@@ -122,7 +125,7 @@ func (s *Server) start(ctx context.Context, nc net.Conn) {
 	if len(s.conns) >= s.cfg.MaxConnections {
 		s.mu.Unlock()
 		s.refused.Add(1)
-		s.log.Warn("connection refused: limit reached", "remote", nc.RemoteAddr().String(), "max", s.cfg.MaxConnections)
+		s.logRefused.warn(s.log, "mqtt connection refused: limit reached", "remote", nc.RemoteAddr().String(), "max", s.cfg.MaxConnections)
 		nc.Close()
 		return
 	}
