@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/shadowgw/shadowgw/edge/mqtt/packet"
@@ -186,22 +187,81 @@ func (c *conn) pubrel(p *packet.Ack) {
 	c.fifo = append(c.fifo, &pending{done: true, ack: ack})
 }
 
-// publishWill stores the Will Message (§3.1.2.5). MQTT 5's Will Delay Interval is not
-// waited for: the Will is stored at once.
+// publishWill stores the Will Message (§3.1.2.5), at once or, for MQTT 5, after the
+// Will Delay Interval or when the session ends, whichever is first (5.0 §3.1.3.2.2); a
+// new connection of the same client before then cancels it.
 func (c *conn) publishWill() {
 	w := c.will
 	c.will = nil
-	payload, info := Build(Publication{Topic: w.Topic, QoS: w.QoS, Retain: w.Retain, Props: &w.Props, Payload: w.Payload}, c.source, time.Now())
-	m := &Message{Address: c.srv.cfg.AddressPrefix + w.Topic, Source: c.source, Received: time.Now(), Payload: payload, Info: info}
-	log := c.log
-	srv := c.srv
-	srv.sink.Append(m, func(err error) {
-		if err != nil {
-			srv.dropped.Add(1)
-			log.Warn("mqtt will not stored", "address", m.Address, "err", err)
-			return
+	delay := time.Duration(0)
+	if c.version == packet.V5 && w.Props.Has(packet.PropWillDelay) {
+		delay = time.Duration(min(w.Props.WillDelay, c.expiry)) * time.Second
+	}
+	c.srv.will(c.client.ID, c.source, w, delay, c.log)
+}
+
+// will stores w from source after delay, unless the client connects again first.
+func (s *Server) will(clientID, source string, w *packet.Will, delay time.Duration, log *slog.Logger) {
+	store := func() {
+		now := time.Now()
+		payload, info := Build(Publication{Topic: w.Topic, QoS: w.QoS, Retain: w.Retain, Props: &w.Props, Payload: w.Payload}, source, now)
+		m := &Message{Address: s.cfg.AddressPrefix + w.Topic, Source: source, Received: now, Payload: payload, Info: info}
+		s.sink.Append(m, func(err error) {
+			if err != nil {
+				s.dropped.Add(1)
+				s.logNotStored.warn(log, "mqtt will not stored", "address", m.Address, "err", err)
+				return
+			}
+			s.messages.Add(1)
+			s.bytes.Add(uint64(len(m.Payload)))
+		})
+	}
+	if delay <= 0 {
+		store()
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return // a gateway shutting down publishes no wills
+	}
+	var t *time.Timer
+	s.willWG.Add(1)
+	t = time.AfterFunc(delay, func() {
+		defer s.willWG.Done()
+		s.mu.Lock()
+		mine := s.wills[clientID] == t
+		if mine {
+			delete(s.wills, clientID)
 		}
-		srv.messages.Add(1)
-		srv.bytes.Add(uint64(len(m.Payload)))
+		s.mu.Unlock()
+		if mine {
+			store()
+		}
 	})
+	if old := s.wills[clientID]; old != nil && old.Stop() {
+		s.willWG.Done()
+	}
+	s.wills[clientID] = t
+}
+
+// cancelWill drops the delayed will of clientID, if any; s.mu is held.
+func (s *Server) cancelWill(clientID string) {
+	if t := s.wills[clientID]; t != nil {
+		delete(s.wills, clientID)
+		if t.Stop() {
+			s.willWG.Done()
+		}
+	}
+}
+
+// stopWills drops every delayed will and waits for those already being stored.
+func (s *Server) stopWills() {
+	s.mu.Lock()
+	s.stopped = true
+	for id := range s.wills {
+		s.cancelWill(id)
+	}
+	s.mu.Unlock()
+	s.willWG.Wait()
 }

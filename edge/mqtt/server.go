@@ -38,8 +38,11 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
-	clients  map[string]*conn    // client identifier → its connection
-	sessions map[string]*session // state kept for disconnected clients
+	clients  map[string]*conn       // client identifier → its connection
+	sessions map[string]*session    // state kept for disconnected clients
+	wills    map[string]*time.Timer // MQTT 5 wills waiting for their Will Delay Interval
+	willWG   sync.WaitGroup         // will timers started and not stopped
+	stopped  bool                   // Serve is ending: no new delayed wills
 	wg       sync.WaitGroup
 	nextID   atomic.Uint64
 
@@ -72,6 +75,7 @@ func New(cfg Config, sink Sink, downlink Downlink, log *slog.Logger) *Server {
 		conns:    make(map[*conn]struct{}),
 		clients:  make(map[string]*conn),
 		sessions: make(map[string]*session),
+		wills:    make(map[string]*time.Timer),
 	}
 }
 
@@ -117,6 +121,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.start(ctx, nc)
 	}
 	s.wg.Wait()
+	s.stopWills()
 	return err
 }
 
@@ -202,6 +207,7 @@ func (s *Server) claim(ctx context.Context, clientID string, c *conn) *session {
 		old := s.clients[clientID]
 		if old == nil || old == c {
 			s.clients[clientID] = c
+			s.cancelWill(clientID) // 5.0 §3.1.3.2.2: the client is back in time
 			sess := s.sessions[clientID]
 			delete(s.sessions, clientID)
 			s.mu.Unlock()

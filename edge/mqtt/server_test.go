@@ -305,3 +305,47 @@ func TestTakeover(t *testing.T) {
 		t.Fatal("the new connection does not answer PINGREQ")
 	}
 }
+
+// MQTT 5 Will Delay Interval (5.0 §3.1.3.2.2): the will waits; a reconnection in time
+// cancels it; a session that ends at once publishes it at once.
+func TestWillDelay(t *testing.T) {
+	ts := startServer(t, Config{AllowAnonymous: true}, store.Options{})
+	connect := func(id string, delay, expiry uint32) *rawClient {
+		c := dialRaw(t, ts.addr, packet.V5)
+		p := packet.Connect{ClientID: id, CleanStart: true, Will: &packet.Will{Topic: "will/" + id, Payload: []byte(id)}}
+		p.Will.Props.WillDelay = delay
+		p.Will.Props.Mark(packet.PropWillDelay)
+		p.Props.SessionExpiry = expiry
+		p.Props.Mark(packet.PropSessionExpiry)
+		c.connect(p, 0)
+		return c
+	}
+	stored := func() string {
+		var ids []string
+		for _, m := range ts.messages(t) {
+			ids = append(ids, string(m.GetData()))
+		}
+		return strings.Join(ids, " ")
+	}
+	start := time.Now()
+	connect("now", 60, 0).nc.Close()              // the session ends at once: so does the delay
+	connect("later", 1, 60).nc.Close()            // stored after a second
+	connect("back", 1, 60).nc.Close()             // cancelled by the reconnection below
+	connect("back", 0, 0).send(&packet.Pingreq{}) // (its own will is not delayed, but it stays connected)
+	ts.waitMessages(t, 2)
+	elapsed := time.Since(start)
+	if got := stored(); got != "now later" {
+		t.Fatalf("stored %q, want the wills of now, then later", got)
+	}
+	if elapsed < time.Second {
+		t.Errorf("the delayed will was stored after %v, before its delay of 1s", elapsed)
+	}
+	// "back" reconnected within its delay: give its timer time to fire, if it wrongly would.
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if got := stored(); got != "now later" {
+			t.Fatalf("stored %q: the will of a client that came back was published", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
