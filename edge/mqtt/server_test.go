@@ -349,3 +349,30 @@ func TestWillDelay(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// max-keep-alive: an MQTT 5 client asking for none gets Server Keep Alive; a 3.1.1
+// client is held to it without being told. address-prefix goes in front of the topic.
+func TestKeepAliveCapAndPrefix(t *testing.T) {
+	ts := startServer(t, Config{AllowAnonymous: true, MaxKeepAlive: time.Second, AddressPrefix: "mqtt/"}, store.Options{})
+	c5 := dialRaw(t, ts.addr, packet.V5)
+	ack := c5.connect(packet.Connect{ClientID: "ka5", CleanStart: true, KeepAlive: 0}, 0)
+	if !ack.Props.Has(packet.PropServerKeepAlive) || ack.Props.ServerKeepAlive != 1 {
+		t.Errorf("CONNACK %+v, want Server Keep Alive 1", ack.Props)
+	}
+	c5.send(&packet.Publish{QoS: 1, ID: 1, Topic: "t", Payload: []byte("p")})
+	c5.expect(5 * time.Second)
+	c3 := dialRaw(t, ts.addr, packet.V311)
+	c3.connect(packet.Connect{ClientID: "ka3", CleanStart: true, KeepAlive: 600}, 0)
+	start := time.Now()
+	c3.expectClosed(5 * time.Second)
+	if d := time.Since(start); d < 1400*time.Millisecond {
+		t.Errorf("3.1.1 client closed after %v, before 1.5 times max-keep-alive", d)
+	}
+	ms, err := ts.st.Read(0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 1 || ms[0].Address != "mqtt/t" {
+		t.Fatalf("stored %+v, want one message for mqtt/t", ms)
+	}
+}
