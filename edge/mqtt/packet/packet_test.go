@@ -172,3 +172,19 @@ func (r *oneByte) Read(p []byte) (int, error) {
 	r.b = r.b[1:]
 	return 1, nil
 }
+
+func TestReadLargeBody(t *testing.T) {
+	p := &Publish{Topic: "big", Payload: bytes.Repeat([]byte{7}, 200<<10)}
+	enc := p.Append(nil, V311)
+	h, body, err := Read(bufio.NewReader(bytes.NewReader(enc)), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(h, body, V311)
+	if err != nil || !bytes.Equal(got.(*Publish).Payload, p.Payload) {
+		t.Fatalf("got %v", err)
+	}
+	if _, _, err := Read(bufio.NewReader(bytes.NewReader(enc[:100<<10])), 0); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("truncated large packet: got %v, want io.ErrUnexpectedEOF", err)
+	}
+}

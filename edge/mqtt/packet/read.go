@@ -48,6 +48,9 @@ func ReadHeader(r *bufio.Reader) (Header, error) {
 	return Header{Type: Type(first >> 4), Flags: first & 0x0f, Remaining: int(v)}, nil
 }
 
+// eagerBody is the largest body Read allocates before its bytes arrive.
+const eagerBody = 64 << 10
+
 // Read reads one whole packet from r: its fixed header, then its body into a new
 // buffer. A packet larger than maxSize bytes (whole packet; 0: MaxRemainingLength) is
 // not read: Read returns an *Error with PacketTooLarge and the header.
@@ -59,8 +62,19 @@ func Read(r *bufio.Reader, maxSize int) (Header, []byte, error) {
 	if maxSize > 0 && h.Size() > maxSize {
 		return h, nil, &Error{Code: PacketTooLarge, Msg: fmt.Sprintf("%s of %d bytes is larger than the maximum packet size %d", h.Type, h.Size(), maxSize)}
 	}
-	body := make([]byte, h.Remaining)
-	if _, err := io.ReadFull(r, body); err != nil {
+	var body []byte
+	if h.Remaining <= eagerBody {
+		body = make([]byte, h.Remaining)
+		_, err = io.ReadFull(r, body)
+	} else {
+		// A peer that announces a large packet and then trickles it gets memory only
+		// as fast as it sends bytes.
+		body, err = io.ReadAll(io.LimitReader(r, int64(h.Remaining)))
+		if err == nil && len(body) < h.Remaining {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	if err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
