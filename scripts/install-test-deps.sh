@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # install-test-deps.sh installs, from Debian's packages, the real AMQP 1.0 peers and tools
 # the tests use: RabbitMQ 3.10 (the cloud), Qpid Proton C and Python (devices and test
-# servers), Azure uAMQP-C through its Python binding (a device stack), the AMQP 1.0
+# servers), Azure uAMQP-C through its Python binding (a device stack), MQTT clients
+# (mosquitto-clients, Paho for Python) and the Mosquitto broker, the AMQP 1.0
 # specification, openssl (throwaway certificates), qemu-user
 # (ARM test runs), and the tools the package and image tests use (debootstrap, lintian,
 # systemd-analyze, mtools, dosfstools, e2fsprogs, sfdisk, xz); then, with npm ci, the
@@ -20,6 +21,10 @@ pkgs=(
   openssl
   qemu-user-static
   procps
+  # MQTT clients for the MQTT listener's tests, and Mosquitto to compare it with
+  mosquitto-clients
+  python3-paho-mqtt
+  mosquitto
   # packaging and image tests (scripts/test-deb.sh, scripts/test-pi-image.sh)
   debootstrap
   lintian

@@ -9,6 +9,7 @@
 //	shadowgw-bench [flags]                          against a running gateway
 //	shadowgw-bench [flags] --spawn BIN -- ARGS...   start BIN ARGS... (a gateway) first
 //	shadowgw-bench --idle N [flags]                 hold N idle device connections
+//	shadowgw-bench mqtt [flags]                     MQTT clients against an MQTT server
 package main
 
 import (
@@ -122,6 +123,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 }
 
 func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "mqtt" {
+		return mqttMain(ctx, args[1:], stdout, stderr) // mqtt.go
+	}
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 2

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shadowgw/shadowgw/cmd/internal/config"
 	"github.com/shadowgw/shadowgw/edge"
+	"github.com/shadowgw/shadowgw/edge/mqtt"
 	"github.com/shadowgw/shadowgw/store"
 	"github.com/shadowgw/shadowgw/uplink"
 )
@@ -59,6 +60,7 @@ type parts struct {
 	Config config.Config
 	Store  *store.Store
 	Edge   *edge.Server
+	MQTT   *mqtt.Server   // nil without [mqtt] listen
 	Uplink *uplink.Uplink // nil without an uplink
 	Addr   net.Addr       // the device listener's address
 	Log    *slog.Logger
@@ -116,20 +118,29 @@ func runGateway(ctx context.Context, cfg gatewayConfig, log *slog.Logger, ready 
 	readyCh := make(chan struct{})
 	p := parts{Config: cfg.Config, Store: st, Edge: edge.New(cfg.Edge, storeSink{st}, log), Addr: ln.Addr(), Log: log,
 		Ready: readyCh, Inputs: &inputReport{}, LogLevel: cfg.LogLevel}
+	var mqttLn net.Listener
+	if p.MQTT, mqttLn, err = listenMQTT(cfg.Config, st, log); err != nil {
+		ln.Close()
+		return err
+	}
 	if cfg.Uplink != nil {
 		if p.Uplink, err = uplink.New(*cfg.Uplink, st, log); err != nil {
 			ln.Close()
+			if mqttLn != nil {
+				mqttLn.Close()
+			}
 			return err
 		}
 	} else {
 		log.Warn("no uplink configured: messages are stored and kept until an uplink is set", "data", cfg.DataDir)
 	}
 
-	// The uplink and the sidecars outlive the edge by a little: they are stopped after it.
+	// The uplink, the MQTT server and the sidecars outlive the edge by a little: they
+	// are stopped after it, and before the store closes.
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBackground()
 	var wg sync.WaitGroup
-	errs := make([]error, len(side)+1)
+	errs := make([]error, len(side)+2)
 	run := func(i int, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -140,8 +151,11 @@ func runGateway(ctx context.Context, cfg gatewayConfig, log *slog.Logger, ready 
 	if p.Uplink != nil {
 		run(0, p.Uplink.Run)
 	}
+	if p.MQTT != nil {
+		run(1, func(ctx context.Context) error { return p.MQTT.Serve(ctx, mqttLn) })
+	}
 	for i, s := range side {
-		run(i+1, func(ctx context.Context) error { return s(ctx, p) })
+		run(i+2, func(ctx context.Context) error { return s(ctx, p) })
 	}
 
 	if ready != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/shadowgw/shadowgw/cmd/internal/config"
 	"github.com/shadowgw/shadowgw/edge"
+	"github.com/shadowgw/shadowgw/edge/mqtt"
 )
 
 // On SIGHUP the gateway reads its configuration again, from the same file and with the
@@ -25,7 +26,7 @@ func newReloader(config.Config) (sidecar, error) {
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
-		r := reloader{running: p.Config, edge: p.Edge, level: p.LogLevel, log: p.Log.With("component", "config")}
+		r := reloader{running: p.Config, edge: p.Edge, mqtt: p.MQTT, level: p.LogLevel, log: p.Log.With("component", "config")}
 		for {
 			select {
 			case <-ctx.Done():
@@ -41,6 +42,7 @@ func newReloader(config.Config) (sidecar, error) {
 type reloader struct {
 	running config.Config // what is in effect: the start's, with the reloaded values
 	edge    *edge.Server
+	mqtt    *mqtt.Server   // nil without [mqtt] listen
 	level   *slog.LevelVar // the handler's level (newLogger); nil: not changed
 	log     *slog.Logger
 }
@@ -87,6 +89,9 @@ func (r *reloader) reload() {
 	}
 	if devices {
 		r.edge.SetAccess(edgeAccess(next))
+		if r.mqtt != nil {
+			r.mqtt.SetAccess(edgeAccess(next))
+		}
 		r.running.Devices = next.Devices
 		r.running.Edge.AnonymousTargets = next.Edge.AnonymousTargets
 	}

@@ -27,6 +27,7 @@ type Config struct {
 	Routes  []Route  // one per [route "NAME"] section, in file order
 	Log     Log
 	Metrics Metrics
+	MQTT    MQTT // [mqtt], see mqtt.go
 
 	file    string            // configuration file the values were read from, or ""
 	origins map[string]origin // where values came from, by key (see key)
@@ -237,6 +238,7 @@ func Default() Config {
 		},
 		Log:     Log{Level: "info"},
 		Metrics: Metrics{Listen: "127.0.0.1:9464"},
+		MQTT:    defaultMQTT(),
 	}
 }
 

@@ -104,6 +104,7 @@ var sections = []struct {
 	{"metrics", []field{
 		stringField("listen", func(c *Config) *string { return &c.Metrics.Listen }),
 	}},
+	{"mqtt", mqttFields()},
 }
 
 // deviceSection is the name of the repeated [device "NAME"] section.

@@ -58,6 +58,15 @@ level = warn
 [metrics]
 listen = 127.0.0.1:9999
 
+[mqtt]
+listen = 127.0.0.1:1883
+address-prefix = mqtt/
+max-connections = 50
+max-packet-size = 64KiB
+receive-maximum = 16
+max-keep-alive = 5m0s
+handshake-timeout = 5s
+
 [device "a"]
 password-hash = ` + testHash + `
 targets = telemetry, alarms/*

@@ -59,6 +59,7 @@ func (c *Config) validate() Errors {
 	c.validateInputs(add)
 	c.validateRoutes(add)
 	c.validateMetrics(add)
+	c.validateMQTT(add)
 	if !slices.Contains(logLevels, c.Log.Level) {
 		add(c.problem("log", "level", "log.level", nil, "want one of %s, got %q", strings.Join(logLevels, ", "), c.Log.Level))
 	}

@@ -1,0 +1,57 @@
+package config
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMQTTConfig(t *testing.T) {
+	c, err := parseText("[mqtt]\nlisten = 127.0.0.1:1883\naddress-prefix = m/\nmax-connections = 10\nmax-packet-size = 64KiB\nreceive-maximum = 16\nmax-keep-alive = 5m\nhandshake-timeout = 2s\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := MQTT{Listen: "127.0.0.1:1883", AddressPrefix: "m/", MaxConnections: 10, MaxPacketSize: 64 << 10, ReceiveMaximum: 16, MaxKeepAlive: 5 * time.Minute, HandshakeTimeout: 2 * time.Second}
+	if c.MQTT != want {
+		t.Errorf("got %+v, want %+v", c.MQTT, want)
+	}
+	if d := Default(); d.MQTT.Enabled() {
+		t.Errorf("MQTT is on by default: %+v", d.MQTT)
+	}
+}
+
+func TestMQTTErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		text string
+		want []string
+	}{
+		{"listen without port", "[mqtt]\nlisten = localhost\n",
+			[]string{`shadowgw.conf:2: [mqtt] listen: want HOST:PORT (e.g. 127.0.0.1:1883), or empty for no MQTT, got "localhost"`}},
+		{"listen bad port", "[mqtt]\nlisten = :mqtt\n",
+			[]string{`shadowgw.conf:2: [mqtt] listen: port must be a number from 0 to 65535, got "mqtt"`}},
+		{"listen on the AMQP port", "[edge]\nlisten = 127.0.0.1:5672\n[mqtt]\nlisten = 127.0.0.1:5672\n",
+			[]string{`shadowgw.conf:4: [mqtt] listen: is the same address as [edge] listen (127.0.0.1:5672)`}},
+		{"packet size too small", "[mqtt]\nmax-packet-size = 100\n",
+			[]string{`shadowgw.conf:2: [mqtt] max-packet-size: must be from 128 to 268500992 (262208KiB), got 100`}},
+		{"receive maximum zero", "[mqtt]\nreceive-maximum = 0\n",
+			[]string{`shadowgw.conf:2: [mqtt] receive-maximum: must be from 1 to 65535 (MQTT 5 Receive Maximum), got 0`}},
+		{"keep-alive not whole seconds", "[mqtt]\nmax-keep-alive = 1500ms\n",
+			[]string{`shadowgw.conf:2: [mqtt] max-keep-alive: must be 0 (the client's) or whole seconds up to 18h12m15s, got 1.5s`}},
+		{"handshake too short", "[mqtt]\nhandshake-timeout = 10ms\n",
+			[]string{`shadowgw.conf:2: [mqtt] handshake-timeout: must be from 100ms to 10m, got 10ms`}},
+		{"unknown key", "[mqtt]\nport = 1883\n",
+			[]string{`shadowgw.conf:2: [mqtt] unknown key "port"`}},
+	}
+	t.Chdir(t.TempDir())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			writeFile(t, "shadowgw.conf", tt.text, 0o644)
+			_, err := Check("shadowgw.conf", Flags{})
+			if got := errorLines(err); !slices.Equal(got, tt.want) {
+				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
