@@ -26,6 +26,10 @@ def body(seq):
     b = ("%s/%d/" % (cid, seq)).encode()
     return b + b"." * max(0, size - len(b))
 
+# Packet identifiers are 16 bits (MQTT 3.1.1 §2.3.1, 5.0 §2.2.1) and Paho reuses them
+# once they wrap: at most `window` messages may be unacknowledged, so that an identifier
+# always names one message here.
+window = threading.Semaphore(1000)
 mids = {}
 mids_lock = threading.Lock()
 acked = 0
@@ -50,6 +54,7 @@ early = set()  # mids acknowledged before publish() returned them
 
 def acknowledge(seq):
     global acked
+    window.release()
     with out_lock:
         sys.stdout.write("ACK %d\n" % seq)
         sys.stdout.flush()
@@ -86,6 +91,12 @@ for seq in range(first, first + count):
         props = Properties(PacketTypes.PUBLISH)
         props.UserProperty = [("device", cid), ("seq", str(seq))]
         props.ContentType = "application/octet-stream"
+    if qos > 0:
+        while not window.acquire(timeout=0.2):
+            if ended.is_set():
+                break
+        if ended.is_set():
+            break
     info = c.publish(topic, body(seq), qos=qos, properties=props)
     if qos > 0:
         with mids_lock:
