@@ -130,5 +130,8 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("log level %q: %w", level, err)
 	}
 	logLevel.Set(l)
+	if underJournal(w) {
+		w = journalWriter{w}
+	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: logLevel})), nil
 }
