@@ -3,8 +3,8 @@
 # the tests use: RabbitMQ 3.10 (the cloud), Qpid Proton C and Python (devices and test
 # servers), the AMQP 1.0 specification, openssl (throwaway certificates), qemu-user
 # (ARM test runs), and the tools the package and image tests use (debootstrap, lintian,
-# systemd-analyze, mtools, dosfstools, e2fsprogs, sfdisk, xz). It is idempotent and
-# never starts a system service.
+# systemd-analyze, mtools, dosfstools, e2fsprogs, sfdisk, xz, and for the VM test
+# qemu-system-arm and ssh). It is idempotent and never starts a system service.
 set -euo pipefail
 
 pkgs=(
@@ -25,6 +25,10 @@ pkgs=(
   e2fsprogs
   fdisk
   xz-utils
+  # the VM test (scripts/test-vm.sh): qemu-system-aarch64, ssh into the guest
+  qemu-system-arm
+  openssh-client
+  python3
 )
 
 missing=()
