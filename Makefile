@@ -4,7 +4,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin
 
-.PHONY: help build run test test-short test-arm test-deb test-image cross deb image clean
+.PHONY: help build run test test-short test-arm test-deb test-image test-vm cross deb image clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ test-arm: ## store and edge tests on emulated Pi CPUs: ARMv6 (qemu-arm-static -c
 
 test-deb: ## build, lintian and install/upgrade/remove the .debs in Debian roots (root; DEB_ARCHES="amd64 armhf arm64")
 	scripts/test-deb.sh $(DEB_ARCHES)
+
+test-vm: ## the .deb under systemd in an arm64 VM (qemu TCG): systemd checks and POWER_CUTS power cuts (root)
+	POWER_CUTS=$(or $(POWER_CUTS),3) scripts/test-vm.sh
 
 test-image: ## test scripts/pi-image.sh on synthetic Raspberry Pi OS images
 	scripts/test-pi-image.sh

@@ -46,7 +46,7 @@ debian_version() {
   echo "${v//-/.}"
 }
 deb_version=${DEB_VERSION:-$(debian_version "$version")-1}
-maintainer=${DEB_MAINTAINER:-shadowgw maintainers <shadowgw@users.noreply.github.com>}
+maintainer=${DEB_MAINTAINER:-shadowgw maintainers <maintainers@shadowgw.org>}
 
 mkdir -p "$out"
 binary=${BINARY:-}
@@ -81,14 +81,21 @@ shadowgw: AMQP 1.0 store-and-forward gateway
 Source: https://github.com/shadowgw/shadowgw
 
 Copyright: the shadowgw authors
+License: Apache-2.0
+
+ Licensed under the Apache License, Version 2.0 (the "License"); you may not
+ use this file except in compliance with the License. You may obtain a copy of
+ the License at http://www.apache.org/licenses/LICENSE-2.0
+ .
+ Unless required by applicable law or agreed to in writing, software
+ distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+ WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+ License for the specific language governing permissions and limitations under
+ the License.
+ .
+ On Debian systems, the complete text of the Apache License, Version 2.0 is
+ in /usr/share/common-licenses/Apache-2.0 (the LICENSE file of the source).
 EOF
-  if [ -f LICENSE ]; then
-    echo "License:"
-    echo
-    cat LICENSE
-  else
-    echo "License: not chosen yet; see the source repository."
-  fi
   echo
   echo "/usr/bin/shadowgw is statically linked with the Go standard library and"
   echo "the Go modules below. Their copyright and license notices follow."

@@ -5,10 +5,10 @@
 # (mosquitto-clients, Paho for Python) and the Mosquitto broker, the AMQP 1.0
 # specification, openssl (throwaway certificates), qemu-user
 # (ARM test runs), and the tools the package and image tests use (debootstrap, lintian,
-# systemd-analyze, mtools, dosfstools, e2fsprogs, sfdisk, xz); then, with npm ci, the
-# Node.js peers pinned in scripts/package.json and package-lock.json (rhea: a device
-# client and a broker) into scripts/node_modules. It is idempotent and never starts a
-# system service.
+# systemd-analyze, mtools, dosfstools, e2fsprogs, sfdisk, xz, and for the VM test
+# qemu-system-arm and ssh); then, with npm ci, the Node.js peers pinned in
+# scripts/package.json and package-lock.json (rhea: a device client and a broker) into
+# scripts/node_modules. It is idempotent and never starts a system service.
 set -euo pipefail
 
 pkgs=(
@@ -34,6 +34,10 @@ pkgs=(
   e2fsprogs
   fdisk
   xz-utils
+  # the VM test (scripts/test-vm.sh): qemu-system-aarch64, ssh into the guest
+  qemu-system-arm
+  openssh-client
+  python3
 )
 
 missing=()

@@ -141,5 +141,8 @@ func newLogger(w io.Writer, level string) (*slog.Logger, *slog.LevelVar, error) 
 	}
 	lv := new(slog.LevelVar)
 	lv.Set(l)
+	if underJournal(w) {
+		w = journalWriter{w}
+	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lv})), lv, nil
 }
