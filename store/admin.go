@@ -120,7 +120,9 @@ func (s *Store) RequeueDeadLetters(seqs ...uint64) (int, error) {
 func (s *Store) PurgeDeadLetters() (int, error) { return s.purgeAll(true) }
 
 // Purge deletes every queued message and returns how many, in commits of at
-// most purgeChunk messages. Messages appended meanwhile may be deleted too.
+// most purgeChunk messages. Messages appended after the commit that emptied the
+// routes stay: the room a purge makes is signalled at once, and a device that
+// sends into it must not see its new message purged.
 func (s *Store) Purge() (int, error) { return s.purgeAll(false) }
 
 func (s *Store) purgeAll(dead bool) (int, error) {
@@ -132,7 +134,8 @@ func (s *Store) purgeAll(dead bool) (int, error) {
 	for {
 		n, err := s.do(context.Background(), &request{kind: opPurge, reason: reason})
 		total += int(n)
-		if err != nil || n == 0 {
+		if err != nil || n < purgeChunk {
+			// A chunk short of purgeChunk emptied every route (or the dead letters).
 			return total, err
 		}
 	}
