@@ -179,6 +179,9 @@ func TestStatusEndpoints(t *testing.T) {
 		t.Errorf("GET /nope = %d, want 404", code)
 	}
 
+	// The device has closed its connection; the gateway notices a moment later.
+	checkFor(t, 10*time.Second, func() bool { return value(t, scrape(t, maddr), "shadowgw_edge_connections") == 0 },
+		"the device's connection still counted")
 	fams := scrape(t, maddr)
 	checkNames(t, fams)
 	for _, c := range []struct {
