@@ -226,7 +226,7 @@ func testDirectOutage(t *testing.T, b *cloudtest.Broker) {
 		raw.transfer(id)
 	}
 	time.Sleep(200 * time.Millisecond) // let the gateway pass them on to the paused broker (not an assertion)
-	lost := time.Now() // SIGKILL is sent at once; Kill then waits for the processes to end
+	lost := time.Now()                 // SIGKILL is sent at once; Kill then waits for the processes to end
 	b.Kill()
 	outcomes := map[uint32]uint64{}
 	onDisp := func(d *frame.Disposition) {
