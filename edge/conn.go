@@ -39,10 +39,17 @@ type completion struct {
 	done bool // the device settled the delivery itself (pre-settled)
 	size int  // payload bytes
 	err  error
+
+	direct bool // a direct link's outcome (see Direct), in state
+	state  any
 }
 
 // count adds a completed delivery to the server's counters.
 func (c *conn) count(cp completion) {
+	if cp.direct {
+		c.countDirect(cp)
+		return
+	}
 	srv := c.srv
 	switch {
 	case cp.err == nil:

@@ -1,7 +1,9 @@
 // Package edge is the device-facing AMQP 1.0 server: devices on the local network connect
 // over plain TCP (with the SASL layer, ANONYMOUS or PLAIN, or without it), attach sending
 // links, and transfer messages, which the server hands to a [Sink] — the durable store —
-// and acknowledges only once the Sink says they are on disk.
+// and acknowledges only once the Sink says they are on disk. The messages of a direct
+// route go past the Sink to a [Direct] target instead: the device's credit follows the
+// target's readiness and its delivery is settled with the far end's outcome.
 //
 // The layers below it are [github.com/shadowgw/shadowgw/edge/codec] (the type system),
 // [github.com/shadowgw/shadowgw/edge/frame] (frames and performatives) and

@@ -17,7 +17,9 @@ type receiver struct {
 	maxMessageSize uint64
 	window         uint32 // credit the gateway keeps open: Config.Credit
 	wantFlow       bool
-	stopped        bool // grant no more credit (shutdown)
+	stopped        bool         // grant no more credit (shutdown)
+	direct         DirectTarget // where a direct route's deliveries go; nil: the Sink
+	revoked        bool         // credit taken back from a direct link (see late)
 
 	// The delivery being received, for multi-frame transfers (§2.6.14).
 	inDelivery bool
@@ -49,6 +51,7 @@ func (s *session) attachReceiver(a *frame.Attach) error {
 			window:         c.srv.cfg.Credit,
 		},
 	}
+	l.direct = c.srv.directTarget(l.address, c.source)
 	if a.MaxMessageSize != 0 && a.MaxMessageSize < l.maxMessageSize {
 		l.maxMessageSize = a.MaxMessageSize
 	}
@@ -77,6 +80,9 @@ func (s *session) attachReceiver(a *frame.Attach) error {
 // with the Sink, so a slow store slows the devices (backpressure), and reports whether
 // the change is worth a flow frame.
 func (l *link) grant(srv *Server) bool {
+	if l.direct != nil {
+		return l.grantDirect()
+	}
 	if l.stopped || l.detached() {
 		return false
 	}
@@ -109,11 +115,11 @@ func (s *session) onTransfer(t *frame.Transfer, payload []byte) error {
 			s.detachLink(l, frame.Errorf(frame.ErrInvalidField, "first transfer of a delivery has no delivery-id"))
 			return nil
 		}
-		if l.credit == 0 {
+		if l.credit == 0 && !l.late() {
 			s.detachLink(l, frame.Errorf(frame.ErrTransferLimitExceeded, "transfer without link credit"))
 			return nil
 		}
-		l.credit--
+		l.credit -= min(l.credit, 1)
 		l.deliveryCount++
 		l.inDelivery, l.id, l.settled, l.buf = true, t.DeliveryID, false, nil
 	} else if t.HasDeliveryID && t.DeliveryID != l.id {
@@ -168,6 +174,10 @@ func (s *session) deliver(l *link, id uint32, settled bool, payload []byte) {
 		Payload:  payload,
 		Received: time.Now(),
 		Info:     info,
+	}
+	if l.direct != nil {
+		s.forward(l, id, settled, d)
+		return
 	}
 	c.outstanding++
 	l.outstanding++

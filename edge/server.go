@@ -124,7 +124,8 @@ type Stats struct {
 	Messages         uint64 // messages stored
 	Bytes            uint64 // payload bytes stored
 	Rejected         uint64 // messages answered rejected (malformed, not storable)
-	Dropped          uint64 // pre-settled messages that could not be stored
+	Dropped          uint64 // pre-settled messages that could not be stored (or forwarded, on a direct route)
+	DirectAccepted   uint64 // messages of direct routes the cloud accepted
 }
 
 // Server is the device-facing AMQP 1.0 server. It is safe for concurrent use.
@@ -145,6 +146,7 @@ type Server struct {
 	// Warnings a device can trigger per message or per attempt are rate-limited.
 	logRefused, logMalformed, logNotStored, logDropped lograte.Limiter
 
+	direct    Direct      // nil: every address goes to the Sink (see SetDirect)
 	pressure  Pressure    // nil if the Sink does not implement Pressure
 	pressured atomic.Bool // a link asked the Sink whether it is full since the last Room signal
 	withheld  atomic.Bool // credit is withheld on some link, for logging the transitions
@@ -156,6 +158,7 @@ type Server struct {
 	bytes            atomic.Uint64
 	rejected         atomic.Uint64
 	dropped          atomic.Uint64
+	directAccepted   atomic.Uint64
 }
 
 // New returns a Server that hands messages to sink. log may be nil.
@@ -228,6 +231,7 @@ func (s *Server) Stats() Stats {
 		Bytes:            s.bytes.Load(),
 		Rejected:         s.rejected.Load(),
 		Dropped:          s.dropped.Load(),
+		DirectAccepted:   s.directAccepted.Load(),
 	}
 }
 
@@ -252,6 +256,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		go func() {
 			defer close(watched)
 			s.watchPressure(wctx, room)
+		}()
+	}
+	if s.direct != nil {
+		changed, stopChanged := s.direct.Changed()
+		wctx, cancel := context.WithCancel(ctx)
+		watched := make(chan struct{})
+		defer func() {
+			cancel()
+			<-watched
+			stopChanged()
+		}()
+		go func() {
+			defer close(watched)
+			s.watchDirect(wctx, changed)
 		}()
 	}
 	var tempDelay time.Duration

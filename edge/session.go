@@ -234,6 +234,10 @@ func (s *session) sendFlow(l *link) {
 // completed applies a Sink result: it queues the disposition and marks the link for
 // more credit.
 func (s *session) completed(cp completion) {
+	if cp.direct {
+		s.completedDirect(cp)
+		return
+	}
 	l := cp.link
 	l.outstanding--
 	if !cp.done && s.state != sessionEnded && !l.detached() {

@@ -64,9 +64,10 @@
 //
 // A supervisor owns the connection: the endpoints, the backoff, the probes of the
 // preferred endpoint, the credential files. It runs the users of the connection on
-// each connection it opens and ends them together; forwarding is the first user, and
-// a receiver (cloud-to-device commands) or direct links can be others, each with its
-// own sessions and links on the same connection. The forwarding state (lanes, holds,
+// each connection it opens and ends them together; forwarding is the first user,
+// [Direct] (the direct routes, device to cloud) the second, and a receiver
+// (cloud-to-device commands) can be another, each with its own sessions and links on
+// the same connection. The forwarding state (lanes, holds,
 // messages in flight, deletes pending) has one owner goroutine; each target
 // address's lane sends and settles only and reports to the owner; a store worker
 // deletes accepted messages in batches, and dead-letters and rewrites, without

@@ -34,6 +34,7 @@ type Uplink struct {
 	st      status
 	dead    deadLetters
 	held    holds
+	direct  *Direct // the user that forwards direct routes
 }
 
 // New checks cfg and returns an Uplink that reads from src and logs to log (nil:
@@ -63,6 +64,7 @@ func New(cfg Config, src Source, log *slog.Logger) (*Uplink, error) {
 	u.held.rand = func() float64 { return u.clk.rand() }
 	u.limit = newLimiter(cfg.RateLimit, cfg.RateLimitBytes, func() time.Time { return u.clk.now() }, func(d time.Duration) <-chan time.Time { return u.clk.after(d) })
 	u.st.snap.Endpoint = endpoints[0].addr
+	u.direct = newDirect(u)
 	return u, nil
 }
 
@@ -89,7 +91,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 	u.log.Info("starting", "endpoints", addrs, "sasl", u.cfg.mechanism(), "user", u.cfg.User, "address_prefix", u.cfg.AddressPrefix)
 	sup := &supervisor{
 		cfg: &u.cfg, endpoints: u.endpoints, log: u.log, st: &u.st, clk: &u.clk,
-		users: []user{u},
+		users: []user{u, u.direct},
 		moved: u.held.clear,
 	}
 	return sup.run(ctx, isStoreClosed)

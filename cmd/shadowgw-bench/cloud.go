@@ -45,31 +45,9 @@ type arrivals struct {
 // startConsumer connects to the cloud broker over TLS with SASL PLAIN and attaches a
 // receiver to o.CloudAddress before the devices start sending.
 func startConsumer(ctx context.Context, o options, run string) (*consumer, error) {
-	u, err := url.Parse(o.CloudURL)
-	if err != nil || u.Scheme != "amqps" || u.Host == "" {
-		return nil, fmt.Errorf("--cloud-url %q: want amqps://HOST:PORT", o.CloudURL)
-	}
-	tc := &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
-	if o.CloudServerName != "" {
-		tc.ServerName = o.CloudServerName
-	}
-	if o.CloudCA != "" {
-		pem, err := os.ReadFile(o.CloudCA)
-		if err != nil {
-			return nil, err
-		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s: no PEM certificates", o.CloudCA)
-		}
-	}
-	opts := &amqp.ConnOptions{TLSConfig: tc, ContainerID: "shadowgw-bench-" + run}
-	if o.CloudUser != "" {
-		pw, err := readPassword(o.CloudPasswordFile)
-		if err != nil {
-			return nil, err
-		}
-		opts.SASLType = amqp.SASLTypePlain(o.CloudUser, pw)
+	opts, err := cloudConnOptions(o, "shadowgw-bench-"+run)
+	if err != nil {
+		return nil, err
 	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -93,6 +71,38 @@ func startConsumer(ctx context.Context, o options, run string) (*consumer, error
 	c := &consumer{conn: conn, sess: sess, rcv: rcv, run: run, cancel: rcancel, done: make(chan struct{}), counts: map[int64][]uint16{}}
 	go c.receive(rctx)
 	return c, nil
+}
+
+// cloudConnOptions returns the options of a connection to the cloud broker: TLS with
+// --cloud-ca and --cloud-server-name, SASL PLAIN with --cloud-user, else ANONYMOUS.
+func cloudConnOptions(o options, containerID string) (*amqp.ConnOptions, error) {
+	u, err := url.Parse(o.CloudURL)
+	if err != nil || u.Scheme != "amqps" || u.Host == "" {
+		return nil, fmt.Errorf("--cloud-url %q: want amqps://HOST:PORT", o.CloudURL)
+	}
+	tc := &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
+	if o.CloudServerName != "" {
+		tc.ServerName = o.CloudServerName
+	}
+	if o.CloudCA != "" {
+		pem, err := os.ReadFile(o.CloudCA)
+		if err != nil {
+			return nil, err
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: no PEM certificates", o.CloudCA)
+		}
+	}
+	opts := &amqp.ConnOptions{TLSConfig: tc, ContainerID: containerID, SASLType: amqp.SASLTypeAnonymous()}
+	if o.CloudUser != "" {
+		pw, err := readPassword(o.CloudPasswordFile)
+		if err != nil {
+			return nil, err
+		}
+		opts.SASLType = amqp.SASLTypePlain(o.CloudUser, pw)
+	}
+	return opts, nil
 }
 
 func (c *consumer) receive(ctx context.Context) {

@@ -114,7 +114,18 @@ func sendAll(ctx context.Context, o options, run string) (*sendResult, error) {
 
 // run is one device: one connection, one session, one sending link.
 func (d *deviceResult) run(ctx context.Context, o options, sasl amqp.SASLType, run string, id int, rate float64, deadline time.Time) error {
-	conn, err := amqp.Dial(ctx, "amqp://"+o.Addr, &amqp.ConnOptions{SASLType: sasl, ContainerID: fmt.Sprintf("bench-%s-%d", run, id)})
+	url, address := "amqp://"+o.Addr, o.Address
+	opts := &amqp.ConnOptions{SASLType: sasl, ContainerID: fmt.Sprintf("bench-%s-%d", run, id)}
+	var durability amqp.Durability
+	if o.Straight {
+		// The baseline: straight to the broker, as the gateway's uplink attaches.
+		url, address, durability = o.CloudURL, o.CloudAddress, amqp.DurabilityConfiguration
+		var err error
+		if opts, err = cloudConnOptions(o, opts.ContainerID); err != nil {
+			return err
+		}
+	}
+	conn, err := amqp.Dial(ctx, url, opts)
 	if err != nil {
 		return fmt.Errorf("device %d: %w", id, err)
 	}
@@ -127,7 +138,7 @@ func (d *deviceResult) run(ctx context.Context, o options, sasl amqp.SASLType, r
 	if o.Settled {
 		mode = amqp.SenderSettleModeSettled
 	}
-	snd, err := sess.NewSender(ctx, o.Address, &amqp.SenderOptions{SettlementMode: &mode})
+	snd, err := sess.NewSender(ctx, address, &amqp.SenderOptions{SettlementMode: &mode, TargetDurability: durability})
 	if err != nil {
 		return fmt.Errorf("device %d: attach: %w", id, err)
 	}

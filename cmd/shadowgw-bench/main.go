@@ -63,6 +63,7 @@ type options struct {
 	Hold       time.Duration `json:"-"`
 	Timeout    time.Duration `json:"-"`
 	JSON       bool          `json:"-"`
+	Straight   bool          `json:"straight,omitempty"`
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -95,6 +96,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.Hold, "hold", 5*time.Second, "with --idle, hold the connections for `DURATION`")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Minute, "give up after `DURATION`")
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
+	fs.BoolVar(&o.Straight, "straight", false, "the devices send straight to --cloud-url and --cloud-address, without the gateway: the baseline")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "usage: shadowgw-bench [flags] [--spawn BINARY -- ARGS...]\n\n")
 		fs.PrintDefaults()
@@ -112,6 +114,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--messages, --size, --rate and --idle must not be negative, --window at least 1")
 	case o.Messages == 0 && o.Duration <= 0 && o.Idle == 0:
 		return o, errors.New("--messages 0 needs --duration")
+	case o.Straight && o.CloudURL == "":
+		return o, errors.New("--straight needs --cloud-url and --cloud-address")
 	case o.CloudURL != "" && o.CloudAddress == "":
 		return o, errors.New("--cloud-url needs --cloud-address")
 	case (o.User == "") != (o.PasswordFile == ""):

@@ -134,6 +134,9 @@ func runGateway(ctx context.Context, cfg gatewayConfig, log *slog.Logger, ready 
 	} else {
 		log.Warn("no uplink configured: messages are stored and kept until an uplink is set", "data", cfg.DataDir)
 	}
+	if d := newDirectRoutes(cfg.Config, st, p.Uplink, log); d != nil {
+		p.Edge.SetDirect(d) // [route] mode = direct: past the store, see direct.go
+	}
 
 	// The uplink, the MQTT server and the sidecars outlive the edge by a little: they
 	// are stopped after it, and before the store closes.

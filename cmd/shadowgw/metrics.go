@@ -206,7 +206,7 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 		descStoreMessages, descStoreBytes, descStoreOldest, descStoreDropped, descStoreFull, descStoreRecovered, descStoreDead, descStoreDeadBytes, descStoreAckLatency, descStoreCommits, descStoreCommitErrors, descStoreFile,
 		descDiskFree, descDiskSize, descDiskWritten,
 		descUplinkUp, descUplinkState, descUplinkFailures, descUplinkForwarded, descUplinkDead, descUplinkReleased, descUplinkInFlight,
-		descReady,
+		descReady, descDirectInFlight, descDirectOutcomes, descDirectLinks,
 	} {
 		ch <- d
 	}
@@ -287,6 +287,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 
 	gauge(descReady, flag(m.notReady() == ""))
+	collectDirect(ch, m.p)
 }
 
 // age returns how long ago t was, 0 for the zero Time or a time in the future.

@@ -185,6 +185,7 @@ func (m *monitor) status() statusReport {
 		}
 		r.Routes = append(r.Routes, rr)
 	}
+	r.Direct = directStatus(m.p)
 	r.Problems = problems(r.Store, r.Routes)
 	r.DeadLetters = countReport{Messages: s.DeadLetters, Bytes: s.DeadLetterBytes}
 

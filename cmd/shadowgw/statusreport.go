@@ -25,6 +25,9 @@ type statusReport struct {
 	Rates       rateReport    `json:"rates"`
 	Disk        diskReport    `json:"disk"`
 	Inputs      []inputStatus `json:"inputs"`
+
+	// Direct lists the direct routes ([route] mode = direct), which queue nothing.
+	Direct []directReport `json:"direct,omitempty"`
 }
 
 type uplinkReport struct {

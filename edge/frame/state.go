@@ -15,6 +15,9 @@ type Released struct{}
 type Modified struct {
 	DeliveryFailed    bool
 	UndeliverableHere bool
+	// MessageAnnotations are to be merged into the message's (a far end's outcome
+	// passed on by a direct route); nil: none.
+	MessageAnnotations codec.Map
 }
 
 // encodeState appends a delivery state the gateway produces.
@@ -40,7 +43,12 @@ func encodeState(w *codec.Writer, s any) {
 		m := w.BeginList()
 		w.Bool(s.DeliveryFailed)
 		w.Bool(s.UndeliverableHere)
-		w.EndList(m, 2)
+		if s.MessageAnnotations == nil {
+			w.EndList(m, 2)
+			break
+		}
+		_ = w.Value(s.MessageAnnotations)
+		w.EndList(m, 3)
 	default:
 		_ = w.Value(s)
 	}

@@ -54,6 +54,9 @@ func (c Config) String() string {
 			if f.name == "addresses" && r.Name == defaultRouteName && len(r.Addresses) == 0 {
 				continue // it takes the rest and may have none
 			}
+			if f.name == "mode" && r.Mode == "" || r.Direct() && queueOnly(f.name) {
+				continue // stored, the default; a direct route queues nothing
+			}
 			writeKeyValue(&b, f.name, f.get(&r))
 		}
 	}

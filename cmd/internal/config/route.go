@@ -46,7 +46,22 @@ type Route struct {
 	// absolute-expiry-time of their own; 0 means they never expire, nil means [store]
 	// default-ttl (default-ttl).
 	DefaultTTL *time.Duration
+
+	// Mode is how the route's messages travel (mode): ModeStored ("" means it too)
+	// through the store, acknowledged to the device once on disk; or ModeDirect, straight
+	// to the cloud, the device getting the cloud's own outcome, nothing written to disk.
+	// A direct route has no budget, when-full or default-ttl: nothing of it is queued.
+	Mode string
 }
+
+// Route modes (Route.Mode).
+const (
+	ModeStored = "stored"
+	ModeDirect = "direct"
+)
+
+// Direct reports whether the route's messages bypass the store.
+func (r Route) Direct() bool { return r.Mode == ModeDirect }
 
 // routeSection is the name of the repeated [route "NAME"] section.
 const routeSection = "route"
@@ -118,6 +133,15 @@ var routeFields = []routeField{
 			}
 			return r.DefaultTTL.String()
 		}},
+	{name: "mode",
+		set: func(r *Route, v string) error {
+			if v != "" && v != ModeStored && v != ModeDirect {
+				return fmt.Errorf("must be %s or %s, got %q", ModeStored, ModeDirect, v)
+			}
+			r.Mode = v
+			return nil
+		},
+		get: func(r *Route) string { return r.Mode }},
 }
 
 func lookupRouteField(name string) (routeField, bool) {

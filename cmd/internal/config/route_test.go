@@ -143,6 +143,16 @@ func TestRouteErrors(t *testing.T) {
 			[]string{`shadowgw.conf:3: [route "a"] default-ttl: want a duration such as 500ms, 30s or 5m, got "1 day"`}},
 		{"negative default-ttl", "[route \"a\"]\naddresses = a\ndefault-ttl = -1s\n",
 			[]string{`shadowgw.conf:3: [route "a"] default-ttl: must not be negative, got -1s`}},
+		{"direct", "[route \"a\"]\naddresses = a\nmode = direct\n[route \"b\"]\naddresses = b\nmode = stored\n", nil},
+		{"bad mode", "[route \"a\"]\naddresses = a\nmode = link\n",
+			[]string{`shadowgw.conf:3: [route "a"] mode: must be stored or direct, got "link"`}},
+		{"queue keys on a direct route", "[route \"a\"]\naddresses = a\nmode = direct\nmax-bytes = 1MiB\npriority = 3\nwhen-full = backpressure\ndefault-ttl = 1h\nmax-messages = 5\n",
+			[]string{
+				`shadowgw.conf:4: [route "a"] max-bytes: has no meaning for a direct route (mode = direct): nothing of it is queued; remove it`,
+				`shadowgw.conf:6: [route "a"] when-full: has no meaning for a direct route (mode = direct): nothing of it is queued; remove it`,
+				`shadowgw.conf:7: [route "a"] default-ttl: has no meaning for a direct route (mode = direct): nothing of it is queued; remove it`,
+				`shadowgw.conf:8: [route "a"] max-messages: has no meaning for a direct route (mode = direct): nothing of it is queued; remove it`,
+			}},
 		{"several at once, in line order", "[route \"a\"]\naddresses = a\n[route \"b\"]\naddresses = a\nwhen-full = x\n[route \"default\"]\naddresses = d\n",
 			[]string{
 				`shadowgw.conf:4: [route "b"] addresses: "a" is already taken by [route "a"] (line 2)`,

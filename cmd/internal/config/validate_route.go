@@ -67,6 +67,15 @@ func (c *Config) validateRoutes(add func(*Error)) {
 		if r.DefaultTTL != nil && *r.DefaultTTL < 0 {
 			at("default-ttl", "must not be negative, got %v", *r.DefaultTTL)
 		}
+		if r.Direct() {
+			// Nothing of a direct route is queued: a budget, a policy for a full queue
+			// or an expiry in the queue would promise what the route does not do.
+			for _, f := range routeFields {
+				if f := f.name; queueOnly(f) && set(f) {
+					at(f, "has no meaning for a direct route (mode = direct): nothing of it is queued; remove it")
+				}
+			}
+		}
 	}
 }
 
@@ -81,4 +90,14 @@ func checkRouteName(name string) string {
 		}
 	}
 	return ""
+}
+
+// queueOnly reports whether a [route] key concerns the route's queue in the store, which
+// a direct route does not have.
+func queueOnly(field string) bool {
+	switch field {
+	case "max-bytes", "max-messages", "when-full", "default-ttl":
+		return true
+	}
+	return false
 }
