@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/shadowgw/shadowgw/uplink/cloudtest"
 )
 
 //go:embed rhea_device.js
@@ -33,7 +35,7 @@ func Rhea(t testing.TB, o RheaOptions) Result {
 	node, err := exec.LookPath("node")
 	var modules string
 	if err == nil {
-		modules, err = nodeModules()
+		modules, err = cloudtest.NodeModules()
 	}
 	if err != nil {
 		unavailable(t, "rhea device: %v", err)
@@ -41,21 +43,7 @@ func Rhea(t testing.TB, o RheaOptions) Result {
 	if o.Addr == "" {
 		t.Fatal("devicetest: RheaOptions.Addr is empty")
 	}
-	if o.Address == "" {
-		o.Address = "telemetry"
-	}
-	if o.Count == 0 {
-		o.Count = 1
-	}
-	if o.Size == 0 {
-		o.Size = 100
-	}
-	if o.Device == "" {
-		o.Device = "rhea"
-	}
-	if o.Timeout == 0 {
-		o.Timeout = 30 * time.Second
-	}
+	deviceDefaults(&o.Address, &o.Count, &o.Size, &o.Device, "rhea", &o.Timeout)
 	host, port, err := net.SplitHostPort(o.Addr)
 	if err != nil {
 		t.Fatalf("devicetest: %v", err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,26 +55,22 @@ func writeScript(t testing.TB, name string, content []byte) string {
 	return path
 }
 
-// nodeModules returns the node_modules folder that scripts/install-test-deps.sh fills
-// with `npm ci` from scripts/package.json, found by walking up from the working
-// directory to the module's root.
-func nodeModules() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
+// deviceDefaults fills the options every device has, where they are zero: the target
+// address "telemetry", 1 message of 100 bytes, the device id device, a 30 s timeout.
+func deviceDefaults(address *string, count, size *int, id *string, device string, timeout *time.Duration) {
+	if *address == "" {
+		*address = "telemetry"
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			nm := filepath.Join(dir, "scripts", "node_modules")
-			if _, err := os.Stat(filepath.Join(nm, "rhea", "package.json")); err != nil {
-				return "", fmt.Errorf("rhea is not installed in %s (run scripts/install-test-deps.sh)", nm)
-			}
-			return nm, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
+	if *count == 0 {
+		*count = 1
+	}
+	if *size == 0 {
+		*size = 100
+	}
+	if *id == "" {
+		*id = device
+	}
+	if *timeout == 0 {
+		*timeout = 30 * time.Second
 	}
 }

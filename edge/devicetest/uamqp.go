@@ -37,21 +37,7 @@ func UAMQP(t testing.TB, o UAMQPOptions) Result {
 	if o.Addr == "" {
 		t.Fatal("devicetest: UAMQPOptions.Addr is empty")
 	}
-	if o.Address == "" {
-		o.Address = "telemetry"
-	}
-	if o.Count == 0 {
-		o.Count = 1
-	}
-	if o.Size == 0 {
-		o.Size = 100
-	}
-	if o.Device == "" {
-		o.Device = "uamqp"
-	}
-	if o.Timeout == 0 {
-		o.Timeout = 30 * time.Second
-	}
+	deviceDefaults(&o.Address, &o.Count, &o.Size, &o.Device, "uamqp", &o.Timeout)
 	hop, ca := startTLSHop(t, o.Addr)
 	host, port, _ := net.SplitHostPort(hop)
 	script := writeScript(t, "uamqp_device.py", uamqpScript)
