@@ -1,10 +1,8 @@
 package mqtt
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -74,23 +72,10 @@ func TestPublisherCountsOnlyStoredMessages(t *testing.T) {
 	}
 	mqtttest.Need(t, "paho")
 	sink := &gateSink{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := New(Config{AllowAnonymous: true}, sink, nil, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	}()
+	addr := serve(t, New(Config{AllowAnonymous: true}, sink, nil, nil))
 
 	const n, size, id = 70_000, 16, "wrap"
-	p := mqtttest.StartPublisher(t, mqtttest.Publish{Addr: ln.Addr().String(), ClientID: id, Topic: "t", Count: n, QoS: 1, Version: 4, Size: size})
+	p := mqtttest.StartPublisher(t, mqtttest.Publish{Addr: addr, ClientID: id, Topic: "t", Count: n, QoS: 1, Version: 4, Size: size})
 	// The store stalls until the client waits for acknowledgements, or for 30 s (a
 	// client that does not wait runs far ahead meanwhile).
 	for deadline := time.Now().Add(30 * time.Second); !p.Held() && time.Now().Before(deadline); {
@@ -123,22 +108,9 @@ func (failSink) Full(string) bool                    { return false }
 // acknowledgement, although Paho 1.6 reports the message as published.
 func TestPublisherCountsNoRefusal(t *testing.T) {
 	mqtttest.Need(t, "paho")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := New(Config{AllowAnonymous: true}, failSink{}, nil, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	}()
+	addr := serve(t, New(Config{AllowAnonymous: true}, failSink{}, nil, nil))
 	for qos := 1; qos <= 2; qos++ {
-		p := mqtttest.StartPublisher(t, mqtttest.Publish{Addr: ln.Addr().String(), ClientID: fmt.Sprint("refused-", qos), Topic: "t", Count: 5, QoS: qos, Version: 5, Size: 16})
+		p := mqtttest.StartPublisher(t, mqtttest.Publish{Addr: addr, ClientID: fmt.Sprint("refused-", qos), Topic: "t", Count: 5, QoS: qos, Version: 5, Size: 16})
 		if acked, end := p.Wait(time.Minute); len(acked) != 0 || end != "LOST 5 refused" {
 			t.Fatalf("QoS %d: acknowledged %v, end %q; want none acknowledged and 5 refused", qos, acked, end)
 		}
