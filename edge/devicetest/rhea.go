@@ -15,15 +15,8 @@ import (
 //go:embed rhea_device.js
 var rheaScript []byte
 
-// RheaOptions configure one rhea device; zero fields take the defaults on each.
-type RheaOptions struct {
-	Addr    string        // host:port of the gateway; required
-	Address string        // target address; default "telemetry"
-	Count   int           // messages to send; default 1
-	Size    int           // body size in bytes; default 100
-	Device  string        // the container-id and the "device" property; default "rhea"
-	Timeout time.Duration // the device gives up after this long; default 30s
-}
+// RheaOptions configure one rhea device; Device defaults to "rhea".
+type RheaOptions = DeviceOptions
 
 // Rhea runs a device on the rhea library (Node.js, npm; the version pinned in
 // scripts/package.json, installed by scripts/install-test-deps.sh) to its end and

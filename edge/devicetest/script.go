@@ -55,6 +55,17 @@ func writeScript(t testing.TB, name string, content []byte) string {
 	return path
 }
 
+// DeviceOptions configure one device of a library other than Proton (rhea, uAMQP-C);
+// zero fields take the defaults on each.
+type DeviceOptions struct {
+	Addr    string        // host:port of the gateway (plain AMQP); required
+	Address string        // target address; default "telemetry"
+	Count   int           // messages to send; default 1
+	Size    int           // body size in bytes; default 100
+	Device  string        // the container-id and the "device" property; default: the library's name
+	Timeout time.Duration // the device gives up after this long; default 30s
+}
+
 // deviceDefaults fills the options every device has, where they are zero: the target
 // address "telemetry", 1 message of 100 bytes, the device id device, a 30 s timeout.
 func deviceDefaults(address *string, count, size *int, id *string, device string, timeout *time.Duration) {
