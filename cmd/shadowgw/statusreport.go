@@ -25,6 +25,7 @@ type statusReport struct {
 	Rates       rateReport    `json:"rates"`
 	Disk        diskReport    `json:"disk"`
 	Inputs      []inputStatus `json:"inputs"`
+	MQTT        *mqttReport   `json:"mqtt,omitempty"` // absent without [mqtt] listen
 }
 
 type uplinkReport struct {
