@@ -249,6 +249,11 @@ func testMQTTCloudOutage(t *testing.T, b *cloudtest.Broker) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if k.device == "warmup" {
+				// Received before the stop, but RabbitMQ may not have settled it
+				// with the gateway yet: then it comes again.
+				continue
+			}
 			seen[k]++
 		}
 	}
