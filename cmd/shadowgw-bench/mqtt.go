@@ -202,12 +202,19 @@ func mqttClient(ctx context.Context, o mqttOptions, id string) ([]time.Duration,
 	payload := make([]byte, o.Size)
 	var id16 uint16
 	n := 0
-	for o.Messages == 0 || n < o.Messages {
+	// slot waits for a free slot in the window: nil, or why the run ends.
+	slot := func() error {
 		select {
 		case <-slots:
+			return nil
 		case <-ctx.Done():
-			return finish(ctx.Err())
+			return ctx.Err()
 		case err := <-readErr:
+			return err
+		}
+	}
+	for o.Messages == 0 || n < o.Messages {
+		if err := slot(); err != nil {
 			return finish(err)
 		}
 		id16++
@@ -225,11 +232,7 @@ func mqttClient(ctx context.Context, o mqttOptions, id string) ([]time.Duration,
 		n++
 	}
 	for range o.Inflight { // wait for the last acknowledgements
-		select {
-		case <-slots:
-		case <-ctx.Done():
-			return finish(ctx.Err())
-		case err := <-readErr:
+		if err := slot(); err != nil {
 			return finish(err)
 		}
 	}

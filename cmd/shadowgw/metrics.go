@@ -81,6 +81,7 @@ func (m *monitor) handler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collector{m},
+		mqttCollector{m.p.MQTT},
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector(),
 	)

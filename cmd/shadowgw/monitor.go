@@ -162,6 +162,7 @@ func (m *monitor) status() statusReport {
 		}
 	}
 
+	r.MQTT = newMQTTReport(m.p.MQTT)
 	e := m.p.Edge.Stats()
 	r.Devices = deviceReport{
 		Connected: e.Connections, ConnectionsTotal: e.ConnectionsTotal, Refused: e.Refused,

@@ -249,6 +249,11 @@ func testMQTTCloudOutage(t *testing.T, b *cloudtest.Broker) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if k.device == "warmup" {
+				// Received before the stop, but RabbitMQ may not have settled it
+				// with the gateway yet: then it comes again.
+				continue
+			}
 			seen[k]++
 		}
 	}
@@ -288,7 +293,11 @@ func testMQTTGatewayKilled(t *testing.T, b *cloudtest.Broker) {
 	acked := map[key]bool{}
 	for _, p := range pubs {
 		seqs, _ := p.Wait(30 * time.Second) // they end on the lost connection
-		for _, s := range seqs {
+		for i, s := range seqs {
+			// Each client publishes in order and PUBACKs come in order (§4.6).
+			if s != i {
+				t.Fatalf("%s: acknowledgement %d is for message %d: out of order", p.ID(), i, s)
+			}
 			acked[key{p.ID(), int64(s)}] = true
 		}
 	}

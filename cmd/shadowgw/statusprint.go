@@ -44,6 +44,7 @@ func printStatus(w io.Writer, r statusReport) {
 	d := r.Devices
 	line("devices", "%d connected; %d connections since start, %d refused", d.Connected, d.ConnectionsTotal, d.Refused)
 	line("", "received %d messages (%s), rejected %d, dropped %d", d.Messages, formatBytes(d.Bytes), d.Rejected, d.Dropped)
+	printMQTT(line, r.MQTT)
 
 	for i, rt := range r.Routes {
 		label := ""

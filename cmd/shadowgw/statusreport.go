@@ -25,6 +25,7 @@ type statusReport struct {
 	Rates       rateReport    `json:"rates"`
 	Disk        diskReport    `json:"disk"`
 	Inputs      []inputStatus `json:"inputs"`
+	MQTT        *mqttReport   `json:"mqtt,omitempty"` // absent without [mqtt] listen
 
 	// Direct lists the direct routes ([route] mode = direct), which queue nothing.
 	Direct []directReport `json:"direct,omitempty"`

@@ -60,26 +60,12 @@ type PythonOptions struct {
 }
 
 func (o *PythonOptions) setDefaults() {
-	if o.Address == "" {
-		o.Address = "telemetry"
-	}
-	if o.Count == 0 {
-		o.Count = 1
-	}
-	if o.Size == 0 {
-		o.Size = 100
-	}
+	deviceDefaults(&o.Address, &o.Count, &o.Size, &o.Device, "device", &o.Timeout)
 	if o.Style == "" {
 		o.Style = Reactor
 	}
 	if o.SASL == "" {
 		o.SASL = NoSASL
-	}
-	if o.Device == "" {
-		o.Device = "device"
-	}
-	if o.Timeout == 0 {
-		o.Timeout = 30 * time.Second
 	}
 }
 

@@ -8,20 +8,15 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/shadowgw/shadowgw/uplink/cloudtest"
 )
 
 //go:embed rhea_device.js
 var rheaScript []byte
 
-// RheaOptions configure one rhea device; zero fields take the defaults on each.
-type RheaOptions struct {
-	Addr    string        // host:port of the gateway; required
-	Address string        // target address; default "telemetry"
-	Count   int           // messages to send; default 1
-	Size    int           // body size in bytes; default 100
-	Device  string        // the container-id and the "device" property; default "rhea"
-	Timeout time.Duration // the device gives up after this long; default 30s
-}
+// RheaOptions configure one rhea device; Device defaults to "rhea".
+type RheaOptions = DeviceOptions
 
 // Rhea runs a device on the rhea library (Node.js, npm; the version pinned in
 // scripts/package.json, installed by scripts/install-test-deps.sh) to its end and
@@ -33,7 +28,7 @@ func Rhea(t testing.TB, o RheaOptions) Result {
 	node, err := exec.LookPath("node")
 	var modules string
 	if err == nil {
-		modules, err = nodeModules()
+		modules, err = cloudtest.NodeModules()
 	}
 	if err != nil {
 		unavailable(t, "rhea device: %v", err)
@@ -41,21 +36,7 @@ func Rhea(t testing.TB, o RheaOptions) Result {
 	if o.Addr == "" {
 		t.Fatal("devicetest: RheaOptions.Addr is empty")
 	}
-	if o.Address == "" {
-		o.Address = "telemetry"
-	}
-	if o.Count == 0 {
-		o.Count = 1
-	}
-	if o.Size == 0 {
-		o.Size = 100
-	}
-	if o.Device == "" {
-		o.Device = "rhea"
-	}
-	if o.Timeout == 0 {
-		o.Timeout = 30 * time.Second
-	}
+	deviceDefaults(&o.Address, &o.Count, &o.Size, &o.Device, "rhea", &o.Timeout)
 	host, port, err := net.SplitHostPort(o.Addr)
 	if err != nil {
 		t.Fatalf("devicetest: %v", err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,26 +55,33 @@ func writeScript(t testing.TB, name string, content []byte) string {
 	return path
 }
 
-// nodeModules returns the node_modules folder that scripts/install-test-deps.sh fills
-// with `npm ci` from scripts/package.json, found by walking up from the working
-// directory to the module's root.
-func nodeModules() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
+// DeviceOptions configure one device of a library other than Proton (rhea, uAMQP-C);
+// zero fields take the defaults on each.
+type DeviceOptions struct {
+	Addr    string        // host:port of the gateway (plain AMQP); required
+	Address string        // target address; default "telemetry"
+	Count   int           // messages to send; default 1
+	Size    int           // body size in bytes; default 100
+	Device  string        // the container-id and the "device" property; default: the library's name
+	Timeout time.Duration // the device gives up after this long; default 30s
+}
+
+// deviceDefaults fills the options every device has, where they are zero: the target
+// address "telemetry", 1 message of 100 bytes, the device id device, a 30 s timeout.
+func deviceDefaults(address *string, count, size *int, id *string, device string, timeout *time.Duration) {
+	if *address == "" {
+		*address = "telemetry"
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			nm := filepath.Join(dir, "scripts", "node_modules")
-			if _, err := os.Stat(filepath.Join(nm, "rhea", "package.json")); err != nil {
-				return "", fmt.Errorf("rhea is not installed in %s (run scripts/install-test-deps.sh)", nm)
-			}
-			return nm, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
+	if *count == 0 {
+		*count = 1
+	}
+	if *size == 0 {
+		*size = 100
+	}
+	if *id == "" {
+		*id = device
+	}
+	if *timeout == 0 {
+		*timeout = 30 * time.Second
 	}
 }

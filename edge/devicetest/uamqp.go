@@ -15,15 +15,8 @@ import (
 //go:embed uamqp_device.py
 var uamqpScript []byte
 
-// UAMQPOptions configure one uAMQP-C device; zero fields take the defaults on each.
-type UAMQPOptions struct {
-	Addr    string        // host:port of the gateway (plain AMQP); required
-	Address string        // target address; default "telemetry"
-	Count   int           // messages to send; default 1
-	Size    int           // body size in bytes; default 100
-	Device  string        // the container-id and the "device" property; default "uamqp"
-	Timeout time.Duration // the device gives up after this long; default 30s
-}
+// UAMQPOptions configure one uAMQP-C device; Device defaults to "uamqp".
+type UAMQPOptions = DeviceOptions
 
 // UAMQP runs a device on Azure uAMQP-C, through Debian's python3-uamqp, to its end
 // and returns its report (Sent, Accepted, Errors, Elapsed). The device uses
@@ -37,21 +30,7 @@ func UAMQP(t testing.TB, o UAMQPOptions) Result {
 	if o.Addr == "" {
 		t.Fatal("devicetest: UAMQPOptions.Addr is empty")
 	}
-	if o.Address == "" {
-		o.Address = "telemetry"
-	}
-	if o.Count == 0 {
-		o.Count = 1
-	}
-	if o.Size == 0 {
-		o.Size = 100
-	}
-	if o.Device == "" {
-		o.Device = "uamqp"
-	}
-	if o.Timeout == 0 {
-		o.Timeout = 30 * time.Second
-	}
+	deviceDefaults(&o.Address, &o.Count, &o.Size, &o.Device, "uamqp", &o.Timeout)
 	hop, ca := startTLSHop(t, o.Addr)
 	host, port, _ := net.SplitHostPort(hop)
 	script := writeScript(t, "uamqp_device.py", uamqpScript)

@@ -398,7 +398,7 @@ func (c *conn) end(e *ending) {
 	}
 	c.flush()
 	if e.err != nil || e.code >= 0x80 && e.code != packet.ServerShuttingDown {
-		c.srv.logGone.warn(c.log, "mqtt client disconnected", "client", c.client.ID, "reason", e.reason, "code", byte(e.code), "err", e.err)
+		c.srv.logGone.Warn(c.log, "mqtt client disconnected", "client", c.client.ID, "reason", e.reason, "code", byte(e.code), "err", e.err)
 	} else {
 		c.log.Debug("mqtt client gone", "client", c.client.ID, "reason", e.reason)
 	}

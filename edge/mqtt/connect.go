@@ -14,7 +14,7 @@ func (c *conn) connect(p *packet.Connect) *ending {
 	c.version = p.Version
 	refuse := func(code packet.ReasonCode, why string) *ending {
 		c.srv.refused.Add(1)
-		c.srv.logRefused.warn(c.log, "mqtt client refused", "reason", why, "client", p.ClientID, "user", p.User, "code", byte(code))
+		c.srv.logRefused.Warn(c.log, "mqtt client refused", "reason", why, "client", p.ClientID, "user", p.User, "code", byte(code))
 		c.write(&packet.Connack{Code: c.connackCode(code)})
 		return &ending{reason: why}
 	}

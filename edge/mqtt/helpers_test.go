@@ -45,11 +45,18 @@ func startServer(t *testing.T, cfg Config, opts store.Options) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { st.Close() }) // after the server's end, registered below
+	srv := New(cfg, storeSink{st}, nil, nil)
+	return &testServer{addr: serve(t, srv), st: st, srv: srv}
+}
+
+// serve runs srv on a loopback port until the test ends and returns its address.
+func serve(t *testing.T, srv *Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(cfg, storeSink{st}, nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
@@ -58,9 +65,8 @@ func startServer(t *testing.T, cfg Config, opts store.Options) *testServer {
 		if err := <-done; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
-		st.Close()
 	})
-	return &testServer{addr: ln.Addr().String(), st: st, srv: srv}
+	return ln.Addr().String()
 }
 
 // messages returns the stored messages, decoded.

@@ -31,7 +31,7 @@ func (c *conn) publish(p *packet.Publish) *ending {
 		}
 	}
 	if !c.srv.mayPublish(c.client.User, p.Topic) {
-		c.srv.logDenied.warn(c.log, "mqtt publish refused: topic not allowed", "client", c.client.ID, "user", c.client.User, "topic", p.Topic)
+		c.srv.logDenied.Warn(c.log, "mqtt publish refused: topic not allowed", "client", c.client.ID, "user", c.client.User, "topic", p.Topic)
 		if c.version != packet.V5 {
 			// 3.1.1 §3.3.5: no negative acknowledgement; close rather than pretend.
 			return &ending{will: true, reason: "publish to a topic not allowed"}
@@ -113,7 +113,7 @@ func (c *conn) collect() {
 			}
 			continue
 		}
-		c.srv.logNotStored.warn(c.log, "mqtt message not stored", "client", c.client.ID, "address", pd.msg.Address, "qos", pd.qos, "err", pd.err)
+		c.srv.logNotStored.Warn(c.log, "mqtt message not stored", "client", c.client.ID, "address", pd.msg.Address, "qos", pd.qos, "err", pd.err)
 		switch {
 		case pd.qos == 0:
 			c.srv.dropped.Add(1)
@@ -209,7 +209,7 @@ func (s *Server) will(clientID, source string, w *packet.Will, delay time.Durati
 		s.sink.Append(m, func(err error) {
 			if err != nil {
 				s.dropped.Add(1)
-				s.logNotStored.warn(log, "mqtt will not stored", "address", m.Address, "err", err)
+				s.logNotStored.Warn(log, "mqtt will not stored", "address", m.Address, "err", err)
 				return
 			}
 			s.messages.Add(1)

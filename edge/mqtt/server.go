@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/shadowgw/shadowgw/edge/lograte"
 )
 
 // resumeInterval is how often a connection held back by a full Sink asks again.
@@ -47,7 +49,7 @@ type Server struct {
 	nextID   atomic.Uint64
 
 	// Warnings a device can cause again and again are rate-limited.
-	logRefused, logGone, logDenied, logNotStored rateLog
+	logRefused, logGone, logDenied, logNotStored lograte.Limiter
 
 	open             atomic.Int64
 	connectionsTotal atomic.Uint64
@@ -67,7 +69,7 @@ func New(cfg Config, sink Sink, downlink Downlink, log *slog.Logger) *Server {
 	if downlink == nil {
 		downlink = refuseAll{}
 	}
-	return &Server{
+	s := &Server{
 		cfg:      cfg,
 		sink:     sink,
 		downlink: downlink,
@@ -77,7 +79,15 @@ func New(cfg Config, sink Sink, downlink Downlink, log *slog.Logger) *Server {
 		sessions: make(map[string]*session),
 		wills:    make(map[string]*time.Timer),
 	}
+	for _, l := range []*lograte.Limiter{&s.logRefused, &s.logGone, &s.logDenied, &s.logNotStored} {
+		l.Every, l.Suppressed = logInterval, "suppressed"
+	}
+	return s
 }
+
+// logInterval is the least time between two warnings of one kind: a device that sends
+// garbage in a loop must not flood the log.
+const logInterval = time.Second
 
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats {
@@ -130,7 +140,7 @@ func (s *Server) start(ctx context.Context, nc net.Conn) {
 	if len(s.conns) >= s.cfg.MaxConnections {
 		s.mu.Unlock()
 		s.refused.Add(1)
-		s.logRefused.warn(s.log, "mqtt connection refused: limit reached", "remote", nc.RemoteAddr().String(), "max", s.cfg.MaxConnections)
+		s.logRefused.Warn(s.log, "mqtt connection refused: limit reached", "remote", nc.RemoteAddr().String(), "max", s.cfg.MaxConnections)
 		nc.Close()
 		return
 	}

@@ -3,7 +3,6 @@ package config
 import (
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -102,11 +101,7 @@ func TestInputsRoundTrip(t *testing.T) {
 }
 
 func TestInputErrors(t *testing.T) {
-	tests := []struct {
-		name string
-		text string
-		want []string
-	}{
+	tests := []errorCase{
 		{"no kind", "[input \"a\"]\nbus = /dev/i2c-1\n",
 			[]string{"shadowgw.conf:1: [input \"a\"] kind: missing: set it to one of bme280, bmp280, sht3x, ads1115, ds18b20, serial"}},
 		{"unknown kind", "[input \"a\"]\nkind = bme208\n",
@@ -179,13 +174,5 @@ func TestInputErrors(t *testing.T) {
 			[]string{`shadowgw.conf:3: [input "a"] kind: duplicate key (first set on line 2)`}},
 	}
 	t.Chdir(t.TempDir())
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			writeFile(t, "shadowgw.conf", tt.text, 0o644)
-			_, err := Check("shadowgw.conf", Flags{})
-			if got := errorLines(err); !slices.Equal(got, tt.want) {
-				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
-			}
-		})
-	}
+	checkErrorCases(t, tests)
 }

@@ -1,8 +1,6 @@
 package config
 
 import (
-	"slices"
-	"strings"
 	"testing"
 	"time"
 )
@@ -22,11 +20,7 @@ func TestMQTTConfig(t *testing.T) {
 }
 
 func TestMQTTErrors(t *testing.T) {
-	tests := []struct {
-		name string
-		text string
-		want []string
-	}{
+	tests := []errorCase{
 		{"listen without port", "[mqtt]\nlisten = localhost\n",
 			[]string{`shadowgw.conf:2: [mqtt] listen: want HOST:PORT (e.g. 127.0.0.1:1883), or empty for no MQTT, got "localhost"`}},
 		{"listen bad port", "[mqtt]\nlisten = :mqtt\n",
@@ -45,13 +39,5 @@ func TestMQTTErrors(t *testing.T) {
 			[]string{`shadowgw.conf:2: [mqtt] unknown key "port"`}},
 	}
 	t.Chdir(t.TempDir())
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			writeFile(t, "shadowgw.conf", tt.text, 0o644)
-			_, err := Check("shadowgw.conf", Flags{})
-			if got := errorLines(err); !slices.Equal(got, tt.want) {
-				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
-			}
-		})
-	}
+	checkErrorCases(t, tests)
 }

@@ -105,11 +105,7 @@ func TestValidateErrors(t *testing.T) {
 	missing := filepath.Join(dir, "missing")
 	uplink := "[uplink]\nurl = amqps://b.example\nca = " + ca + "\nuser = gw\npassword-file = " + pw + "\n"
 
-	tests := []struct {
-		name string
-		text string
-		want []string
-	}{
+	tests := []errorCase{
 		{"listen without port", "[edge]\nlisten = localhost\n",
 			[]string{`shadowgw.conf:2: [edge] listen: want HOST:PORT, got "localhost"`}},
 		{"listen bad port", "[edge]\nlisten = localhost:amqp\n",
@@ -206,15 +202,7 @@ func TestValidateErrors(t *testing.T) {
 			}},
 	}
 	t.Chdir(dir) // errors name the file as given: "shadowgw.conf"
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			writeFile(t, "shadowgw.conf", tt.text, 0o644)
-			_, err := Check("shadowgw.conf", Flags{})
-			if got := errorLines(err); !slices.Equal(got, tt.want) {
-				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
-			}
-		})
-	}
+	checkErrorCases(t, tests)
 }
 
 func TestValidateWithoutPositions(t *testing.T) {

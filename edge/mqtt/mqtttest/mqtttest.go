@@ -78,6 +78,7 @@ type Publisher struct {
 
 	mu    sync.Mutex
 	acked []int
+	held  bool   // WINDOW messages waited for their acknowledgement
 	end   string // "DONE", "LOST ...", or ""
 	lines []string
 }
@@ -134,6 +135,8 @@ func (p *Publisher) scan(r io.Reader) {
 			if v, err := strconv.Atoi(n); err == nil {
 				p.acked = append(p.acked, v)
 			}
+		case line == "HELD":
+			p.held = true
 		case line == "DONE" || strings.HasPrefix(line, "LOST"):
 			p.end = line
 			p.lines = append(p.lines, line)
@@ -149,6 +152,14 @@ func (p *Publisher) Acked() []int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]int(nil), p.acked...)
+}
+
+// Held reports whether the publisher has waited for acknowledgements: it keeps at
+// most 1,000 messages unacknowledged (see publisher.py).
+func (p *Publisher) Held() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.held
 }
 
 // Wait waits up to timeout for the run to end and returns the acknowledged sequence

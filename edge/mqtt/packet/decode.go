@@ -22,23 +22,15 @@ func Decode(h Header, body []byte, version byte) (Packet, error) {
 		p = decodePublish(r, h.Flags, version)
 	case PUBACK, PUBREC, PUBREL, PUBCOMP:
 		a := &Ack{Kind: h.Type, ID: r.uint16("packet identifier")}
-		if version == V5 && r.left() > 0 {
-			a.Code = ReasonCode(r.byte("reason code"))
-			if r.left() > 0 {
-				r.props(ctxAck, &a.Props)
-			}
+		if version == V5 {
+			a.Code = r.optionalCode(ctxAck, &a.Props)
 		}
 		p = a
 	case SUBSCRIBE:
 		p = decodeSubscribe(r, version)
 	case SUBACK:
-		s := &Suback{ID: r.uint16("packet identifier")}
-		if version == V5 {
-			r.props(ctxSuback, &s.Props)
-		}
-		for _, c := range r.rest() {
-			s.Codes = append(s.Codes, ReasonCode(c))
-		}
+		s := &Suback{}
+		s.ID, s.Codes = r.ackBody(ctxSuback, &s.Props, version, true)
 		p = s
 	case UNSUBSCRIBE:
 		u := &Unsubscribe{ID: r.uint16("packet identifier")}
@@ -53,13 +45,9 @@ func Decode(h Header, body []byte, version byte) (Packet, error) {
 		}
 		p = u
 	case UNSUBACK:
-		u := &Unsuback{ID: r.uint16("packet identifier")}
-		if version == V5 {
-			r.props(ctxUnsuback, &u.Props)
-			for _, c := range r.rest() {
-				u.Codes = append(u.Codes, ReasonCode(c))
-			}
-		}
+		u := &Unsuback{}
+		// 3.1.1 UNSUBACK has no reason codes.
+		u.ID, u.Codes = r.ackBody(ctxUnsuback, &u.Props, version, version == V5)
 		p = u
 	case PINGREQ:
 		p = &Pingreq{}
@@ -67,11 +55,8 @@ func Decode(h Header, body []byte, version byte) (Packet, error) {
 		p = &Pingresp{}
 	case DISCONNECT:
 		d := &Disconnect{}
-		if version == V5 && r.left() > 0 {
-			d.Code = ReasonCode(r.byte("reason code"))
-			if r.left() > 0 {
-				r.props(ctxDisconnect, &d.Props)
-			}
+		if version == V5 {
+			d.Code = r.optionalCode(ctxDisconnect, &d.Props)
 		}
 		p = d
 	case AUTH:
@@ -282,4 +267,35 @@ func ValidTopicName(s string) bool {
 		}
 	}
 	return true
+}
+
+// ackBody reads the variable header and payload of a SUBACK or UNSUBACK (§3.9,
+// §3.11): the packet identifier, the MQTT 5 properties of ctx, and the reason codes
+// when codes is true.
+func (r *reader) ackBody(ctx propContext, props *Properties, version byte, codes bool) (uint16, []ReasonCode) {
+	id := r.uint16("packet identifier")
+	if version == V5 {
+		r.props(ctx, props)
+	}
+	var out []ReasonCode
+	if codes {
+		for _, c := range r.rest() {
+			out = append(out, ReasonCode(c))
+		}
+	}
+	return id, out
+}
+
+// optionalCode reads the MQTT 5 reason code and properties of ctx that end a PUBACK,
+// PUBREC, PUBREL, PUBCOMP or DISCONNECT, either of which may be left out: no reason
+// code means 0x00 (Success), no properties none (5.0 §3.4.2.1, §3.14.2.1).
+func (r *reader) optionalCode(ctx propContext, props *Properties) ReasonCode {
+	if r.left() == 0 {
+		return 0
+	}
+	code := ReasonCode(r.byte("reason code"))
+	if r.left() > 0 {
+		r.props(ctx, props)
+	}
+	return code
 }

@@ -134,14 +134,7 @@ func (s *Subscribe) Append(b []byte, version byte) []byte {
 
 // Append appends the SUBACK's encoding.
 func (s *Suback) Append(b []byte, version byte) []byte {
-	body := binary.BigEndian.AppendUint16(nil, s.ID)
-	if version == V5 {
-		body = appendProps(body, &s.Props)
-	}
-	for _, c := range s.Codes {
-		body = append(body, byte(c))
-	}
-	return frame(b, SUBACK, 0, body)
+	return frame(b, SUBACK, 0, appendAckBody(s.ID, &s.Props, s.Codes, version))
 }
 
 // Append appends the UNSUBSCRIBE's encoding.
@@ -158,14 +151,24 @@ func (u *Unsubscribe) Append(b []byte, version byte) []byte {
 
 // Append appends the UNSUBACK's encoding; 3.1.1 has no reason codes.
 func (u *Unsuback) Append(b []byte, version byte) []byte {
-	body := binary.BigEndian.AppendUint16(nil, u.ID)
-	if version == V5 {
-		body = appendProps(body, &u.Props)
-		for _, c := range u.Codes {
-			body = append(body, byte(c))
-		}
+	codes := u.Codes
+	if version != V5 {
+		codes = nil
 	}
-	return frame(b, UNSUBACK, 0, body)
+	return frame(b, UNSUBACK, 0, appendAckBody(u.ID, &u.Props, codes, version))
+}
+
+// appendAckBody encodes the variable header and payload of a SUBACK or UNSUBACK: the
+// packet identifier, the MQTT 5 properties, the reason codes (§3.9, §3.11).
+func appendAckBody(id uint16, props *Properties, codes []ReasonCode, version byte) []byte {
+	body := binary.BigEndian.AppendUint16(nil, id)
+	if version == V5 {
+		body = appendProps(body, props)
+	}
+	for _, c := range codes {
+		body = append(body, byte(c))
+	}
+	return body
 }
 
 // Append appends a PINGREQ.

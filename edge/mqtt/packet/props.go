@@ -203,82 +203,45 @@ func (r *reader) props(ctx propContext, p *Properties) {
 
 func (r *reader) prop(id byte, p *Properties) {
 	name := fmt.Sprintf("property 0x%02x", id)
-	boolean := func(v byte) byte {
-		if v > 1 {
-			r.fail(protocolErr("%s: value %d, want 0 or 1", name, v))
-		}
-		return v
-	}
 	switch id {
-	case PropPayloadFormat:
-		p.PayloadFormat = boolean(r.byte(name))
-	case PropMessageExpiry:
-		p.MessageExpiry = r.uint32(name)
-	case PropContentType:
-		p.ContentType = r.string(name)
-	case PropResponseTopic:
-		p.ResponseTopic = r.string(name)
-		if r.err == nil && !ValidTopicName(p.ResponseTopic) {
-			r.fail(protocolErr("response topic %q is not a valid topic name", p.ResponseTopic))
-		}
-	case PropCorrelationData:
-		p.CorrelationData = r.binary(name)
 	case PropSubscriptionID:
 		v := r.varint(name)
 		if r.err == nil && v == 0 {
 			r.fail(protocolErr("subscription identifier 0"))
 		}
 		p.SubscriptionIDs = append(p.SubscriptionIDs, v)
-	case PropSessionExpiry:
-		p.SessionExpiry = r.uint32(name)
-	case PropAssignedClientID:
-		p.AssignedClientID = r.string(name)
-	case PropServerKeepAlive:
-		p.ServerKeepAlive = r.uint16(name)
-	case PropAuthMethod:
-		p.AuthMethod = r.string(name)
-	case PropAuthData:
-		p.AuthData = r.binary(name)
-	case PropRequestProblemInfo:
-		p.RequestProblemInfo = boolean(r.byte(name))
-	case PropWillDelay:
-		p.WillDelay = r.uint32(name)
-	case PropRequestResponseInfo:
-		p.RequestResponseInfo = boolean(r.byte(name))
-	case PropResponseInfo:
-		p.ResponseInfo = r.string(name)
-	case PropServerReference:
-		p.ServerReference = r.string(name)
-	case PropReasonString:
-		p.ReasonString = r.string(name)
-	case PropReceiveMaximum:
-		p.ReceiveMaximum = r.uint16(name)
-		if r.err == nil && p.ReceiveMaximum == 0 {
-			r.fail(protocolErr("receive maximum 0"))
-		}
-	case PropTopicAliasMaximum:
-		p.TopicAliasMaximum = r.uint16(name)
-	case PropTopicAlias:
-		p.TopicAlias = r.uint16(name)
-	case PropMaximumQoS:
-		p.MaximumQoS = boolean(r.byte(name))
-	case PropRetainAvailable:
-		p.RetainAvailable = boolean(r.byte(name))
+		return
 	case PropUser:
 		k := r.string(name + " key")
 		v := r.string(name + " value")
 		p.User = append(p.User, UserProperty{k, v})
-	case PropMaximumPacketSize:
-		p.MaximumPacketSize = r.uint32(name)
-		if r.err == nil && p.MaximumPacketSize == 0 {
-			r.fail(protocolErr("maximum packet size 0"))
+		return
+	}
+	switch f := p.field(id).(type) {
+	case *byte:
+		// Every byte property is a boolean, Maximum QoS included (§3.2.2.3.4).
+		if *f = r.byte(name); *f > 1 {
+			r.fail(protocolErr("%s: value %d, want 0 or 1", name, *f))
 		}
-	case PropWildcardSubAvail:
-		p.WildcardSubAvail = boolean(r.byte(name))
-	case PropSubIDAvail:
-		p.SubIDAvail = boolean(r.byte(name))
-	case PropSharedSubAvail:
-		p.SharedSubAvail = boolean(r.byte(name))
+	case *uint16:
+		*f = r.uint16(name)
+	case *uint32:
+		*f = r.uint32(name)
+	case *string:
+		*f = r.string(name)
+	case *[]byte:
+		*f = r.binary(name)
+	}
+	if r.err != nil {
+		return
+	}
+	switch {
+	case id == PropResponseTopic && !ValidTopicName(p.ResponseTopic):
+		r.fail(protocolErr("response topic %q is not a valid topic name", p.ResponseTopic))
+	case id == PropReceiveMaximum && p.ReceiveMaximum == 0:
+		r.fail(protocolErr("receive maximum 0"))
+	case id == PropMaximumPacketSize && p.MaximumPacketSize == 0:
+		r.fail(protocolErr("maximum packet size 0"))
 	}
 }
 
@@ -299,17 +262,17 @@ func (p *Properties) encode(b []byte) []byte {
 			continue
 		}
 		b = append(b, id)
-		switch propKinds[id] {
-		case kByte:
-			b = append(b, p.byteOf(id))
-		case kUint16:
-			b = binary.BigEndian.AppendUint16(b, p.uint16Of(id))
-		case kUint32:
-			b = binary.BigEndian.AppendUint32(b, p.uint32Of(id))
-		case kString:
-			b = appendString(b, p.stringOf(id))
-		case kBinary:
-			b = appendBinary(b, p.binaryOf(id))
+		switch f := p.field(id).(type) {
+		case *byte:
+			b = append(b, *f)
+		case *uint16:
+			b = binary.BigEndian.AppendUint16(b, *f)
+		case *uint32:
+			b = binary.BigEndian.AppendUint32(b, *f)
+		case *string:
+			b = appendString(b, *f)
+		case *[]byte:
+			b = appendBinary(b, *f)
 		}
 	}
 	for _, v := range p.SubscriptionIDs {
@@ -322,82 +285,61 @@ func (p *Properties) encode(b []byte) []byte {
 	return b
 }
 
-func (p *Properties) byteOf(id byte) byte {
+// field returns a pointer to the field of the single-valued property id, whose type
+// is how the value is encoded: *byte, *uint16, *uint32, *string (UTF-8 string) or
+// *[]byte (binary data); nil for the repeated ones.
+func (p *Properties) field(id byte) any {
 	switch id {
 	case PropPayloadFormat:
-		return p.PayloadFormat
-	case PropRequestProblemInfo:
-		return p.RequestProblemInfo
-	case PropRequestResponseInfo:
-		return p.RequestResponseInfo
-	case PropMaximumQoS:
-		return p.MaximumQoS
-	case PropRetainAvailable:
-		return p.RetainAvailable
-	case PropWildcardSubAvail:
-		return p.WildcardSubAvail
-	case PropSubIDAvail:
-		return p.SubIDAvail
-	case PropSharedSubAvail:
-		return p.SharedSubAvail
-	}
-	return 0
-}
-
-func (p *Properties) uint16Of(id byte) uint16 {
-	switch id {
-	case PropServerKeepAlive:
-		return p.ServerKeepAlive
-	case PropReceiveMaximum:
-		return p.ReceiveMaximum
-	case PropTopicAliasMaximum:
-		return p.TopicAliasMaximum
-	case PropTopicAlias:
-		return p.TopicAlias
-	}
-	return 0
-}
-
-func (p *Properties) uint32Of(id byte) uint32 {
-	switch id {
+		return &p.PayloadFormat
 	case PropMessageExpiry:
-		return p.MessageExpiry
-	case PropSessionExpiry:
-		return p.SessionExpiry
-	case PropWillDelay:
-		return p.WillDelay
-	case PropMaximumPacketSize:
-		return p.MaximumPacketSize
-	}
-	return 0
-}
-
-func (p *Properties) stringOf(id byte) string {
-	switch id {
+		return &p.MessageExpiry
 	case PropContentType:
-		return p.ContentType
+		return &p.ContentType
 	case PropResponseTopic:
-		return p.ResponseTopic
-	case PropAssignedClientID:
-		return p.AssignedClientID
-	case PropAuthMethod:
-		return p.AuthMethod
-	case PropResponseInfo:
-		return p.ResponseInfo
-	case PropServerReference:
-		return p.ServerReference
-	case PropReasonString:
-		return p.ReasonString
-	}
-	return ""
-}
-
-func (p *Properties) binaryOf(id byte) []byte {
-	switch id {
+		return &p.ResponseTopic
 	case PropCorrelationData:
-		return p.CorrelationData
+		return &p.CorrelationData
+	case PropSessionExpiry:
+		return &p.SessionExpiry
+	case PropAssignedClientID:
+		return &p.AssignedClientID
+	case PropServerKeepAlive:
+		return &p.ServerKeepAlive
+	case PropAuthMethod:
+		return &p.AuthMethod
 	case PropAuthData:
-		return p.AuthData
+		return &p.AuthData
+	case PropRequestProblemInfo:
+		return &p.RequestProblemInfo
+	case PropWillDelay:
+		return &p.WillDelay
+	case PropRequestResponseInfo:
+		return &p.RequestResponseInfo
+	case PropResponseInfo:
+		return &p.ResponseInfo
+	case PropServerReference:
+		return &p.ServerReference
+	case PropReasonString:
+		return &p.ReasonString
+	case PropReceiveMaximum:
+		return &p.ReceiveMaximum
+	case PropTopicAliasMaximum:
+		return &p.TopicAliasMaximum
+	case PropTopicAlias:
+		return &p.TopicAlias
+	case PropMaximumQoS:
+		return &p.MaximumQoS
+	case PropRetainAvailable:
+		return &p.RetainAvailable
+	case PropMaximumPacketSize:
+		return &p.MaximumPacketSize
+	case PropWildcardSubAvail:
+		return &p.WildcardSubAvail
+	case PropSubIDAvail:
+		return &p.SubIDAvail
+	case PropSharedSubAvail:
+		return &p.SharedSubAvail
 	}
 	return nil
 }
