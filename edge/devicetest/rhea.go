@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/shadowgw/shadowgw/uplink/cloudtest"
 )
 
 //go:embed rhea_device.js
@@ -28,7 +26,7 @@ func Rhea(t testing.TB, o RheaOptions) Result {
 	node, err := exec.LookPath("node")
 	var modules string
 	if err == nil {
-		modules, err = cloudtest.NodeModules()
+		modules, err = NodeModules()
 	}
 	if err != nil {
 		unavailable(t, "rhea device: %v", err)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	_ "embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shadowgw/shadowgw/edge/devicetest"
 )
 
 //go:embed rheabroker.js
@@ -49,30 +50,6 @@ type RheaAttach struct {
 	RcvSettleMode int    `json:"rcv_settle_mode"` // 0 first, 1 second
 }
 
-// NodeModules returns the node_modules folder that scripts/install-test-deps.sh fills
-// with `npm ci` from scripts/package.json, found by walking up from the working
-// directory to the module's root.
-func NodeModules() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			nm := filepath.Join(dir, "scripts", "node_modules")
-			if _, err := os.Stat(filepath.Join(nm, "rhea", "package.json")); err != nil {
-				return "", fmt.Errorf("rhea is not installed in %s (run scripts/install-test-deps.sh)", nm)
-			}
-			return nm, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // StartRhea starts the broker with new certificates and registers its end with
 // t.Cleanup (SIGKILL by PID). It skips the test if node or rhea is missing, or fails
 // it when SHADOWGW_REQUIRE_PEERS=1.
@@ -81,7 +58,7 @@ func StartRhea(t testing.TB) *RheaBroker {
 	node, err := exec.LookPath("node")
 	var modules string
 	if err == nil {
-		modules, err = NodeModules()
+		modules, err = devicetest.NodeModules()
 	}
 	if err != nil {
 		msg := fmt.Sprintf("cloudtest: rhea broker: %v", err)
