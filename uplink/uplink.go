@@ -10,6 +10,8 @@ import (
 	"time"
 
 	amqp "github.com/Azure/go-amqp"
+
+	"github.com/shadowgw/shadowgw/edge/lograte"
 )
 
 // shutdownGrace is how long a cancelled Run, or a connection being replaced, still
@@ -32,7 +34,7 @@ type Uplink struct {
 
 	running atomic.Bool
 	st      status
-	dead    deadLetters
+	deadLog *lograte.Limiter // warn lines about dead letters
 	held    holds
 }
 
@@ -60,6 +62,7 @@ func New(cfg Config, src Source, log *slog.Logger) (*Uplink, error) {
 		clk:        clock{now: time.Now, after: time.After, rand: rand.Float64},
 	}
 	u.template, _ = ParseAddressTemplate(cfg.AddressTemplate) // checked by Validate
+	u.deadLog = u.newDeadLog()
 	u.held.rand = func() float64 { return u.clk.rand() }
 	u.limit = newLimiter(cfg.RateLimit, cfg.RateLimitBytes, func() time.Time { return u.clk.now() }, func(d time.Duration) <-chan time.Time { return u.clk.after(d) })
 	u.st.snap.Endpoint = endpoints[0].addr
