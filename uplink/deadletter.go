@@ -21,7 +21,7 @@ func (u *Uplink) deadLetterLog(seq uint64, address, reason string) {
 // newDeadLog returns the rate limit of the warn lines about dead letters, on u's clock.
 func (u *Uplink) newDeadLog() *lograte.Limiter {
 	return &lograte.Limiter{
-		Now:        func() time.Time { return u.clk.now() },
+		Now:        func() time.Time { return u.clk.Now() },
 		Every:      deadLetterLogEvery,
 		Suppressed: "more_since_last_line",
 	}

@@ -92,7 +92,7 @@ func (l *lane) report(ev event) {
 }
 
 func (l *lane) busy(on bool) {
-	now := l.f.u.clk.now().UnixNano()
+	now := l.f.u.clk.Now().UnixNano()
 	if on {
 		l.busySince.Store(now)
 		return
@@ -152,7 +152,7 @@ func (l *lane) sendAll(receipts chan<- sent) {
 func (l *lane) send(m *storedMessage, receipts chan<- sent) (ev event, failed bool) {
 	f := l.f
 	cfg := &f.u.cfg
-	out, err := prepare(m, l.target, "shadowgw:"+cfg.ContainerID+":", f.u.clk.now())
+	out, err := prepare(m, l.target, "shadowgw:"+cfg.ContainerID+":", f.u.clk.Now())
 	if err != nil {
 		return event{kind: evUnsendable, seq: m.Seq, reason: err.Error()}, false
 	}
