@@ -183,7 +183,7 @@ func (s *supervisor) dial(ctx context.Context, idx int) (*amqp.Conn, string, err
 	}
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	defer cancel()
-	conn, err := amqp.Dial(dctx, "amqps://"+ep.addr, opts)
+	conn, err := dialCoalescing(dctx, ep.addr, opts)
 	if err != nil {
 		who := s.cfg.User
 		if who == "" {
