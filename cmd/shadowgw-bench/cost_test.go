@@ -28,10 +28,11 @@ import (
 //     arrived in RabbitMQ (forward only; includes the gateway's start);
 //
 // and for each the broker's (RabbitMQ's beam process) CPU time per message, taking in
-// and delivering to a consumer. It runs
-// only when SHADOWGW_BENCH_COST is set to the number of messages per run;
-// SHADOWGW_BENCH_ROUNDS sets the rounds (default 3) and SHADOWGW_BENCH_BASELINE names
-// another shadowgw binary whose online and drain runs alternate with this one's:
+// and delivering to a consumer. It runs only when SHADOWGW_BENCH_COST is set to the
+// number of messages per run; SHADOWGW_BENCH_ROUNDS sets the rounds (default 3),
+// SHADOWGW_BENCH_RATE a total rate for the online runs' devices (for the ack latency at
+// a given rate; default as fast as they can), and SHADOWGW_BENCH_BASELINE names another
+// shadowgw binary whose online and drain runs alternate with this one's:
 //
 //	SHADOWGW_BENCH_COST=20000 go test -count=1 -run TestCost -v ./cmd/shadowgw-bench/
 //
@@ -44,6 +45,10 @@ func TestCost(t *testing.T) {
 	rounds := 3
 	if s := os.Getenv("SHADOWGW_BENCH_ROUNDS"); s != "" {
 		rounds, _ = strconv.Atoi(s)
+	}
+	rate := os.Getenv("SHADOWGW_BENCH_RATE") // of the online runs' devices, all together; default as fast as they can
+	if rate == "" {
+		rate = "0"
 	}
 	gateways := map[string]string{"gateway": gatewayBin}
 	names := []string{"gateway"}
@@ -107,7 +112,7 @@ func TestCost(t *testing.T) {
 			data := filepath.Join(t.TempDir(), "data")
 			cq := fmt.Sprintf("cost-%s-%d", name, round)
 			bb := readProc(beam)
-			r, code := bench(t, append([]string{"--devices", "4", "--messages", strconv.Itoa(n / 4), "--size", "100",
+			r, code := bench(t, append([]string{"--devices", "4", "--messages", strconv.Itoa(n / 4), "--size", "100", "--rate", rate,
 				"--address", cq, "--cloud-url", b.URL, "--cloud-ca", b.CAFile, "--cloud-user", b.User, "--cloud-password-file", pw,
 				"--cloud-address", "/queue/" + cq,
 				"--spawn", gateways[name], "--addr", addr, "--",
@@ -118,7 +123,8 @@ func TestCost(t *testing.T) {
 			}
 			record(name+" online", time.Duration(r.Gateway.CPUSeconds*1e9), ba.cpu-bb.cpu, r.Cloud.Seconds)
 			if r.AckLatency != nil {
-				t.Logf("%-16s ack latency p50 %.2f ms p99 %.2f ms", name+" online", r.AckLatency.P50, r.AckLatency.P99)
+				t.Logf("%-16s ack latency p50 %.2f ms p99 %.2f ms; RSS before the devices (connected, idle) %.1f MiB",
+					name+" online", r.AckLatency.P50, r.AckLatency.P99, float64(r.Gateway.RSSBeforeBytes)/(1<<20))
 			}
 
 			// Drain: fill a store without an uplink, then start the gateway with one.
