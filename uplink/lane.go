@@ -51,6 +51,8 @@ type lane struct {
 	link *link
 	// Owned by the sender: bounds its wait for link credit to StallTimeout.
 	stall *deadline
+	// idPrefix is the message-id prefix of messages without one (see prepare).
+	idPrefix string
 }
 
 // item is a stored message handed to a lane in generation gen.
@@ -79,7 +81,8 @@ const slowWait = 10 * time.Millisecond
 
 // startLane starts the lane of target; the owner learns of its end by evLaneDone.
 func (f *forwarder) startLane(target, address string) *lane {
-	l := &lane{f: f, target: target, address: address, queue: make(chan item, min(f.u.cfg.InFlight, laneQueue))}
+	l := &lane{f: f, target: target, address: address, queue: make(chan item, min(f.u.cfg.InFlight, laneQueue)),
+		idPrefix: "shadowgw:" + f.u.cfg.ContainerID + ":"}
 	receipts := make(chan sent, f.u.cfg.InFlight)
 	f.lanes[target] = l
 	f.running++
@@ -155,8 +158,7 @@ func (l *lane) sendAll(receipts chan<- sent) {
 // message did not go on the wire, and whether the lane's link is unusable.
 func (l *lane) send(m *storedMessage, receipts chan<- sent) (ev event, failed bool) {
 	f := l.f
-	cfg := &f.u.cfg
-	out, err := prepare(m, l.target, "shadowgw:"+cfg.ContainerID+":", f.u.clk.Now())
+	out, err := prepare(m, l.target, l.idPrefix, f.u.clk.Now())
 	if err != nil {
 		return event{kind: evUnsendable, seq: m.Seq, reason: err.Error()}, false
 	}
