@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"net"
 	"sync"
+	"time"
 
 	amqp "github.com/Azure/go-amqp"
 )
@@ -12,6 +13,9 @@ import (
 // coalesceMax bounds the bytes a coalescingConn holds for its flusher: a writer that
 // finds this many pending waits until they are written.
 const coalesceMax = 64 << 10
+
+// closeFlushTimeout bounds how long Close waits to write what is pending.
+const closeFlushTimeout = time.Second
 
 // coalescingConn is the net.Conn go-amqp runs on: it gathers the frames go-amqp
 // writes one at a time (one Write per frame) and hands them to the connection below
@@ -109,7 +113,8 @@ func (c *coalescingConn) flush() {
 	}
 }
 
-// Close writes what is pending, stops the flusher and closes the connection below.
+// Close writes what is pending (for up to closeFlushTimeout), stops the flusher and
+// closes the connection below.
 func (c *coalescingConn) Close() error {
 	var err error
 	c.once.Do(func() {
@@ -120,6 +125,9 @@ func (c *coalescingConn) Close() error {
 		case c.wake <- struct{}{}:
 		default:
 		}
+		// A peer that reads nothing must not hold Close up: the last write gets
+		// closeFlushTimeout at most.
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
 		<-c.done
 		c.mu.Lock()
 		if c.err == nil {

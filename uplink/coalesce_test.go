@@ -34,6 +34,8 @@ func (r *recordingConn) Write(p []byte) (int, error) {
 	return r.got.Write(p)
 }
 
+func (r *recordingConn) SetWriteDeadline(time.Time) error { return nil }
+
 func (r *recordingConn) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -113,5 +115,42 @@ func TestCoalescingError(t *testing.T) {
 			t.Fatalf("Write after a failed write below = %v, want %v", err, boom)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// blockedConn is a connection whose peer reads nothing: a write waits for its
+// deadline.
+type blockedConn struct {
+	recordingConn
+	deadline chan time.Time
+}
+
+func (b *blockedConn) SetWriteDeadline(t time.Time) error {
+	b.deadline <- t
+	return nil
+}
+
+func (b *blockedConn) Write(p []byte) (int, error) {
+	t := <-b.deadline
+	time.Sleep(time.Until(t))
+	return 0, errors.New("i/o timeout")
+}
+
+// TestCoalescingCloseBounded checks that Close returns when the peer reads nothing.
+func TestCoalescingCloseBounded(t *testing.T) {
+	bc := &blockedConn{deadline: make(chan time.Time, 1)}
+	c := newCoalescingConn(bc)
+	if _, err := c.Write([]byte("close frame")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		c.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return within 10s while the peer read nothing")
 	}
 }
