@@ -22,7 +22,7 @@ func (s *Store) Read(after uint64, max int) ([]Message, error) {
 	}
 	var msgs []Message
 	err := s.view(func(tx *bolt.Tx) (err error) {
-		msgs, err = s.readMerged(tx.Bucket(bucketQueue), s.rt.all, func(*route) uint64 { return after }, func(*route, uint64) {}, max)
+		msgs, err = s.readMerged(tx.Bucket(bucketQueue), s.rt.all, func(*route) uint64 { return after }, func(*route, uint64) {}, max, nil)
 		return err
 	})
 	if err != nil {
@@ -127,68 +127,7 @@ func (s *Store) Oldest() (map[string]time.Time, error) {
 // A reader that drains with ReadNext and deletes what it forwarded sees
 // high-priority messages appended while it works on its next call.
 func (s *Store) ReadNext(c *Cursor, max int) ([]Message, error) {
-	if max <= 0 {
-		return nil, nil
-	}
-	// The cursor moves only if the call succeeds: a reader that gets an error
-	// (a corrupt record, which it may dead-letter) reads the same messages
-	// again.
-	moved := map[*route]uint64{}
-	var msgs []Message
-	err := s.view(func(tx *bolt.Tx) error {
-		q := tx.Bucket(bucketQueue)
-		all := s.rt.all
-		for i := 0; i < len(all) && len(msgs) == 0; {
-			j := i + 1
-			for j < len(all) && all[j].Priority == all[i].Priority {
-				j++
-			}
-			var err error
-			msgs, err = s.readMerged(q, all[i:j], func(r *route) uint64 { return c.after[r.Name] },
-				func(r *route, seq uint64) { moved[r] = seq }, max)
-			if err != nil {
-				return err
-			}
-			i = j
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: read: %w", err)
-	}
-	if c.after == nil {
-		c.after = map[string]uint64{}
-	}
-	for r, seq := range moved {
-		c.after[r.Name] = seq
-	}
-	return msgs, nil
-}
-
-// readMerged reads up to max messages from the routes, each after its own
-// position, merged in seq order, skipping expired ones. seen is called with
-// every seq read or skipped, per route, in order.
-func (s *Store) readMerged(q *bolt.Bucket, routes []*route, after func(*route) uint64, seen func(*route, uint64), max int) ([]Message, error) {
-	var msgs []Message
-	var str interner
-	now := s.opts.Clock.Now().UnixNano()
-	err := mergeRoutes(q, routes, after, func(r *route, seq uint64, v []byte) (bool, error) {
-		rec, err := decodeMessageRecord(seq, v)
-		if err != nil {
-			return false, err
-		}
-		seen(r, seq)
-		if !rec.expired(now) { // expired ones are deleted by the committer
-			if msgs == nil {
-				msgs = make([]Message, 0, min(max, 256))
-			}
-			m := rec.message(seq, &str)
-			m.Route = r.Name
-			msgs = append(msgs, m)
-		}
-		return len(msgs) < max, nil
-	})
-	return msgs, err
+	return s.ReadNextFunc(c, max, nil)
 }
 
 // mergeRoutes calls fn with the records of the routes that follow each route's

@@ -12,11 +12,15 @@ import (
 // message it skips is passed over as if it had been read, without being
 // copied, and does not count towards max. A forwarder uses it to pass over
 // the messages of addresses it holds back, and those it has in flight,
-// without copying them only to drop them.
+// without copying them only to drop them. A nil skip skips nothing: ReadNext
+// is ReadNextFunc without a filter.
 func (s *Store) ReadNextFunc(c *Cursor, max int, skip func(seq uint64, address []byte) bool) ([]Message, error) {
 	if max <= 0 {
 		return nil, nil
 	}
+	// The cursor moves only if the call succeeds: a reader that gets an error
+	// (a corrupt record, which it may dead-letter) reads the same messages
+	// again.
 	moved := map[*route]uint64{}
 	var msgs []Message
 	err := s.view(func(tx *bolt.Tx) error {
@@ -28,7 +32,7 @@ func (s *Store) ReadNextFunc(c *Cursor, max int, skip func(seq uint64, address [
 				j++
 			}
 			var err error
-			msgs, err = s.readMergedFunc(q, all[i:j], func(r *route) uint64 { return c.after[r.Name] },
+			msgs, err = s.readMerged(q, all[i:j], func(r *route) uint64 { return c.after[r.Name] },
 				func(r *route, seq uint64) { moved[r] = seq }, max, skip)
 			if err != nil {
 				return err
@@ -49,8 +53,11 @@ func (s *Store) ReadNextFunc(c *Cursor, max int, skip func(seq uint64, address [
 	return msgs, nil
 }
 
-// readMergedFunc is readMerged with ReadNextFunc's filter.
-func (s *Store) readMergedFunc(q *bolt.Bucket, routes []*route, after func(*route) uint64, seen func(*route, uint64), max int, skip func(uint64, []byte) bool) ([]Message, error) {
+// readMerged reads up to max messages from the routes, each after its own
+// position, merged in seq order, skipping expired ones and those skip (if not
+// nil) passes over. seen is called with every seq read or skipped, per route,
+// in order.
+func (s *Store) readMerged(q *bolt.Bucket, routes []*route, after func(*route) uint64, seen func(*route, uint64), max int, skip func(uint64, []byte) bool) ([]Message, error) {
 	var msgs []Message
 	var str interner
 	now := s.opts.Clock.Now().UnixNano()
@@ -60,7 +67,7 @@ func (s *Store) readMergedFunc(q *bolt.Bucket, routes []*route, after func(*rout
 			return false, err
 		}
 		seen(r, seq)
-		if rec.expired(now) || skip(seq, rec.address) {
+		if rec.expired(now) || (skip != nil && skip(seq, rec.address)) { // expired ones are deleted by the committer
 			return true, nil
 		}
 		if msgs == nil {

@@ -1,41 +1,28 @@
 package uplink
 
 import (
-	"log/slog"
-	"sync"
 	"time"
+
+	"github.com/shadowgw/shadowgw/edge/lograte"
 )
 
 // deadLetterLogEvery is the least time between two warn lines about dead letters.
 const deadLetterLogEvery = 10 * time.Second
 
-// deadLetters limits the warn lines about dead-lettered messages, so that a cloud that
-// rejects everything does not flood the log: one line, then at most one per
-// deadLetterLogEvery, counting the ones in between. It is safe for concurrent use.
-type deadLetters struct {
-	mu         sync.Mutex
-	last       time.Time // of the last warn line
-	suppressed int       // dead letters since then without a warn line
-}
-
 // deadLetterLog logs that message seq was dead-lettered: always at debug, at warn
-// within the rate limit.
+// within the rate limit (u.deadLog: one line, then at most one per
+// deadLetterLogEvery, counting the ones in between), so that a cloud that rejects
+// everything does not flood the log.
 func (u *Uplink) deadLetterLog(seq uint64, address, reason string) {
 	u.log.Debug("dead-lettered", "seq", seq, "address", address, "reason", reason)
-	now := u.clk.now()
-	d := &u.dead
-	d.mu.Lock()
-	if !d.last.IsZero() && now.Sub(d.last) < deadLetterLogEvery {
-		d.suppressed++
-		d.mu.Unlock()
-		return
+	u.deadLog.Warn(u.log, "message dead-lettered", "seq", seq, "address", address, "reason", reason)
+}
+
+// newDeadLog returns the rate limit of the warn lines about dead letters, on u's clock.
+func (u *Uplink) newDeadLog() *lograte.Limiter {
+	return &lograte.Limiter{
+		Now:        func() time.Time { return u.clk.Now() },
+		Every:      deadLetterLogEvery,
+		Suppressed: "more_since_last_line",
 	}
-	suppressed := d.suppressed
-	d.last, d.suppressed = now, 0
-	d.mu.Unlock()
-	attrs := []any{"seq", seq, "address", address, "reason", reason}
-	if suppressed > 0 {
-		attrs = append(attrs, slog.Int("more_since_last_line", suppressed))
-	}
-	u.log.Warn("message dead-lettered", attrs...)
 }

@@ -155,7 +155,7 @@ func (f *forwarder) caughtUp(l *lane) {
 // hold holds l's target with reason on its own backoff (see holds) and halts its lane.
 func (f *forwarder) hold(l *lane, reason string, min time.Duration) {
 	target := l.target
-	until := f.u.held.hold(target, l.address, reason, f.u.clk.now(), min, max(f.u.cfg.BackoffMax, min))
+	until := f.u.held.hold(target, l.address, reason, f.u.clk.Now(), min, max(f.u.cfg.BackoffMax, min))
 	f.u.log.Debug("address held", "target", target, "reason", reason, "until", until)
 	if f.holdDue.IsZero() || until.Before(f.holdDue) {
 		f.holdDue = until

@@ -2,6 +2,10 @@
 // 1.0 (github.com/Azure/go-amqp) over TLS, with SASL PLAIN, EXTERNAL (mutual TLS) or
 // ANONYMOUS.
 //
+// The uplink dials TLS itself and runs go-amqp on a write-coalescing connection
+// (coalesce.go): frames written while the previous write is under way go out together,
+// many transfers per TLS record and per system call under load, a lone frame at once.
+//
 // # Delivery
 //
 // An [Uplink] reads its [Source] (the store) route by route in strict priority order

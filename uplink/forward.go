@@ -109,7 +109,7 @@ func (u *Uplink) serve(ctx context.Context, c *connection) error {
 	}
 	f.timer.Stop()
 	// Holds made on an earlier connection to this endpoint end in this one.
-	f.holdDue = u.held.nextDue(u.clk.now())
+	f.holdDue = u.held.nextDue(u.clk.Now())
 	return f.run(ctx)
 }
 
@@ -141,7 +141,7 @@ func (f *forwarder) run(ctx context.Context) error {
 			return context.Cause(ctx)
 		case <-f.conn.done():
 			return f.conn.lostErr()
-		case <-f.u.clk.after(f.u.cfg.RetryDelay):
+		case <-f.u.clk.After(f.u.cfg.RetryDelay):
 		}
 		return &switchEndpoint{index: (f.conn.index + 1) % f.conn.endpoints, reason: fmt.Sprintf("%d messages are undeliverable here", len(f.undeliverable))}
 	}
@@ -188,7 +188,7 @@ func (f *forwarder) forward(ctx context.Context) error {
 		select {
 		case room <- it:
 			l := f.pass.blocked
-			l.fullWaited += f.u.clk.now().Sub(f.pass.blockedAt)
+			l.fullWaited += f.u.clk.Now().Sub(f.pass.blockedAt)
 			f.handed(l, it)
 			f.pass.blocked = nil
 			f.pass.next++
@@ -240,7 +240,7 @@ func (f *forwarder) idle() bool {
 // advance starts a new pass if one is due, then reads and dispatches until the
 // store is read to the end or a message waits for room in its lane.
 func (f *forwarder) advance() error {
-	now := f.u.clk.now()
+	now := f.u.clk.Now()
 	if !f.holdDue.IsZero() && !now.Before(f.holdDue) {
 		// A held address is due: the next pass sends its messages again.
 		f.pass.restart = true
@@ -323,7 +323,7 @@ func (f *forwarder) wakeAt(t time.Time) {
 		return
 	}
 	f.timerAt = t
-	f.timer.Reset(max(t.Sub(f.u.clk.now()), time.Millisecond))
+	f.timer.Reset(max(t.Sub(f.u.clk.Now()), time.Millisecond))
 }
 
 // handed records that it was handed to lane l.

@@ -49,6 +49,10 @@ type lane struct {
 
 	// Owned by the sender, then the settler.
 	link *link
+	// Owned by the sender: bounds its wait for link credit to StallTimeout.
+	stall *deadline
+	// idPrefix is the message-id prefix of messages without one (see prepare).
+	idPrefix string
 }
 
 // item is a stored message handed to a lane in generation gen.
@@ -77,7 +81,8 @@ const slowWait = 10 * time.Millisecond
 
 // startLane starts the lane of target; the owner learns of its end by evLaneDone.
 func (f *forwarder) startLane(target, address string) *lane {
-	l := &lane{f: f, target: target, address: address, queue: make(chan item, min(f.u.cfg.InFlight, laneQueue))}
+	l := &lane{f: f, target: target, address: address, queue: make(chan item, min(f.u.cfg.InFlight, laneQueue)),
+		idPrefix: "shadowgw:" + f.u.cfg.ContainerID + ":"}
 	receipts := make(chan sent, f.u.cfg.InFlight)
 	f.lanes[target] = l
 	f.running++
@@ -92,7 +97,7 @@ func (l *lane) report(ev event) {
 }
 
 func (l *lane) busy(on bool) {
-	now := l.f.u.clk.now().UnixNano()
+	now := l.f.u.clk.Now().UnixNano()
 	if on {
 		l.busySince.Store(now)
 		return
@@ -117,6 +122,8 @@ func (l *lane) cloudWaited(now time.Time) time.Duration {
 // its link it reports the rest as dropped.
 func (l *lane) sendAll(receipts chan<- sent) {
 	defer close(receipts)
+	l.stall = newDeadline(l.f.sending, l.f.u.cfg.StallTimeout)
+	defer l.stall.close()
 	dead := false
 	for {
 		var it item
@@ -151,8 +158,7 @@ func (l *lane) sendAll(receipts chan<- sent) {
 // message did not go on the wire, and whether the lane's link is unusable.
 func (l *lane) send(m *storedMessage, receipts chan<- sent) (ev event, failed bool) {
 	f := l.f
-	cfg := &f.u.cfg
-	out, err := prepare(m, l.target, "shadowgw:"+cfg.ContainerID+":", f.u.clk.now())
+	out, err := prepare(m, l.target, l.idPrefix, f.u.clk.Now())
 	if err != nil {
 		return event{kind: evUnsendable, seq: m.Seq, reason: err.Error()}, false
 	}
@@ -185,12 +191,10 @@ func (l *lane) send(m *storedMessage, receipts chan<- sent) (ev event, failed bo
 	// the settling goroutine awaits. SendWithReceipt returns once the transfer is
 	// written, so the order on the link is the order of these calls. It waits for
 	// link credit (§2.6.7) first: up to StallTimeout, and only this lane waits.
-	sctx, cancel := context.WithTimeout(f.sending, cfg.StallTimeout)
 	l.busy(true)
-	receipt, err := snd.SendWithReceipt(sctx, out.msg, nil)
+	receipt, err := snd.SendWithReceipt(l.stall.start(), out.msg, nil)
 	l.busy(false)
-	stalled := errors.Is(sctx.Err(), context.DeadlineExceeded)
-	cancel()
+	stalled := l.stall.stop()
 	if err != nil {
 		<-f.tokens
 		switch {
@@ -226,6 +230,8 @@ const (
 func (l *lane) settleAll(receipts <-chan sent) {
 	f := l.f
 	linkGone := false
+	stall := newDeadline(f.wctx, f.u.cfg.StallTimeout) // bounds each wait for an outcome
+	defer stall.close()
 	var batch []event
 	var bctx context.Context // ends settleBatchDelay after the first outcome in batch
 	bcancel := context.CancelFunc(func() {})
@@ -251,14 +257,12 @@ func (l *lane) settleAll(receipts <-chan sent) {
 					ev.err = nil
 				} else {
 					waited = true
-					l.outcomeErr(&ev, nil)
+					l.outcomeErr(&ev, false)
 				}
 			}
 			if !waited {
-				sctx, cancel := context.WithTimeout(f.wctx, f.u.cfg.StallTimeout)
-				ev.state, ev.err = s.receipt.Wait(sctx)
-				l.outcomeErr(&ev, sctx)
-				cancel()
+				ev.state, ev.err = s.receipt.Wait(stall.start())
+				l.outcomeErr(&ev, stall.stop())
 			}
 			linkGone = ev.err != nil && !errors.Is(ev.err, errStopped) && !ev.stalled
 		}
@@ -285,14 +289,14 @@ func batchContext(parent context.Context) (context.Context, context.CancelFunc) 
 }
 
 // outcomeErr classifies the error of a wait for ev's outcome, if any: the
-// forwarder stopping, no outcome within StallTimeout (sctx, nil if not used), or
-// the link or the connection gone.
-func (l *lane) outcomeErr(ev *event, sctx context.Context) {
+// forwarder stopping, no outcome within StallTimeout (stalled), or the link or the
+// connection gone.
+func (l *lane) outcomeErr(ev *event, stalled bool) {
 	switch {
 	case ev.err == nil:
 	case l.f.wctx.Err() != nil:
 		ev.err = errStopped
-	case sctx != nil && sctx.Err() != nil:
+	case stalled:
 		ev.stalled = true
 	default:
 		ev.lost = l.f.conn.lost(ev.err)

@@ -75,7 +75,7 @@ func (f *forwarder) handle(ev event) error {
 			// ...: this address waits on its own backoff.
 			f.hold(l, ev.err.Error(), f.u.cfg.BackoffMin)
 			f.retire(l)
-			f.u.log.Warn("address held", "target", target, "err", errors.Unwrap(ev.err), "retry_in", f.u.held.nextDueOf(target).Sub(f.u.clk.now()).Round(time.Millisecond))
+			f.u.log.Warn("address held", "target", target, "err", errors.Unwrap(ev.err), "retry_in", f.u.held.nextDueOf(target).Sub(f.u.clk.Now()).Round(time.Millisecond))
 		}
 	case evSendFailed:
 		switch {
@@ -106,7 +106,7 @@ func (f *forwarder) settled(seq uint64) inflightItem {
 	l := h.lane
 	l.handed--
 	if h.gen != l.gen.Load() {
-		if l.stale--; l.stale == 0 && f.pass.skip[l.address] && !f.u.held.held(l.target, f.u.clk.now()) {
+		if l.stale--; l.stale == 0 && f.pass.skip[l.address] && !f.u.held.held(l.target, f.u.clk.Now()) {
 			f.pass.restart = true
 		}
 	}
@@ -139,7 +139,7 @@ func (f *forwarder) outcome(l *lane, ev event) error {
 		// §3.4.2: the cloud took responsibility; the message may leave the store.
 		f.u.st.forwarded.Add(1)
 		f.u.log.Debug("accepted", "seq", ev.seq, "target", target)
-		f.u.held.release(target, f.u.clk.now())
+		f.u.held.release(target, f.u.clk.Now())
 		f.conn.markReady()
 		f.queueOp(opDelete, ev.seq, func(op *storeOp) bool {
 			if op.kind != opDelete || len(op.seqs) >= deleteBatch {

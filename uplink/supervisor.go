@@ -151,7 +151,7 @@ func (s *supervisor) run(ctx context.Context, storeClosed func(error) bool) erro
 		} else {
 			delay = bo.Next()
 		}
-		now := s.clk.now()
+		now := s.clk.Now()
 		s.st.update(func(st *Status) {
 			st.State, st.ConnectedSince, st.NextRetry = StateWaiting, time.Time{}, now.Add(delay)
 			st.LastError, st.LastErrorAt, st.Failures = err.Error(), now, bo.Failures
@@ -169,7 +169,7 @@ func (s *supervisor) run(ctx context.Context, storeClosed func(error) bool) erro
 		case <-ctx.Done():
 			s.log.Info("stopped")
 			return nil
-		case <-s.clk.after(delay):
+		case <-s.clk.After(delay):
 		}
 	}
 }
@@ -183,7 +183,7 @@ func (s *supervisor) dial(ctx context.Context, idx int) (*amqp.Conn, string, err
 	}
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	defer cancel()
-	conn, err := amqp.Dial(dctx, "amqps://"+ep.addr, opts)
+	conn, err := dialCoalescing(dctx, ep.addr, opts)
 	if err != nil {
 		who := s.cfg.User
 		if who == "" {
@@ -260,14 +260,14 @@ func (s *supervisor) watchCredentials(ctx context.Context, cancel context.Cancel
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.clk.after(s.cfg.CredentialCheck):
+		case <-s.clk.After(s.cfg.CredentialCheck):
 		}
 		if now := s.credentialStamp(); now != stamp {
 			// Let a writer finish replacing the files before they are read.
 			select {
 			case <-ctx.Done():
 				return
-			case <-s.clk.after(100 * time.Millisecond):
+			case <-s.clk.After(100 * time.Millisecond):
 			}
 			cancel(&switchEndpoint{index: idx, reason: "certificate, key or CA file changed"})
 			return
@@ -283,7 +283,7 @@ func (s *supervisor) probePreferred(ctx context.Context, cancel context.CancelCa
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.clk.after(s.cfg.PreferredProbeInterval):
+		case <-s.clk.After(s.cfg.PreferredProbeInterval):
 		}
 		conn, _, err := s.dial(ctx, 0)
 		if err != nil {
@@ -298,7 +298,7 @@ func (s *supervisor) probePreferred(ctx context.Context, cancel context.CancelCa
 
 // markConnected records that the connection works; called once per connection.
 func (s *supervisor) markConnected(c *connection) {
-	now := s.clk.now()
+	now := s.clk.Now()
 	s.st.update(func(st *Status) { st.State, st.ConnectedSince, st.Failures = StateConnected, now, 0 })
 	attrs := []any{"endpoint", s.endpoints[c.index].addr, "endpoint_index", c.index, "sasl", s.cfg.mechanism()}
 	if s.cfg.User != "" {
@@ -310,9 +310,9 @@ func (s *supervisor) markConnected(c *connection) {
 	s.log.Info("connected", attrs...)
 }
 
-// clock is the uplink's time and randomness, replaceable by tests before Run.
+// clock is the uplink's time (the one Clock of package backoff) and randomness,
+// replaceable by tests before Run.
 type clock struct {
-	now   func() time.Time
-	after func(time.Duration) <-chan time.Time
-	rand  func() float64
+	backoff.Clock
+	rand func() float64 // in [0, 1), for jitter
 }

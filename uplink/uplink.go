@@ -10,6 +10,9 @@ import (
 	"time"
 
 	amqp "github.com/Azure/go-amqp"
+
+	"github.com/shadowgw/shadowgw/edge/lograte"
+	"github.com/shadowgw/shadowgw/hw/backoff"
 )
 
 // shutdownGrace is how long a cancelled Run, or a connection being replaced, still
@@ -32,7 +35,7 @@ type Uplink struct {
 
 	running atomic.Bool
 	st      status
-	dead    deadLetters
+	deadLog *lograte.Limiter // warn lines about dead letters
 	held    holds
 	direct  *Direct // the user that forwards direct routes
 }
@@ -58,11 +61,12 @@ func New(cfg Config, src Source, log *slog.Logger) (*Uplink, error) {
 		log:        log.With("component", "uplink"),
 		endpoints:  endpoints,
 		durability: durability,
-		clk:        clock{now: time.Now, after: time.After, rand: rand.Float64},
+		clk:        clock{Clock: backoff.System{}, rand: rand.Float64},
 	}
 	u.template, _ = ParseAddressTemplate(cfg.AddressTemplate) // checked by Validate
+	u.deadLog = u.newDeadLog()
 	u.held.rand = func() float64 { return u.clk.rand() }
-	u.limit = newLimiter(cfg.RateLimit, cfg.RateLimitBytes, func() time.Time { return u.clk.now() }, func(d time.Duration) <-chan time.Time { return u.clk.after(d) })
+	u.limit = newLimiter(cfg.RateLimit, cfg.RateLimitBytes, func() time.Time { return u.clk.Now() }, func(d time.Duration) <-chan time.Time { return u.clk.After(d) })
 	u.st.snap.Endpoint = endpoints[0].addr
 	u.direct = newDirect(u)
 	return u, nil

@@ -49,6 +49,16 @@ func ProtonSendAbort(t testing.TB) string {
 	return protonExample(t, "send-abort")
 }
 
+// ProtonSendSSL builds Debian's send-ssl.c example, like ProtonSend. The program takes
+// host, port, address, count, user and password: it connects over TLS (without
+// verifying the server), logs in with SASL PLAIN and sends count unsettled messages like
+// send.c's. The load tool's cost benchmark uses it as the reference sender to a cloud
+// broker.
+func ProtonSendSSL(t testing.TB) string {
+	t.Helper()
+	return protonExample(t, "send-ssl")
+}
+
 // RunProtonSend runs a program from ProtonSend or ProtonSendAbort against host:port and
 // returns its standard output. The error, for a non-zero exit or a time-out (60 s, after
 // which the process is killed), includes the end of its standard error; standard error

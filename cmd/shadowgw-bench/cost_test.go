@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shadowgw/shadowgw/edge/devicetest"
+	"github.com/shadowgw/shadowgw/uplink/cloudtest"
+)
+
+// TestCost measures the CPU time per message, in one run and alternating, of:
+//
+//   - proton: a Proton C sender (Debian's send-ssl example) sending straight to
+//     RabbitMQ over TLS, unsettled: the reference;
+//   - online: devices → the gateway → TLS → RabbitMQ, consumed as it arrives (the
+//     gateway's ingest + store + forward);
+//   - drain: a gateway started on a store that holds the messages already, until all
+//     arrived in RabbitMQ (forward only; includes the gateway's start);
+//
+// and for each the broker's (RabbitMQ's beam process) CPU time per message, taking in
+// and delivering to a consumer. It runs only when SHADOWGW_BENCH_COST is set to the
+// number of messages per run; SHADOWGW_BENCH_ROUNDS sets the rounds (default 3),
+// SHADOWGW_BENCH_RATE a total rate for the online runs' devices (for the ack latency at
+// a given rate; default as fast as they can), and SHADOWGW_BENCH_BASELINE names another
+// shadowgw binary whose online and drain runs alternate with this one's:
+//
+//	SHADOWGW_BENCH_COST=20000 go test -count=1 -run TestCost -v ./cmd/shadowgw-bench/
+//
+// Performance is reported, not asserted: the figures depend on the machine and its load.
+func TestCost(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("SHADOWGW_BENCH_COST"))
+	if n <= 0 {
+		t.Skip("set SHADOWGW_BENCH_COST to the messages per run to measure the cost per message")
+	}
+	rounds := 3
+	if s := os.Getenv("SHADOWGW_BENCH_ROUNDS"); s != "" {
+		rounds, _ = strconv.Atoi(s)
+	}
+	rate := os.Getenv("SHADOWGW_BENCH_RATE") // of the online runs' devices, all together; default as fast as they can
+	if rate == "" {
+		rate = "0"
+	}
+	gateways := map[string]string{"gateway": gatewayBin}
+	names := []string{"gateway"}
+	if base := os.Getenv("SHADOWGW_BENCH_BASELINE"); base != "" {
+		gateways["baseline"] = base
+		names = append(names, "baseline")
+	}
+	b := cloudtest.StartRabbitMQ(t)
+	send := devicetest.ProtonSendSSL(t)
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "password")
+	if err := os.WriteFile(pw, []byte(b.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "shadowgw.conf")
+	if err := os.WriteFile(conf, []byte("[uplink]\naddress-prefix = /queue/\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	uplinkArgs := []string{"--config", conf, "--uplink", b.URL, "--uplink-ca", b.CAFile, "--uplink-user", b.User, "--uplink-password-file", pw}
+	host, port, _ := net.SplitHostPort(b.Addr)
+	beam := func() int {
+		s, err := os.ReadFile(filepath.Join(b.Dir, "rabbitmq.pid"))
+		if err != nil {
+			t.Fatalf("RabbitMQ's pid file: %v", err)
+		}
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(s)))
+		return pid
+	}()
+
+	type result struct{ cpu, broker, rate float64 }
+	results := map[string][]result{}
+	record := func(name string, cpu, broker time.Duration, seconds float64) {
+		r := result{cpu: float64(cpu.Microseconds()) / float64(n), broker: float64(broker.Microseconds()) / float64(n), rate: float64(n) / seconds}
+		results[name] = append(results[name], r)
+		la, _ := os.ReadFile("/proc/loadavg")
+		t.Logf("%-16s %7.1f µs/msg  broker %6.1f µs/msg  %8.0f msg/s  load %s", name, r.cpu, r.broker, r.rate, strings.Join(strings.Fields(string(la))[:3], " "))
+	}
+
+	for round := range rounds {
+		// Proton C straight to the broker.
+		q := fmt.Sprintf("/queue/cost-proton-%d", round)
+		bb := readProc(beam)
+		start := time.Now()
+		cmd := exec.Command(send, host, port, q, strconv.Itoa(n), b.User, b.Password)
+		cmd.Args[0] = "send-ssl"
+		cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+b.CAFile) // OpenSSL's default verify paths
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("send-ssl: %v\n%s", err, out)
+		}
+		secs := time.Since(start).Seconds()
+		// Empty the queue: the broker's CPU counts delivering to a consumer, as in the
+		// gateway's runs. send-ssl declared the queue not durable, so it is read without
+		// declaring it again.
+		b.Receive(t, "/amq/queue/"+strings.TrimPrefix(q, "/queue/"), n, 5*time.Minute)
+		ba := readProc(beam)
+		record("proton", cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime(), ba.cpu-bb.cpu, secs)
+
+		for _, name := range names {
+			// Online: the load tool's devices, gateway and consumer.
+			addr := freeAddr(t)
+			data := filepath.Join(t.TempDir(), "data")
+			cq := fmt.Sprintf("cost-%s-%d", name, round)
+			bb := readProc(beam)
+			r, code := bench(t, append([]string{"--devices", "4", "--messages", strconv.Itoa(n / 4), "--size", "100", "--rate", rate,
+				"--address", cq, "--cloud-url", b.URL, "--cloud-ca", b.CAFile, "--cloud-user", b.User, "--cloud-password-file", pw,
+				"--cloud-address", "/queue/" + cq,
+				"--spawn", gateways[name], "--addr", addr, "--",
+				"run", "--listen", addr, "--data", data, "--metrics="}, uplinkArgs...)...)
+			ba := readProc(beam)
+			if code != 0 || r.Gateway == nil || r.Cloud == nil || r.Cloud.Arrived != n/4*4 {
+				t.Fatalf("%s online: exit %d, cloud %+v, gateway %+v, errors %v", name, code, r.Cloud, r.Gateway, r.Errors)
+			}
+			record(name+" online", time.Duration(r.Gateway.CPUSeconds*1e9), ba.cpu-bb.cpu, r.Cloud.Seconds)
+			if r.AckLatency != nil {
+				t.Logf("%-16s ack latency p50 %.2f ms p99 %.2f ms; RSS before the devices (connected, idle) %.1f MiB",
+					name+" online", r.AckLatency.P50, r.AckLatency.P99, float64(r.Gateway.RSSBeforeBytes)/(1<<20))
+			}
+
+			// Drain: fill a store without an uplink, then start the gateway with one.
+			addr = freeAddr(t)
+			data = filepath.Join(t.TempDir(), "data")
+			dq := fmt.Sprintf("cost-drain-%s-%d", name, round)
+			if _, code := bench(t, "--devices", "4", "--messages", strconv.Itoa(n/4), "--size", "100", "--address", dq,
+				"--spawn", gateways[name], "--addr", addr, "--", "run", "--listen", addr, "--data", data, "--metrics="); code != 0 {
+				t.Fatalf("%s drain: filling the store: exit %d", name, code)
+			}
+			bb = readProc(beam)
+			start := time.Now()
+			gw := exec.Command(gateways[name], append([]string{"run", "--listen", freeAddr(t), "--data", data, "--metrics="}, uplinkArgs...)...)
+			if err := gw.Start(); err != nil {
+				t.Fatal(err)
+			}
+			b.Receive(t, "/queue/"+dq, n/4*4, 5*time.Minute)
+			secs := time.Since(start).Seconds()
+			ga, ba := readProc(gw.Process.Pid), readProc(beam)
+			_ = gw.Process.Signal(syscall.SIGTERM)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			go func() { <-ctx.Done(); _ = gw.Process.Kill() }()
+			_ = gw.Wait()
+			cancel()
+			record(name+" drain", ga.cpu, ba.cpu-bb.cpu, secs)
+		}
+	}
+
+	t.Logf("medians of %d rounds, %d messages each (CPU per message: the process's user + system time):", rounds, n)
+	ref := median(results["proton"], func(r result) float64 { return r.cpu })
+	for _, name := range append([]string{"proton"}, func() []string {
+		var l []string
+		for _, g := range names {
+			l = append(l, g+" online", g+" drain")
+		}
+		return l
+	}()...) {
+		rs := results[name]
+		cpu := median(rs, func(r result) float64 { return r.cpu })
+		t.Logf("%-16s %7.1f µs/msg (%.1fx proton)  broker %6.1f µs/msg  %8.0f msg/s", name, cpu, cpu/ref,
+			median(rs, func(r result) float64 { return r.broker }), median(rs, func(r result) float64 { return r.rate }))
+	}
+}
+
+// median returns the median of f over rs.
+func median[T any](rs []T, f func(T) float64) float64 {
+	if len(rs) == 0 {
+		return 0
+	}
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}

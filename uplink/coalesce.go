@@ -1,0 +1,175 @@
+package uplink
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"sync"
+	"time"
+
+	amqp "github.com/Azure/go-amqp"
+)
+
+// coalesceMax bounds the bytes a coalescingConn holds for its flusher: a writer that
+// finds this many pending waits until they are written.
+const coalesceMax = 64 << 10
+
+// closeFlushTimeout bounds how long Close waits to write what is pending.
+const closeFlushTimeout = time.Second
+
+// coalescingConn is the net.Conn go-amqp runs on: it gathers the frames go-amqp
+// writes one at a time (one Write per frame) and hands them to the connection below
+// in as few writes as it can. Write only appends to a buffer and wakes the flusher
+// goroutine; the flusher writes everything pending in one call. When the connection
+// is idle a frame is written at once (the flusher is waiting for it); under load the
+// frames that arrive while the flusher is in a write go out together in the next
+// one: over TLS, many transfers per TLS record and per write system call.
+//
+// A write error of the connection below is returned by the next Write (go-amqp then
+// fails the connection, and the outcomes of messages whose transfers were lost never
+// come: they stay stored). Read, deadlines and addresses are those of the
+// connection below. Close writes what is pending, stops the flusher, waits for it
+// and closes the connection below; it is idempotent. coalescingConn is safe for
+// concurrent use; go-amqp has one writer and one reader goroutine.
+type coalescingConn struct {
+	net.Conn
+
+	mu      sync.Mutex
+	flushed *sync.Cond // signalled when pending was taken or err set
+	pending []byte     // written by Write, taken by the flusher
+	err     error      // the first write error, or net.ErrClosed after Close
+	closing bool
+
+	wake chan struct{} // capacity 1: there is something to write, or Close was called
+	done chan struct{} // closed when the flusher returned
+	once sync.Once
+}
+
+// newCoalescingConn wraps c and starts its flusher; Close waits for it.
+func newCoalescingConn(c net.Conn) *coalescingConn {
+	cc := &coalescingConn{
+		Conn:    c,
+		pending: make([]byte, 0, 4<<10),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	cc.flushed = sync.NewCond(&cc.mu)
+	go cc.flush()
+	return cc
+}
+
+// Write appends p to the bytes pending; it waits only when coalesceMax bytes are
+// pending already.
+func (c *coalescingConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	for c.err == nil && len(c.pending) >= coalesceMax {
+		c.flushed.Wait()
+	}
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return 0, err
+	}
+	c.pending = append(c.pending, p...)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default: // the flusher is awake already
+	}
+	return len(p), nil
+}
+
+// flush is the flusher goroutine: it writes what is pending until Close, then what
+// is left.
+func (c *coalescingConn) flush() {
+	defer close(c.done)
+	spare := make([]byte, 0, 4<<10)
+	for {
+		<-c.wake
+		c.mu.Lock()
+		out := c.pending
+		c.pending = spare[:0]
+		closing, failed := c.closing, c.err != nil
+		c.flushed.Broadcast()
+		c.mu.Unlock()
+		if len(out) > 0 && !failed {
+			if _, err := c.Conn.Write(out); err != nil {
+				c.mu.Lock()
+				if c.err == nil {
+					c.err = err
+				}
+				c.flushed.Broadcast()
+				c.mu.Unlock()
+			}
+		}
+		if cap(out) <= 4*coalesceMax {
+			spare = out // reused: no allocation per flush
+		} else {
+			spare = make([]byte, 0, 4<<10)
+		}
+		if closing {
+			return
+		}
+	}
+}
+
+// Close writes what is pending (for up to closeFlushTimeout), stops the flusher and
+// closes the connection below.
+func (c *coalescingConn) Close() error {
+	var err error
+	c.once.Do(func() {
+		c.mu.Lock()
+		c.closing = true
+		c.mu.Unlock()
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+		// A peer that reads nothing must not hold Close up: the last write gets
+		// closeFlushTimeout at most.
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+		<-c.done
+		c.mu.Lock()
+		if c.err == nil {
+			c.err = net.ErrClosed
+		}
+		c.flushed.Broadcast()
+		c.mu.Unlock()
+		err = c.Conn.Close()
+	})
+	return err
+}
+
+// dialCoalescing opens a TLS connection to addr (host:port) and an AMQP connection
+// on it through a coalescingConn, with opts (whose TLSConfig is used for the TLS
+// handshake, before the AMQP header: the "amqps" way, AMQP 1.0 §5.2).
+func dialCoalescing(ctx context.Context, addr string, opts *amqp.ConnOptions) (*amqp.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	o := *opts
+	if o.HostName == "" {
+		o.HostName = host
+	}
+	tc := &tls.Config{}
+	if o.TLSConfig != nil {
+		tc = o.TLSConfig.Clone()
+	}
+	if tc.ServerName == "" && !tc.InsecureSkipVerify {
+		tc.ServerName = host
+	}
+	o.TLSConfig = nil // the handshake is done here
+	d := tls.Dialer{Config: tc}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	cc := newCoalescingConn(nc)
+	conn, err := amqp.NewConn(ctx, cc, &o)
+	if err != nil {
+		_ = cc.Close() // go-amqp may have closed it already; Close is idempotent
+		return nil, err
+	}
+	return conn, nil
+}
