@@ -327,7 +327,7 @@ func (t *DirectTarget) run(ctx context.Context, c *connection) {
 			return
 		case <-wctx.Done():
 			return
-		case <-d.u.clk.after(delay):
+		case <-d.u.clk.After(delay):
 		}
 	}
 }
