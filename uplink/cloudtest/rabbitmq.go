@@ -410,8 +410,12 @@ func (b *Broker) stop(sig syscall.Signal, grace time.Duration) {
 	if b.node == nil {
 		return
 	}
-	pgid := b.node.Process.Pid               // Setpgid: the group id is the leader's pid
-	_ = syscall.Kill(-pgid, syscall.SIGCONT) // a paused node would not see sig
+	pgid := b.node.Process.Pid // Setpgid: the group id is the leader's pid
+	if sig != syscall.SIGKILL {
+		// A paused node would not see sig. SIGKILL ends a stopped process as it is;
+		// a SIGCONT first would let a paused node settle what it holds.
+		_ = syscall.Kill(-pgid, syscall.SIGCONT)
+	}
 	_ = syscall.Kill(-pgid, sig)
 	select {
 	case <-b.nodeDone:
