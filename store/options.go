@@ -153,6 +153,5 @@ func (o Options) withDefaults() Options {
 	if o.Clock == nil {
 		o.Clock = systemClock{}
 	}
-	o.Commands = o.Commands.withDefaults()
 	return o
 }

@@ -91,6 +91,7 @@ type Store struct {
 // process holds the file, Open fails after opts.LockTimeout with ErrLocked.
 func Open(path string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
+	opts.Commands = opts.Commands.withDefaults()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
