@@ -34,6 +34,7 @@ type Uplink struct {
 	st      status
 	dead    deadLetters
 	held    holds
+	cmds    *commandReceiver // receiver.go; nil: no commands
 }
 
 // New checks cfg and returns an Uplink that reads from src and logs to log (nil:
@@ -89,7 +90,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 	u.log.Info("starting", "endpoints", addrs, "sasl", u.cfg.mechanism(), "user", u.cfg.User, "address_prefix", u.cfg.AddressPrefix)
 	sup := &supervisor{
 		cfg: &u.cfg, endpoints: u.endpoints, log: u.log, st: &u.st, clk: &u.clk,
-		users: []user{u},
+		users: u.users(),
 		moved: u.held.clear,
 	}
 	return sup.run(ctx, isStoreClosed)
