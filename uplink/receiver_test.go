@@ -69,7 +69,9 @@ func TestCommandsFromRabbitMQ(t *testing.T) {
 	log, logs := newLogger()
 	up := startUplinkWithCommands(t, cfg, st, log)
 	checkFor(t, 60*time.Second, func() bool { return st.CommandStats().Messages == 4*perDevice && up.CommandStats().Rejected == 1 },
-		func() string { return fmt.Sprintf("store %+v, receiver %+v\n%s", st.CommandStats(), up.CommandStats(), logs) })
+		func() string {
+			return fmt.Sprintf("store %+v, receiver %+v\n%s", st.CommandStats(), up.CommandStats(), logs)
+		})
 	for _, d := range devs {
 		checkDeviceQueue(t, st, d, perDevice)
 	}
@@ -97,7 +99,9 @@ func TestCommandsReleasedWhenFull(t *testing.T) {
 	log, logs := newLogger()
 	up := startUplinkWithCommands(t, cfg, st, log)
 	checkFor(t, 30*time.Second, func() bool { return st.CommandStats().Messages == 5 && up.CommandStats().Released > 0 },
-		func() string { return fmt.Sprintf("store %+v, receiver %+v\n%s", st.CommandStats(), up.CommandStats(), logs) })
+		func() string {
+			return fmt.Sprintf("store %+v, receiver %+v\n%s", st.CommandStats(), up.CommandStats(), logs)
+		})
 	cs, _ := st.ReadCommands("d0", 0, 10)
 	done := make(chan error, 3)
 	for _, c := range cs[:3] {
@@ -109,7 +113,9 @@ func TestCommandsReleasedWhenFull(t *testing.T) {
 		}
 	}
 	checkFor(t, 30*time.Second, func() bool { return st.CommandStats().Messages == 5 && up.CommandStats().Received == 8 },
-		func() string { return fmt.Sprintf("store %+v, receiver %+v\n%s", st.CommandStats(), up.CommandStats(), logs) })
+		func() string {
+			return fmt.Sprintf("store %+v, receiver %+v\n%s", st.CommandStats(), up.CommandStats(), logs)
+		})
 	// Every command arrives; the cloud may hand released ones back in another order
 	// (RabbitMQ does), which the README states.
 	cs, _ = st.ReadCommands("d0", 0, 10)
