@@ -44,7 +44,7 @@ type CommandSink interface {
 
 // CommandStats are the receiver's counters.
 type CommandStats struct {
-	Received uint64 // commands taken from the cloud and committed (accepted upstream)
+	Received uint64 // commands committed and accepted upstream
 	Released uint64 // released upstream: no room (the cloud keeps them)
 	Rejected uint64 // rejected upstream: no device id, or not storable
 	Attached bool   // the receiver is attached now
@@ -200,8 +200,9 @@ func (r *commandReceiver) settle(rcv *amqp.Receiver, results <-chan commandResul
 		var err error
 		switch {
 		case res.err == nil:
-			r.received.Add(1)
-			err = rcv.AcceptMessage(ctx, res.msg)
+			if err = rcv.AcceptMessage(ctx, res.msg); err == nil {
+				r.received.Add(1)
+			}
 		case errors.Is(res.err, store.ErrFull):
 			// §3.4.4 released: not taken; the cloud keeps it for later.
 			r.released.Add(1)

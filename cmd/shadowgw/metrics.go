@@ -81,6 +81,7 @@ func (m *monitor) handler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collector{m},
+		commandCollector{m}, // devicecommands_metrics.go
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector(),
 	)
