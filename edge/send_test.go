@@ -316,3 +316,51 @@ func serveOn(t *testing.T, srv *Server) string {
 	})
 	return ln.Addr().String()
 }
+
+// Issue 13, replies: a device answers a command on an anonymous-relay sender (null
+// target, to names the destination); the message is stored under its to.
+func TestAnonymousRelayReply(t *testing.T) {
+	sink := &memSink{}
+	hash, _ := credential.Hash("pw")
+	srv := New(Config{Users: map[string]string{"alice": hash}, Targets: map[string][]string{"alice": {"replies/*"}}}, sink, nil)
+	addr := serveOn(t, srv)
+	c := dial(t, addr, &amqp.ConnOptions{SASLType: amqp.SASLTypePlain("alice", "pw")})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := c.NewSession(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snd, err := s.NewSender(ctx, "", nil)
+	if err != nil {
+		t.Fatalf("anonymous sender: %v", err)
+	}
+	reply := amqp.NewMessage([]byte("done"))
+	to := "replies/app-1"
+	reply.Properties = &amqp.MessageProperties{To: &to, CorrelationID: "cmd-7"}
+	if err := snd.Send(ctx, reply, nil); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	ds := sink.deliveries()
+	if len(ds) != 1 || ds[0].Address != "replies/app-1" {
+		t.Fatalf("stored: %+v", ds)
+	}
+	m := decode(t, 0, ds[0])
+	if m.Properties.CorrelationID != "cmd-7" {
+		t.Fatalf("correlation-id %v", m.Properties.CorrelationID)
+	}
+	// Without to, or to an address the device may not use: rejected, the link lives on.
+	var ae *amqp.Error
+	if err := snd.Send(ctx, amqp.NewMessage([]byte("nowhere")), nil); !errors.As(err, &ae) || ae.Condition != amqp.ErrCondNotFound {
+		t.Fatalf("no to: %v, want amqp:not-found", err)
+	}
+	other := "billing"
+	bad := amqp.NewMessage([]byte("x"))
+	bad.Properties = &amqp.MessageProperties{To: &other}
+	if err := snd.Send(ctx, bad, nil); !errors.As(err, &ae) || ae.Condition != amqp.ErrCondUnauthorizedAccess {
+		t.Fatalf("to billing: %v, want amqp:unauthorized-access", err)
+	}
+	if err := snd.Send(ctx, reply, nil); err != nil {
+		t.Fatalf("send after the rejections: %v", err)
+	}
+}
