@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	amqp "github.com/Azure/go-amqp"
 
 	"github.com/shadowgw/shadowgw/edge/credential"
+	"github.com/shadowgw/shadowgw/edge/devicetest"
 	"github.com/shadowgw/shadowgw/store"
 )
 
@@ -363,4 +365,29 @@ func TestAnonymousRelayReply(t *testing.T) {
 	if err := snd.Send(ctx, reply, nil); err != nil {
 		t.Fatalf("send after the rejections: %v", err)
 	}
+}
+
+// A Proton C device (Debian's receive.c example, anonymous, no SASL) receives its
+// commands in order and accepts them.
+func TestCommandsProtonC(t *testing.T) {
+	bin := devicetest.ProtonReceive(t)
+	addr, _, st := commandServer(t)
+	for i := 0; i < 20; i++ {
+		queueCommand(t, st, "sensor-7", fmt.Sprint("c", i))
+	}
+	host, port := splitAddr(t, addr)
+	out, err := devicetest.RunProtonSend(t, bin, host, port, "command/sensor-7", 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 21 || lines[20] != "20 messages received" {
+		t.Fatalf("output:\n%s", out)
+	}
+	for i := 0; i < 20; i++ {
+		if !strings.Contains(lines[i], fmt.Sprintf(`"c%d"`, i)) && !strings.Contains(lines[i], fmt.Sprintf(`c%d`, i)) {
+			t.Fatalf("line %d: %q, want command c%d", i, lines[i], i)
+		}
+	}
+	waitFor(t, func() bool { return st.CommandStats().Delivered == 20 }, "stats: %+v", st.CommandStats())
 }
