@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -299,6 +301,12 @@ func testCommandTTL(t *testing.T, b *cloudtest.Broker) {
 	short.Header = &amqp.MessageHeader{TTL: 500 * time.Millisecond}
 	b.Send(t, deviceCmdQueue, short, commandFor("ttl", 1, true))
 	waitMetric(t, g, "shadowgw_commands_expired_total", 1, 30*time.Second)
+	waitMetric(t, g, "shadowgw_commands_queued{", 1, 30*time.Second)
+	// The operator sees the device's queue.
+	out, err := exec.Command(binary, "queue", "--config", args[1], "commands").CombinedOutput()
+	if err != nil || !regexp.MustCompile(`(?m)^ttl\s+1\s`).Match(out) {
+		t.Fatalf("shadowgw queue commands: %v\n%s", err, out)
+	}
 	d := &commandDevice{id: "ttl"}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
