@@ -67,11 +67,14 @@ func TestCommandsFromRabbitMQ(t *testing.T) {
 	b.Send(t, cfg.Commands, msgs...)
 
 	log, logs := newLogger()
+	start := time.Now()
 	up := startUplinkWithCommands(t, cfg, st, log)
 	checkFor(t, 60*time.Second, func() bool { return st.CommandStats().Messages == 4*perDevice && up.CommandStats().Rejected == 1 },
 		func() string {
 			return fmt.Sprintf("store %+v, receiver %+v\n%s", st.CommandStats(), up.CommandStats(), logs)
 		})
+	el := time.Since(start)
+	t.Logf("cloud queue → store: %d commands in %v (connect included): %.0f commands/s", 4*perDevice+1, el.Round(time.Millisecond), float64(4*perDevice+1)/el.Seconds())
 	for _, d := range devs {
 		checkDeviceQueue(t, st, d, perDevice)
 	}
