@@ -307,6 +307,10 @@ func testCommandTTL(t *testing.T, b *cloudtest.Broker) {
 	if err != nil || !regexp.MustCompile(`(?m)^ttl\s+1\s`).Match(out) {
 		t.Fatalf("shadowgw queue commands: %v\n%s", err, out)
 	}
+	out, err = exec.Command(binary, "status", "--config", args[1]).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "1 queued for 1 device(s), 0 delivered, 1 expired") {
+		t.Fatalf("shadowgw status: %v\n%s", err, out)
+	}
 	d := &commandDevice{id: "ttl"}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
