@@ -75,8 +75,10 @@ type conn struct {
 
 	mu          sync.Mutex
 	completions []completion
-	resumed     bool // the Sink has room again: reconsider credit on every link
-	ended       bool // the owner returned: complete counts what still arrives
+	resumed     bool         // the Sink has room again: reconsider credit on every link
+	ended       bool         // the owner returned: complete counts what still arrives
+	cmdWake     bool         // the Commands source has new commands (send.go)
+	cmdDone     []cmdSettled // command outcomes the store finished (send.go)
 
 	br          *bufio.Reader
 	bw          *bufio.Writer
@@ -133,6 +135,11 @@ func (c *conn) serve(ctx context.Context) {
 		c.readLoop()
 	}()
 	err := c.loop(ctx)
+	for _, s := range c.sessions {
+		for _, l := range s.links {
+			s.closeSender(l)
+		}
+	}
 	c.end()
 	c.flush()
 	// Unblock and wait for the reader: closing the socket ends its read.
@@ -219,6 +226,7 @@ func (c *conn) loop(ctx context.Context) error {
 	var grace <-chan time.Time
 	for {
 		if len(c.in) == 0 && !c.hasCompletions() {
+			c.pumpCommands()
 			c.flushAcks()
 			if err := c.flush(); err != nil {
 				return err
@@ -249,6 +257,7 @@ func (c *conn) loop(ctx context.Context) error {
 			}
 		case <-c.wake:
 			c.drainCompletions()
+			c.drainCommands()
 			if grace != nil && c.outstanding == 0 {
 				c.sendClose(frame.Errorf(frame.ErrConnectionForced, "gateway shutting down"))
 				return nil

@@ -33,7 +33,8 @@ type link struct {
 	deliveryCount uint32 // the sender's delivery-count as last known (§2.6.7)
 	credit        uint32 // link-credit granted and not yet used (§2.6.7)
 
-	receiver // the receiving side's state; zero on a refused link
+	receiver         // the receiving side's state; zero on a refused link
+	sender   *sender // the sending side's state (send.go); nil unless the gateway sends
 }
 
 // detached reports whether the link's transfers are to be ignored.
@@ -61,10 +62,8 @@ func (s *session) onAttach(a *frame.Attach) error {
 		}
 	}
 	if a.Role == frame.RoleReceiver {
-		// The device would receive: the gateway would be the sender. The sending side
-		// attaches here once the gateway sends to devices.
-		return s.refuse(a, frame.Errorf(frame.ErrNotImplemented,
-			"the gateway only receives messages from devices: attach as a sender"))
+		// The device receives: the gateway sends it its commands (send.go).
+		return s.attachSender(a)
 	}
 	return s.attachReceiver(a)
 }
@@ -95,6 +94,7 @@ func (s *session) detachLink(l *link, e *frame.Error) {
 	s.c.log.Warn("link detached with an error", "channel", s.channel, "handle", l.handle, "address", l.address, "err", e)
 	l.state = linkDetached
 	l.buf = nil
+	s.closeSender(l)
 	s.c.send(s.channel, &frame.Detach{Handle: l.handle, Closed: true, Error: e}, nil)
 }
 
@@ -111,6 +111,7 @@ func (s *session) onDetach(d *frame.Detach) error {
 		return nil
 	}
 	l.state = linkDetached
+	s.closeSender(l)
 	if d.Error != nil {
 		s.c.log.Info("device detached a link with an error", "address", l.address, "err", peerText(d.Error.Error()))
 	}

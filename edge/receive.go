@@ -32,10 +32,12 @@ type receiver struct {
 // target, answers the attach as receiver and grants the first credit.
 func (s *session) attachReceiver(a *frame.Attach) error {
 	c := s.c
-	if a.Target == nil || a.TargetAddress == "" {
+	// A null target, or one without an address, is an anonymous relay (relay.go): each
+	// message's to is its address, checked message by message.
+	if a.TargetDynamic {
 		return s.refuse(a, frame.Errorf(frame.ErrNotFound, "a target address is required (the gateway does not create dynamic nodes)"))
 	}
-	if !c.srv.mayTarget(c.user, a.TargetAddress) {
+	if a.TargetAddress != "" && !c.srv.mayTarget(c.user, a.TargetAddress) {
 		return s.refuse(a, frame.Errorf(frame.ErrUnauthorizedAccess,
 			fmt.Sprintf("device %q may not send to %q", c.source, a.TargetAddress)))
 	}
@@ -168,8 +170,15 @@ func (s *session) deliver(l *link, id uint32, settled bool, payload []byte) {
 		l.wantFlow = true
 		return
 	}
+	address := l.address
+	if address == "" {
+		if address = s.relayAddress(id, settled, info); address == "" {
+			l.wantFlow = true
+			return
+		}
+	}
 	d := &Delivery{
-		Address:  l.address,
+		Address:  address,
 		Source:   c.source,
 		Payload:  payload,
 		Received: time.Now(),

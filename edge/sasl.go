@@ -100,6 +100,8 @@ func (c *conn) sendOpen() {
 		MaxFrameSize: c.maxIn,
 		ChannelMax:   c.srv.cfg.channelMax(),
 		IdleTimeout:  idle,
+		// A sender with a null target sends each message to its to (relay.go).
+		OfferedCapabilities: []codec.Symbol{AnonymousRelay},
 	}, nil)
 }
 

@@ -36,6 +36,10 @@ type Config struct {
 	// may attach to: exact addresses and prefixes ending in "*". A user without an
 	// entry may send anywhere.
 	Targets map[string][]string
+	// CommandAccess lists, per user ("" for anonymous devices), the device ids whose
+	// commands a device may receive besides its own (exact ids and prefixes ending in
+	// "*"); an anonymous device without an entry may receive any id's (see send.go).
+	CommandAccess map[string][]string
 }
 
 func (c *Config) setDefaults() {
@@ -159,6 +163,33 @@ type Server struct {
 	rejected         atomic.Uint64
 	dropped          atomic.Uint64
 	directAccepted   atomic.Uint64
+
+	// The sending side (send.go).
+	commands                                   Commands                     // nil: devices cannot receive
+	onCommandReceiver                          func(device string, up bool) // presence; may be nil
+	cmdSent, cmdAccepted, cmdDead, cmdReleased atomic.Uint64
+}
+
+// SetCommands gives the server the source of the commands devices receive and,
+// optionally, a function told when a device's command receiver attaches (up) and goes
+// away; it is called on a connection's goroutine and must not block. Call it before
+// Serve.
+func (s *Server) SetCommands(c Commands, presence func(device string, up bool)) {
+	s.commands, s.onCommandReceiver = c, presence
+}
+
+// CommandStats are the sending side's counters.
+type CommandStats struct {
+	Sent         uint64 // deliveries sent to devices (including sent again)
+	Accepted     uint64
+	DeadLettered uint64 // rejected or undeliverable-here
+	Released     uint64 // released (or modified without failure): sent again
+}
+
+// CommandStats returns the sending side's counters.
+func (s *Server) CommandStats() CommandStats {
+	return CommandStats{Sent: s.cmdSent.Load(), Accepted: s.cmdAccepted.Load(),
+		DeadLettered: s.cmdDead.Load(), Released: s.cmdReleased.Load()}
 }
 
 // New returns a Server that hands messages to sink. log may be nil.

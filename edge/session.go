@@ -55,6 +55,8 @@ type session struct {
 	nextOutgoingID uint32 // transfer-id the gateway's next transfer gets (§2.5.6)
 	remoteInWindow uint32 // remote-incoming-window: transfers the device still accepts
 
+	out outgoing // deliveries sent to the device (send.go)
+
 	links     map[uint32]*link
 	unsettled map[uint32]*link // accepted in rcv-settle-mode second, not yet settled by the device
 	acks      []ack
@@ -130,6 +132,7 @@ func (s *session) fail(e *frame.Error) {
 	s.state = sessionEnding
 	for _, l := range s.links {
 		l.state = linkDetached
+		s.closeSender(l)
 	}
 }
 
@@ -138,6 +141,7 @@ func (s *session) drop() {
 	s.state = sessionEnded
 	for _, l := range s.links {
 		l.state = linkDetached
+		s.closeSender(l)
 	}
 	delete(s.c.sessions, s.channel)
 }
@@ -174,6 +178,10 @@ func (s *session) onFlow(b *frame.Flow) error {
 	if l == nil || l.detached() {
 		return nil
 	}
+	if l.sender != nil {
+		s.senderFlow(l, b)
+		return nil
+	}
 	if b.HasDeliveryCount {
 		used := b.DeliveryCount - l.deliveryCount // serial-number arithmetic (RFC 1982)
 		if used > 0 && used < math.MaxUint32/2 {
@@ -190,6 +198,10 @@ func (s *session) onFlow(b *frame.Flow) error {
 // onDisposition handles the device settling deliveries the gateway accepted in
 // rcv-settle-mode second (§2.6.12).
 func (s *session) onDisposition(d *frame.Disposition) {
+	if d.Role == frame.RoleReceiver {
+		s.senderDisposition(d) // the device's outcomes of commands (send.go)
+		return
+	}
 	if d.Role != frame.RoleSender || !d.Settled || len(s.unsettled) == 0 {
 		return
 	}

@@ -24,6 +24,13 @@ const (
 	opHousekeep // no write of its own: purge expired messages
 	opCompact   // rewrite the file (not a write transaction)
 	opRewrite   // replace the payload of a queued message (one seq)
+
+	// Device-bound queues (command.go).
+	opCmdAppend
+	opCmdDelete
+	opCmdDead
+	opCmdRewrite
+	opCmdPurge
 )
 
 // String returns the operation name used in error messages.
@@ -49,6 +56,8 @@ func (k opKind) String() string {
 		return "compact"
 	case opRewrite:
 		return "rewrite"
+	case opCmdAppend, opCmdDelete, opCmdDead, opCmdRewrite, opCmdPurge:
+		return "command " + cmdOpNames[k-opCmdAppend]
 	}
 	return fmt.Sprintf("op %d", uint8(k))
 }
@@ -65,6 +74,8 @@ type request struct {
 	payload  []byte   // opAppend, opRewrite
 	seqs     []uint64 // opDelete, opDeadLetter and opRewrite (one seq), opDeleteDead
 	reason   string   // opDeadLetter
+	device   string   // opCmd*
+	key      string   // opCmdAppend: supersede key
 
 	// done is called exactly once, on the committer goroutine, with the
 	// assigned seq (opAppend) and the request's error.
@@ -181,6 +192,7 @@ func (s *Store) commit(batch []*request) {
 			} else {
 				err = fmt.Errorf("commit: %w", err)
 			}
+			s.cmdAborted()
 			// What the failed transaction did to the index is undone.
 			_ = s.loadNextExpiry()
 			if !s.failing {
@@ -189,6 +201,7 @@ func (s *Store) commit(batch []*request) {
 			}
 		} else {
 			s.persisted = t.c
+			s.cmdCommitted()
 			for i, r := range s.rt.all {
 				r.count = t.rc[i]
 				r.dropped += t.dropped[i]
@@ -285,6 +298,8 @@ func (s *Store) apply(batch []*request, t *txn) (int, error) {
 			var purged int
 			purged, err = s.purge(t, r.reason == "dead")
 			r.seq = uint64(purged)
+		case opCmdAppend, opCmdDelete, opCmdDead, opCmdRewrite, opCmdPurge:
+			err = s.applyCommand(t, r)
 		}
 		if err != nil {
 			return 0, err
@@ -292,6 +307,9 @@ func (s *Store) apply(batch []*request, t *txn) (int, error) {
 		appended += n
 	}
 	if err := s.purgeExpired(t, now); err != nil {
+		return 0, err
+	}
+	if err := s.cmdEnd(t, now); err != nil {
 		return 0, err
 	}
 	if s.lastSeq > t.q.Sequence() {

@@ -47,7 +47,7 @@ func (s *Store) housekeep() {
 	now := time.Now()
 	s.flushDrops(now, false)
 	s.refreshFree(false)
-	if s.nextExp != 0 && s.nextExp <= s.opts.Clock.Now().UnixNano() {
+	if now := s.opts.Clock.Now().UnixNano(); (s.nextExp != 0 && s.nextExp <= now) || (s.cmd.nextExp != 0 && s.cmd.nextExp <= now) {
 		// A commit without requests of its own runs purgeExpired.
 		s.commit([]*request{{kind: opHousekeep, done: func(uint64, error) {}}})
 	}

@@ -109,6 +109,9 @@ type Options struct {
 	// MinFree) are totals over all routes; WhenFull and DefaultTTL apply to
 	// the default route only when it is added that way.
 	Routes []Route
+
+	// Commands configure the device-bound queues (see command.go).
+	Commands CommandOptions
 }
 
 // Clock is a source of the current time: the one method of the gateway's clock

@@ -77,6 +77,11 @@ type Store struct {
 	compact   compactState
 	recovered *Recovered
 	lastComp  *Compaction
+
+	cmd      cmdState      // device-bound queues, owned by the committer (command_apply.go)
+	cmdStats cmdStatsPtr   // published CommandStats
+	cmdSig   deviceSignals // fired after commits that queued commands, per device
+	cmdRoom  signal        // fired after commits that removed commands
 }
 
 // Open opens the store at path, creating the file (mode 0600) and its parent
@@ -86,6 +91,7 @@ type Store struct {
 // process holds the file, Open fails after opts.LockTimeout with ErrLocked.
 func Open(path string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
+	opts.Commands = opts.Commands.withDefaults()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
@@ -109,7 +115,10 @@ func Open(path string, opts Options) (*Store, error) {
 		err = s.recoverFile(err)
 	}
 	if err == nil {
-		if err = s.reroute(); err != nil {
+		if err = s.reroute(); err == nil {
+			err = s.loadCommands()
+		}
+		if err != nil {
 			_ = s.db.Close()
 		}
 	}

@@ -58,6 +58,9 @@ type Config struct {
 	// PasswordFile holds the SASL PLAIN password (trailing CR and LF are ignored). It is
 	// read at every connection attempt and never logged. Required with User.
 	PasswordFile string
+	// Commands is the cloud source address of commands for devices (receiver.go), e.g.
+	// "/queue/gw-17-commands" on RabbitMQ or "command" on Hono; empty: none.
+	Commands string
 	// AddressPrefix is prepended to a message's stored address to form the cloud's
 	// target address: with "/queue/", a device's "telemetry" goes to RabbitMQ's
 	// "/queue/telemetry". Default "".

@@ -37,7 +37,8 @@ type Uplink struct {
 	st      status
 	deadLog *lograte.Limiter // warn lines about dead letters
 	held    holds
-	direct  *Direct // the user that forwards direct routes
+	direct  *Direct          // the user that forwards direct routes
+	cmds    *commandReceiver // receiver.go; nil: no commands
 }
 
 // New checks cfg and returns an Uplink that reads from src and logs to log (nil:
@@ -95,7 +96,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 	u.log.Info("starting", "endpoints", addrs, "sasl", u.cfg.mechanism(), "user", u.cfg.User, "address_prefix", u.cfg.AddressPrefix)
 	sup := &supervisor{
 		cfg: &u.cfg, endpoints: u.endpoints, log: u.log, st: &u.st, clk: &u.clk,
-		users: []user{u, u.direct},
+		users: u.users(),
 		moved: u.held.clear,
 	}
 	return sup.run(ctx, isStoreClosed)

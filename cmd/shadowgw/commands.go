@@ -161,6 +161,7 @@ func gatewayFromConfig(cfg config.Config) (gatewayConfig, error) {
 			PreferredProbeInterval: cfg.Uplink.PreferredProbeInterval,
 		}
 	}
+	commandsFromConfig(cfg, &gc)
 	return gc, nil
 }
 

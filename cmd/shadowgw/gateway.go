@@ -118,6 +118,7 @@ func runGateway(ctx context.Context, cfg gatewayConfig, log *slog.Logger, ready 
 	readyCh := make(chan struct{})
 	p := parts{Config: cfg.Config, Store: st, Edge: edge.New(cfg.Edge, storeSink{st}, log), Addr: ln.Addr(), Log: log,
 		Ready: readyCh, Inputs: &inputReport{}, LogLevel: cfg.LogLevel}
+	p.Edge.SetCommands(storeCommands{st}, nil) // devicecommands.go
 	var mqttLn net.Listener
 	if p.MQTT, mqttLn, err = listenMQTT(cfg.Config, st, log); err != nil {
 		ln.Close()
@@ -131,6 +132,7 @@ func runGateway(ctx context.Context, cfg gatewayConfig, log *slog.Logger, ready 
 			}
 			return err
 		}
+		p.Uplink.SetCommands(st)
 	} else {
 		log.Warn("no uplink configured: messages are stored and kept until an uplink is set", "data", cfg.DataDir)
 	}

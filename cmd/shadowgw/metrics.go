@@ -82,6 +82,7 @@ func (m *monitor) handler() http.Handler {
 	reg.MustRegister(
 		collector{m},
 		mqttCollector{m.p.MQTT},
+		commandCollector{m}, // devicecommands_metrics.go
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector(),
 	)

@@ -214,6 +214,7 @@ func (m *monitor) status() statusReport {
 
 	r.Inputs = []inputStatus{}
 	r.Inputs = append(r.Inputs, m.p.Inputs.get()...)
+	r.Commands = m.commandsStatus(now)
 	return r
 }
 

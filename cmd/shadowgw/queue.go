@@ -41,7 +41,8 @@ func cmdQueue(args []string, stdout, stderr io.Writer) error {
 	after := fs.Uint64("after", 0, "list messages after `SEQ`")
 	asJSON := fs.Bool("json", false, "print JSON")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: shadowgw queue [flags] list | dead | requeue SEQ... | purge [--dead]\n\n"+
+		fmt.Fprint(stderr, "usage: shadowgw queue [flags] list | dead | requeue SEQ... | purge [--dead]\n"+
+			"       shadowgw queue [flags] commands | commands-dead [DEVICE] | purge-commands [--dead] [DEVICE]\n\n"+
 			"Talks to the running gateway on [metrics] listen, or opens the store when it is stopped.\n\n")
 		fs.PrintDefaults()
 	}
@@ -56,6 +57,10 @@ func cmdQueue(args []string, stdout, stderr io.Writer) error {
 	cfg, err := config.Check(*path, *over)
 	if err != nil {
 		return err
+	}
+	switch sub {
+	case "commands", "commands-dead", "purge-commands": // devicecommands_queue.go
+		return cmdQueueCommands(cfg, sub, rest, *asJSON, stdout)
 	}
 	ops, closeOps, err := queueConnect(cfg)
 	if err != nil {

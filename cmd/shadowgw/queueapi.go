@@ -31,6 +31,7 @@ func queueRoutes(mux *http.ServeMux, st *store.Store) {
 			writeQueueJSON(w, queueReply{Messages: msgs}, err)
 		}
 	}
+	commandQueueRoutes(mux, st) // devicecommands_queue.go
 	mux.HandleFunc("GET /queue/messages", list(st.ListMessages))
 	mux.HandleFunc("GET /queue/dead", list(st.ListDeadLetters))
 	mux.HandleFunc("POST /queue/requeue", func(w http.ResponseWriter, r *http.Request) {

@@ -54,6 +54,7 @@ func printStatus(w io.Writer, r statusReport) {
 		line(label, "%s", routeLine(rt))
 	}
 	printDirect(w, r.Direct)
+	printCommands(w, r.Commands)
 	if r.DeadLetters.Messages > 0 {
 		line("dead letters", "%d messages, %s", r.DeadLetters.Messages, formatBytes(r.DeadLetters.Bytes))
 	}

@@ -10,22 +10,23 @@ import (
 // statusReport is what /status serves and `shadowgw status` prints. It holds no secret.
 // Times are RFC 3339, durations and ages are seconds, sizes are bytes.
 type statusReport struct {
-	Version     string        `json:"version"`
-	PID         int           `json:"pid"`
-	Started     time.Time     `json:"started"`
-	Time        time.Time     `json:"time"`
-	Ready       bool          `json:"ready"`
-	NotReady    string        `json:"not_ready,omitempty"` // why not, when Ready is false
-	Problems    []string      `json:"problems,omitempty"`  // what needs a person's attention
-	Uplink      uplinkReport  `json:"uplink"`
-	Devices     deviceReport  `json:"devices"`
-	Store       storeReport   `json:"store"`
-	Routes      []routeReport `json:"routes"` // highest priority first
-	DeadLetters countReport   `json:"dead_letters"`
-	Rates       rateReport    `json:"rates"`
-	Disk        diskReport    `json:"disk"`
-	Inputs      []inputStatus `json:"inputs"`
-	MQTT        *mqttReport   `json:"mqtt,omitempty"` // absent without [mqtt] listen
+	Version     string          `json:"version"`
+	PID         int             `json:"pid"`
+	Started     time.Time       `json:"started"`
+	Time        time.Time       `json:"time"`
+	Ready       bool            `json:"ready"`
+	NotReady    string          `json:"not_ready,omitempty"` // why not, when Ready is false
+	Problems    []string        `json:"problems,omitempty"`  // what needs a person's attention
+	Uplink      uplinkReport    `json:"uplink"`
+	Devices     deviceReport    `json:"devices"`
+	Store       storeReport     `json:"store"`
+	Routes      []routeReport   `json:"routes"` // highest priority first
+	DeadLetters countReport     `json:"dead_letters"`
+	Rates       rateReport      `json:"rates"`
+	Disk        diskReport      `json:"disk"`
+	Inputs      []inputStatus   `json:"inputs"`
+	Commands    *commandsReport `json:"commands,omitempty"` // devicecommands_status.go
+	MQTT        *mqttReport     `json:"mqtt,omitempty"`     // absent without [mqtt] listen
 
 	// Direct lists the direct routes ([route] mode = direct), which queue nothing.
 	Direct []directReport `json:"direct,omitempty"`

@@ -19,15 +19,16 @@ import (
 // A Config is a plain value. Copies share that bookkeeping, which is never modified in
 // place, so copies may be used independently; none of its methods modify it.
 type Config struct {
-	Edge    Edge
-	Store   Store
-	Uplink  Uplink
-	Devices []Device // one per [device "NAME"] section, in file order
-	Inputs  []Input  // one per [input "NAME"] section, in file order
-	Routes  []Route  // one per [route "NAME"] section, in file order
-	Log     Log
-	Metrics Metrics
-	MQTT    MQTT // [mqtt], see mqtt.go
+	Edge     Edge
+	Store    Store
+	Uplink   Uplink
+	Devices  []Device // one per [device "NAME"] section, in file order
+	Inputs   []Input  // one per [input "NAME"] section, in file order
+	Routes   []Route  // one per [route "NAME"] section, in file order
+	Log      Log
+	Metrics  Metrics
+	MQTT     MQTT     // [mqtt], see mqtt.go
+	Commands Commands // [commands], see commands.go
 
 	file    string            // configuration file the values were read from, or ""
 	origins map[string]origin // where values came from, by key (see key)
@@ -145,6 +146,9 @@ type Uplink struct {
 	// the device's target address and identity, e.g. "telemetry/mytenant/{device}"
 	// (address-template); see uplink.AddressTemplate. Empty means "{address}".
 	AddressTemplate string
+	// Commands is the cloud source address of commands for devices (commands); empty:
+	// none. See [commands].
+	Commands string
 
 	// InFlight is the largest number of messages sent to the broker and not yet settled
 	// (in-flight).
@@ -236,9 +240,10 @@ func Default() Config {
 			ReconnectMin: time.Second,
 			ReconnectMax: time.Minute,
 		},
-		Log:     Log{Level: "info"},
-		Metrics: Metrics{Listen: "127.0.0.1:9464"},
-		MQTT:    defaultMQTT(),
+		Log:      Log{Level: "info"},
+		Metrics:  Metrics{Listen: "127.0.0.1:9464"},
+		MQTT:     defaultMQTT(),
+		Commands: defaultCommands(),
 	}
 }
 

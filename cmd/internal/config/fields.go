@@ -81,6 +81,7 @@ var sections = []struct {
 		pathField("password-file", func(c *Config) *string { return &c.Uplink.PasswordFile }),
 		stringField("address-prefix", func(c *Config) *string { return &c.Uplink.AddressPrefix }),
 		stringField("address-template", func(c *Config) *string { return &c.Uplink.AddressTemplate }),
+		stringField("commands", func(c *Config) *string { return &c.Uplink.Commands }),
 		intField("in-flight", math.MaxInt32, func(c *Config) int64 { return int64(c.Uplink.InFlight) },
 			func(c *Config, v int64) { c.Uplink.InFlight = int(v) }),
 		durationField("reconnect-min", func(c *Config) *time.Duration { return &c.Uplink.ReconnectMin }),
@@ -105,6 +106,7 @@ var sections = []struct {
 		stringField("listen", func(c *Config) *string { return &c.Metrics.Listen }),
 	}},
 	{"mqtt", mqttFields()},
+	{"commands", commandsFields()},
 }
 
 // deviceSection is the name of the repeated [device "NAME"] section.

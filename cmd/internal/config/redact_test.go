@@ -42,6 +42,7 @@ user = "gate#way"
 password-file = /etc/shadowgw/pw
 address-prefix = "/queue/ with ; blanks "
 address-template = telemetry/t/{device}
+commands = /queue/gw-commands
 in-flight = 3
 reconnect-min = 2s
 reconnect-max = 30s
@@ -66,6 +67,15 @@ max-packet-size = 64KiB
 receive-maximum = 16
 max-keep-alive = 5m0s
 handshake-timeout = 5s
+
+[commands]
+default-ttl = 30m0s
+max-ttl = 48h0m0s
+max-per-device = 100
+max-bytes-per-device = 1MiB
+max-messages = 100000
+max-bytes = 64MiB
+anonymous-ids = sensor-*
 
 [device "a"]
 password-hash = ` + testHash + `

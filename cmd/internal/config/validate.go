@@ -60,6 +60,7 @@ func (c *Config) validate() Errors {
 	c.validateRoutes(add)
 	c.validateMetrics(add)
 	c.validateMQTT(add)
+	c.validateCommands(add)
 	if !slices.Contains(logLevels, c.Log.Level) {
 		add(c.problem("log", "level", "log.level", nil, "want one of %s, got %q", strings.Join(logLevels, ", "), c.Log.Level))
 	}
