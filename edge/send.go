@@ -355,7 +355,10 @@ read:
 // the device's max-frame-size needs; false if the session's window is too small now.
 func (s *session) sendCommand(l *link, cmd Command) bool {
 	c := s.c
-	chunk := int(c.maxOut) - 128
+	// The peer's max-frame-size is at least 512 (§2.7.1) and may be 4 GiB - 1 ("no
+	// limit"), which int cannot hold on 32-bit ARM: cap it before converting. 128
+	// bytes are left for the frame header and the transfer performative.
+	chunk := int(min(c.maxOut, 1<<30)) - 128
 	frames := uint32(1)
 	if len(cmd.Payload) > chunk {
 		frames = uint32((len(cmd.Payload) + chunk - 1) / chunk)
