@@ -162,7 +162,7 @@ func (s *Store) recoverFile(cause error) error {
 		return fmt.Errorf("%w (and starting a fresh file failed: %w)", cause, err)
 	}
 	rec := &Recovered{At: at, MovedTo: moved, Cause: cause.Error(), Lost: -1}
-	salvaged, expected, err := s.salvage(moved)
+	salvaged, commands, expected, err := s.salvage(moved)
 	rec.Salvaged = salvaged
 	if expected >= 0 {
 		rec.Lost = max(expected-int64(salvaged), 0)
@@ -184,7 +184,8 @@ func (s *Store) recoverFile(cause error) error {
 	}
 	s.recovered = rec
 	s.log.Error("STORE FILE DAMAGED: moved aside and replaced by a fresh file; check the disk",
-		"cause", cause, "moved_to", moved, "salvaged", rec.Salvaged, "lost", rec.Lost, "salvage_err", err)
+		"cause", cause, "moved_to", moved, "salvaged", rec.Salvaged, "lost", rec.Lost,
+		"commands_salvaged", commands, "salvage_err", err)
 	return nil
 }
 
@@ -192,9 +193,11 @@ func (s *Store) recoverFile(cause error) error {
 const salvageChunk = 4 << 20
 
 // salvage copies the readable records of the file at old into s.db, under
-// their seqs. It returns how many it copied and how many the old file's
-// counters announced (-1 if unreadable).
-func (s *Store) salvage(old string) (copied uint64, expected int64, err error) {
+// their seqs: queued messages, dead letters, and the commands waiting for their
+// devices with their dead letters. It returns how many messages and dead letters
+// it copied, how many commands, and how many messages and dead letters the old
+// file's counters announced (-1 if unreadable).
+func (s *Store) salvage(old string) (copied, commands uint64, expected int64, err error) {
 	expected = -1
 	// A truncated file is extended with zeros (sparse) to the length its
 	// meta page announces, so that bbolt's mapping does not fault: the
@@ -209,14 +212,16 @@ func (s *Store) salvage(old string) (copied uint64, expected int64, err error) {
 	}
 	src, err := openReadOnly(old)
 	if err != nil {
-		return 0, -1, err
+		return 0, 0, -1, err
 	}
 	defer src.Close()
 
 	type record struct {
-		route string // "" for a dead letter
-		seq   uint64
-		v     []byte
+		route  string // "" for a dead letter or a command
+		device string // a queued command's device; "" otherwise
+		cmd    bool   // a command (queued, or dead-lettered when device is "")
+		seq    uint64
+		v      []byte
 	}
 	var (
 		batch   []record
@@ -234,6 +239,13 @@ func (s *Store) salvage(old string) (copied uint64, expected int64, err error) {
 			dead, exp := tx.Bucket(bucketDead), tx.Bucket(bucketExpiry)
 			dead.FillPercent = 1.0
 			for _, r := range batch {
+				if r.cmd {
+					if err := s.salvageCommand(tx, r.device, r.seq, r.v); err != nil {
+						return err
+					}
+					maxSeq = max(maxSeq, r.seq)
+					continue
+				}
 				b := dead
 				if r.route != "" {
 					var err error
@@ -258,15 +270,23 @@ func (s *Store) salvage(old string) (copied uint64, expected int64, err error) {
 			return nil
 		})
 		s.arena = s.arena[:0]
-		copied += uint64(len(batch))
+		for _, r := range batch {
+			if r.cmd {
+				commands++
+			} else {
+				copied++
+			}
+		}
 		batch, size = batch[:0], 0
 		return err
 	}
-	add := func(route string, seq uint64, v []byte) {
+	add := func(r record) {
 		if writeEr != nil {
 			return
 		}
-		batch = append(batch, record{route, seq, bytes.Clone(v)})
+		r.v = bytes.Clone(r.v)
+		batch = append(batch, r)
+		v := r.v
 		size += len(v)
 		if size >= salvageChunk {
 			writeEr = flush()
@@ -299,7 +319,7 @@ func (s *Store) salvage(old string) (copied uint64, expected int64, err error) {
 					if route := q.Bucket([]byte(name)); route != nil {
 						salvageBucket(route, seqMax, func(seq uint64, v []byte) {
 							if _, err := decodeMessageRecord(seq, v); err == nil {
-								add(name, seq, v)
+								add(record{route: name, seq: seq, v: v})
 							}
 						})
 					}
@@ -308,7 +328,34 @@ func (s *Store) salvage(old string) (copied uint64, expected int64, err error) {
 			if dead := tx.Bucket(bucketDead); dead != nil {
 				salvageBucket(dead, seqMax, func(seq uint64, v []byte) {
 					if _, err := decodeDeadRecord(seq, v); err == nil {
-						add("", seq, v)
+						add(record{seq: seq, v: v})
+					}
+				})
+			}
+			// The commands waiting for their devices (#13): each device's queue, then
+			// the dead letters. Their counts are recounted at Open.
+			if cb := tx.Bucket(bucketCmd); cb != nil {
+				var devices []string
+				_ = guard("salvage command queues", func() error {
+					return cb.ForEachBucket(func(k []byte) error {
+						devices = append(devices, string(k))
+						return nil
+					})
+				})
+				for _, dev := range devices {
+					if b := cb.Bucket([]byte(dev)); b != nil {
+						salvageBucket(b, seqMax, func(seq uint64, v []byte) {
+							if _, err := decodeCmdRecord(v); err == nil {
+								add(record{device: dev, cmd: true, seq: seq, v: v})
+							}
+						})
+					}
+				}
+			}
+			if b := tx.Bucket(bucketCmdDead); b != nil {
+				salvageBucket(b, seqMax, func(seq uint64, v []byte) {
+					if _, err := decodeCmdDead(v); err == nil {
+						add(record{cmd: true, seq: seq, v: v})
 					}
 				})
 			}
@@ -318,7 +365,38 @@ func (s *Store) salvage(old string) (copied uint64, expected int64, err error) {
 	if writeEr == nil {
 		writeEr = flush()
 	}
-	return copied, expected, writeEr
+	return copied, commands, expected, writeEr
+}
+
+// salvageCommand puts a salvaged command record into the fresh file: a queued one
+// (device set) with its expiry entry, or a dead-lettered one.
+func (s *Store) salvageCommand(tx *bolt.Tx, device string, seq uint64, v []byte) error {
+	if device == "" {
+		b, err := tx.CreateBucketIfNotExists(bucketCmdDead)
+		if err != nil {
+			return err
+		}
+		return b.Put(seqKey(seq), v)
+	}
+	cb, err := tx.CreateBucketIfNotExists(bucketCmd)
+	if err != nil {
+		return err
+	}
+	dev, err := cb.CreateBucketIfNotExists([]byte(device))
+	if err != nil {
+		return err
+	}
+	dev.FillPercent = 1.0
+	exp, err := tx.CreateBucketIfNotExists(bucketCmdExp)
+	if err != nil {
+		return err
+	}
+	if h, err := decodeCmdRecord(v); err == nil {
+		if err := exp.Put(s.cmdExpKey(h.expires, seq), []byte(device)); err != nil {
+			return err
+		}
+	}
+	return dev.Put(seqKey(seq), v)
 }
 
 // openReadOnly opens a damaged file for salvage, without its lock holding
