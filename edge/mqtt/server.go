@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shadowgw/shadowgw/edge/acl"
 	"log/slog"
 	"maps"
 	"net"
-	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -162,41 +161,12 @@ func (s *Server) start(ctx context.Context, nc net.Conn) {
 
 // anonymousFrom reports whether an anonymous client may connect from addr.
 func (s *Server) anonymousFrom(addr net.Addr) bool {
-	if !s.cfg.AllowAnonymous {
-		return false
-	}
-	if len(s.cfg.AnonymousNetworks) == 0 {
-		return true
-	}
-	ap, err := netip.ParseAddrPort(addr.String())
-	if err != nil {
-		return false
-	}
-	ip := ap.Addr().Unmap()
-	for _, p := range s.cfg.AnonymousNetworks {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
+	return acl.AnonymousFrom(s.cfg.AllowAnonymous, s.cfg.AnonymousNetworks, addr)
 }
 
 // mayPublish reports whether user ("" for anonymous) may publish to topic.
 func (s *Server) mayPublish(user, topic string) bool {
-	patterns, ok := s.currentAccess().targets[user]
-	if !ok {
-		return true
-	}
-	for _, p := range patterns {
-		if prefix, ok := strings.CutSuffix(p, "*"); ok {
-			if strings.HasPrefix(topic, prefix) {
-				return true
-			}
-		} else if p == topic {
-			return true
-		}
-	}
-	return false
+	return acl.MayTarget(s.currentAccess().targets, user, topic)
 }
 
 // session is what the server keeps of a client between connections: the QoS 2
