@@ -67,6 +67,18 @@ type sender struct {
 	gone     map[uint64]bool // settled by the device, store not yet done
 	drain    bool            // the device asked to drain (§2.6.7)
 	stopWake func()
+	// direct is the link's upstream side when the device's commands take a direct
+	// route (send_direct.go); nil: they come from the store's queue. Sending and
+	// settling are the same for both sources; only reading and the outcome differ.
+	direct DirectCommandLink
+}
+
+// read returns up to max of the source's messages with a seq above after.
+func (sd *sender) read(c *conn, after uint64, max int) ([]Command, error) {
+	if sd.direct != nil {
+		return sd.direct.Read(after, max), nil
+	}
+	return c.srv.commands.Read(sd.device, after, max)
 }
 
 // outDelivery is a delivery the gateway sent and the device has not settled.
@@ -175,8 +187,16 @@ func (s *session) attachSender(a *frame.Attach) error {
 		Target:           a.Target,
 		HasDeliveryCount: true, // initial-delivery-count 0
 	}, nil)
-	c.log.Info("command receiver attached", "channel", s.channel, "handle", a.Handle, "device", dev)
-	l.sender.stopWake = c.srv.commands.Watch(dev, c.commandsWake)
+	if c.srv.directCmds != nil {
+		l.sender.direct = c.srv.directCmds.Open(dev, c.commandsWake)
+	}
+	if l.sender.direct != nil {
+		c.log.Info("command receiver attached", "channel", s.channel, "handle", a.Handle, "device", dev, "direct", true)
+		l.sender.stopWake = l.sender.direct.Close
+	} else {
+		c.log.Info("command receiver attached", "channel", s.channel, "handle", a.Handle, "device", dev)
+		l.sender.stopWake = c.srv.commands.Watch(dev, c.commandsWake)
+	}
 	if c.srv.onCommandReceiver != nil {
 		c.srv.onCommandReceiver(dev, true)
 	}
@@ -230,13 +250,19 @@ func (c *conn) drainCommands() {
 }
 
 // closeSender stops a sending link's watch; its unsettled commands stay queued and are
-// sent again to the next receiver of the device (at-least-once).
+// sent again to the next receiver of the device (at-least-once). A direct link's are
+// released upstream, where the cloud keeps them.
 func (s *session) closeSender(l *link) {
 	if l.sender == nil || l.sender.stopWake == nil {
 		return
 	}
 	l.sender.stopWake()
 	l.sender.stopWake = nil
+	if l.sender.direct != nil {
+		s.c.srv.dcInFlight.Add(-int64(len(l.sender.inflight)))
+		s.c.srv.dcReleased.Add(uint64(len(l.sender.inflight)))
+		clear(l.sender.inflight)
+	}
 	for id, od := range s.out.unsettled {
 		if od.link == l {
 			delete(s.out.unsettled, id)
@@ -313,7 +339,7 @@ read:
 			from, sd.rescan = 0, false
 		}
 		want := int(min(l.credit, 64)) + len(sd.inflight) + len(sd.gone)
-		cmds, err := c.srv.commands.Read(sd.device, from, want)
+		cmds, err := sd.read(c, from, want)
 		if err != nil {
 			c.srv.logNotStored.Warn(c.log, "commands could not be read", "device", sd.device, "err", err)
 			sd.ready = false
@@ -349,6 +375,7 @@ read:
 		s.senderSendFlow(l)
 		sd.drain = false
 	}
+	l.mirrorCredit()
 }
 
 // sendCommand sends one command as an unsettled delivery, in as many transfer frames as
@@ -392,7 +419,12 @@ func (s *session) sendCommand(l *link, cmd Command) bool {
 	l.deliveryCount++
 	l.sender.inflight[cmd.Seq] = true
 	s.out.unsettled[id] = outDelivery{link: l, seq: cmd.Seq, payload: cmd.Payload}
-	c.srv.cmdSent.Add(1)
+	if l.sender.direct != nil {
+		c.srv.dcSent.Add(1)
+		c.srv.dcInFlight.Add(1)
+	} else {
+		c.srv.cmdSent.Add(1)
+	}
 	return true
 }
 
@@ -420,6 +452,18 @@ func (s *session) senderDisposition(d *frame.Disposition) {
 func (s *session) commandOutcome(id uint32, od outDelivery, d *frame.Disposition) {
 	c, l := s.c, od.link
 	sd := l.sender
+	if sd.direct != nil {
+		st := typedState(d.State)
+		if st == nil {
+			if !d.Settled {
+				return // no outcome yet: wait
+			}
+			st = &frame.Released{} // settled without an outcome: the cloud keeps it
+		}
+		s.settled(id, od, d)
+		s.directOutcome(l, od.seq, st)
+		return
+	}
 	var o *Outcome
 	again := false
 	switch frame.StateCode(d.State) {
@@ -448,12 +492,7 @@ func (s *session) commandOutcome(id uint32, od outDelivery, d *frame.Disposition
 			return // no outcome yet (a transactional or other state): wait
 		}
 	}
-	delete(s.out.unsettled, id)
-	delete(sd.inflight, od.seq)
-	if !d.Settled {
-		// rcv-settle-mode second: the device waits for the sender to settle (§2.6.12).
-		s.c.send(s.channel, &frame.Disposition{Role: frame.RoleSender, First: id, Settled: true, State: d.State}, nil)
-	}
+	s.settled(id, od, d)
 	if o == nil {
 		// Released (or modified without failure): sent again later, first in line.
 		sd.rescan, sd.ready = true, true
@@ -473,6 +512,17 @@ func (s *session) commandOutcome(id uint32, od outDelivery, d *frame.Disposition
 		c.srv.cmdAccepted.Add(1)
 	case DeadLetter:
 		c.srv.cmdDead.Add(1)
+	}
+}
+
+// settled forgets a delivery the device gave its outcome for, and settles it in turn if
+// the device waits for that; the same for both sources.
+func (s *session) settled(id uint32, od outDelivery, d *frame.Disposition) {
+	delete(s.out.unsettled, id)
+	delete(od.link.sender.inflight, od.seq)
+	if !d.Settled {
+		// rcv-settle-mode second: the device waits for the sender to settle (§2.6.12).
+		s.c.send(s.channel, &frame.Disposition{Role: frame.RoleSender, First: id, Settled: true, State: d.State}, nil)
 	}
 }
 

@@ -168,6 +168,10 @@ type Server struct {
 	commands                                   Commands                     // nil: devices cannot receive
 	onCommandReceiver                          func(device string, up bool) // presence; may be nil
 	cmdSent, cmdAccepted, cmdDead, cmdReleased atomic.Uint64
+	// Direct command links (send_direct.go).
+	directCmds                                             DirectCommands // nil: every device's commands are stored
+	dcSent, dcAccepted, dcRejected, dcReleased, dcModified atomic.Uint64
+	dcInFlight                                             atomic.Int64
 }
 
 // SetCommands gives the server the source of the commands devices receive and,
