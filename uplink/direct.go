@@ -25,11 +25,12 @@ import (
 // [SourceAnnotation]; unlike a stored message it gets no message-id when it has none:
 // it is never sent twice by the gateway. Its methods are safe for concurrent use.
 //
-// A receiver of cloud-to-device direct links would be a user of its own beside it, on
-// the same connection.
+// The cloud-to-device half, [DirectCommands], runs its receivers on the same
+// connection, started by serve: both directions of the direct routes are one user.
 type Direct struct {
-	u   *Uplink
-	log *slog.Logger
+	u    *Uplink
+	log  *slog.Logger
+	cmds *DirectCommands // nil: no device's commands are direct
 
 	mu       sync.Mutex
 	targets  map[string]*DirectTarget // by cloud address
@@ -161,6 +162,9 @@ func (d *Direct) serve(ctx context.Context, c *connection) error {
 	var wg sync.WaitGroup
 	started := make(map[*DirectTarget]bool)
 	defer wg.Wait()
+	if d.cmds != nil {
+		wg.Go(func() { d.cmds.serve(ctx, c) })
+	}
 	for {
 		d.mu.Lock()
 		var todo []*DirectTarget
