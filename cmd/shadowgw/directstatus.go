@@ -53,10 +53,39 @@ var (
 		"Outcomes the devices got on a direct route: the cloud's, or released while its link was down.", []string{"route", "outcome"}, nil)
 	descDirectLinks = prometheus.NewDesc("shadowgw_direct_links_up",
 		"Cloud links of a direct route attached now; devices get credit only for these.", []string{"route"}, nil)
+
+	descDirectCmdInFlight = prometheus.NewDesc("shadowgw_direct_commands_in_flight",
+		"Direct commands (cloud → device, [commands] direct) sent to devices and awaiting their outcome.", nil, nil)
+	descDirectCmdOutcomes = prometheus.NewDesc("shadowgw_direct_commands_outcomes_total",
+		"The devices' outcomes of direct commands, each settled upstream as it is; released includes those outstanding when a device went.", []string{"outcome"}, nil)
+	descDirectCmdReceived = prometheus.NewDesc("shadowgw_direct_commands_received_total",
+		"Direct commands taken from the cloud (only while their device's receiver is attached).", nil, nil)
+	descDirectCmdLinks = prometheus.NewDesc("shadowgw_direct_commands_links_up",
+		"Receivers attached upstream for the devices whose commands are direct.", nil, nil)
 )
+
+// collectDirectCommands adds the direct command links' metrics, if any device's
+// commands are direct.
+func collectDirectCommands(ch chan<- prometheus.Metric, p parts) {
+	if p.Uplink == nil || p.Uplink.DirectCommands() == nil {
+		return
+	}
+	up := p.Uplink.DirectCommands().Stats()
+	ds := p.Edge.DirectCommandStats()
+	ch <- prometheus.MustNewConstMetric(descDirectCmdInFlight, prometheus.GaugeValue, float64(ds.InFlight))
+	ch <- prometheus.MustNewConstMetric(descDirectCmdReceived, prometheus.CounterValue, float64(up.Received))
+	ch <- prometheus.MustNewConstMetric(descDirectCmdLinks, prometheus.GaugeValue, float64(up.Attached))
+	for _, o := range []struct {
+		name string
+		n    uint64
+	}{{"accepted", ds.Accepted}, {"rejected", ds.Rejected}, {"released", ds.Released}, {"modified", ds.Modified}} {
+		ch <- prometheus.MustNewConstMetric(descDirectCmdOutcomes, prometheus.CounterValue, float64(o.n), o.name)
+	}
+}
 
 // collectDirect adds the direct routes' metrics.
 func collectDirect(ch chan<- prometheus.Metric, p parts) {
+	collectDirectCommands(ch, p)
 	for _, r := range directStatus(p) {
 		ch <- prometheus.MustNewConstMetric(descDirectInFlight, prometheus.GaugeValue, float64(r.InFlight), r.Name)
 		ch <- prometheus.MustNewConstMetric(descDirectLinks, prometheus.GaugeValue, float64(r.Ready), r.Name)

@@ -118,7 +118,7 @@ func runGateway(ctx context.Context, cfg gatewayConfig, log *slog.Logger, ready 
 	readyCh := make(chan struct{})
 	p := parts{Config: cfg.Config, Store: st, Edge: edge.New(cfg.Edge, storeSink{st}, log), Addr: ln.Addr(), Log: log,
 		Ready: readyCh, Inputs: &inputReport{}, LogLevel: cfg.LogLevel}
-	p.Edge.SetCommands(storeCommands{st}, nil) // devicecommands.go
+	p.Edge.SetCommands(storeCommands{st}, newPresence(st, cfg.Config.Commands.Presence, cfg.Config.Commands.PresenceTTL, log)) // devicecommands*.go
 	var mqttLn net.Listener
 	if p.MQTT, mqttLn, err = listenMQTT(cfg.Config, st, log); err != nil {
 		ln.Close()
@@ -138,6 +138,15 @@ func runGateway(ctx context.Context, cfg gatewayConfig, log *slog.Logger, ready 
 	}
 	if d := newDirectRoutes(cfg.Config, st, p.Uplink, log); d != nil {
 		p.Edge.SetDirect(d) // [route] mode = direct: past the store, see direct.go
+	}
+	if dc, err := newDirectCommands(cfg.Config.Commands.Direct, cfg.Config.Commands.DirectSource, p.Uplink); err != nil {
+		ln.Close()
+		if mqttLn != nil {
+			mqttLn.Close()
+		}
+		return err
+	} else if dc != nil {
+		p.Edge.SetDirectCommands(dc) // [commands] direct: from the cloud, see devicecommands_direct.go
 	}
 
 	// The uplink, the MQTT server and the sidecars outlive the edge by a little: they

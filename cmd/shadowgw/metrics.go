@@ -209,6 +209,7 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 		descDiskFree, descDiskSize, descDiskWritten,
 		descUplinkUp, descUplinkState, descUplinkFailures, descUplinkForwarded, descUplinkDead, descUplinkReleased, descUplinkInFlight,
 		descReady, descDirectInFlight, descDirectOutcomes, descDirectLinks,
+		descDirectCmdInFlight, descDirectCmdOutcomes, descDirectCmdReceived, descDirectCmdLinks,
 	} {
 		ch <- d
 	}

@@ -1,9 +1,12 @@
 package config
 
 import (
+	"errors"
 	"math"
 	"strings"
 	"time"
+
+	"github.com/shadowgw/shadowgw/uplink"
 )
 
 // Commands configures the queues of commands for devices (cloud → device): section
@@ -21,6 +24,23 @@ type Commands struct {
 	// (command/<id>): exact ids and prefixes ending in "*"; empty means any
 	// (anonymous-ids), like anonymous-targets.
 	AnonymousIDs []string
+	// Direct lists the devices whose commands take a direct route (direct): exact
+	// ids and prefixes ending in "*". Their commands are not stored: while such a
+	// device's command receiver is attached, the uplink holds a receiver for it on
+	// DirectSource and the device's outcome is the cloud's.
+	Direct []string
+	// DirectSource is the cloud source address of a direct device's commands
+	// (direct-source), an address template as [uplink] address-template with
+	// {device} the device id, {address} "command/<device-id>" and {route} "command";
+	// default "command/{device}".
+	DirectSource string
+	// Presence is the address of the events that say when a device's command
+	// receiver attaches and goes away (presence); empty: none. They go through the
+	// store, ordered with the device's messages, and expire after PresenceTTL.
+	Presence string
+	// PresenceTTL is a presence event's expiry (presence-ttl): a stale "connected"
+	// is not delivered late.
+	PresenceTTL time.Duration
 }
 
 func defaultCommands() Commands {
@@ -31,6 +51,8 @@ func defaultCommands() Commands {
 		MaxBytesPerDevice: 1 << 20,
 		MaxMessages:       100000,
 		MaxBytes:          64 << 20,
+		DirectSource:      "command/{device}",
+		PresenceTTL:       time.Minute,
 	}
 }
 
@@ -51,6 +73,14 @@ func commandsFields() []field {
 			set:  func(c *Config, v string) (err error) { c.Commands.AnonymousIDs, err = parseTargets(v); return err },
 			get:  func(c *Config) string { return strings.Join(c.Commands.AnonymousIDs, ", ") },
 		},
+		{
+			name: "direct",
+			set:  func(c *Config, v string) (err error) { c.Commands.Direct, err = parseTargets(v); return err },
+			get:  func(c *Config) string { return strings.Join(c.Commands.Direct, ", ") },
+		},
+		stringField("direct-source", func(c *Config) *string { return &c.Commands.DirectSource }),
+		stringField("presence", func(c *Config) *string { return &c.Commands.Presence }),
+		durationField("presence-ttl", func(c *Config) *time.Duration { return &c.Commands.PresenceTTL }),
 	}
 }
 
@@ -64,6 +94,20 @@ func (c *Config) validateCommands(add func(*Error)) {
 	}
 	if m.MaxTTL < m.DefaultTTL {
 		at("max-ttl", "must be at least default-ttl (%s)", m.DefaultTTL)
+	}
+	if m.PresenceTTL <= 0 {
+		at("presence-ttl", "must be positive")
+	}
+	if strings.ContainsFunc(m.Presence, isControl) {
+		at("presence", "contains a control character")
+	}
+	if strings.ContainsFunc(m.DirectSource, isControl) {
+		at("direct-source", "contains a control character")
+	} else if _, err := uplink.ParseAddressTemplate(m.DirectSource); err != nil || m.DirectSource == "" {
+		if err == nil {
+			err = errors.New("empty")
+		}
+		at("direct-source", "%v", err)
 	}
 	for _, f := range []struct {
 		name string

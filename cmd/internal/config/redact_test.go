@@ -76,6 +76,10 @@ max-bytes-per-device = 1MiB
 max-messages = 100000
 max-bytes = 64MiB
 anonymous-ids = sensor-*
+direct = valve-*, pump-7
+direct-source = /queue/c2d-{device}
+presence = presence
+presence-ttl = 30s
 
 [device "a"]
 password-hash = ` + testHash + `

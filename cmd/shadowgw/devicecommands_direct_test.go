@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	amqp "github.com/Azure/go-amqp"
+
+	"github.com/shadowgw/shadowgw/uplink/cloudtest"
+)
+
+// directCommandsConf makes the commands of devices dd-* direct, from /queue/c2d-<id>,
+// and sends presence events to /queue/presence.
+const directCommandsConf = "[commands]\ndirect = dd-*\ndirect-source = /queue/c2d-{device}\npresence = presence\n"
+
+// Issue 14, test 4 (cloud → device, direct) and issue 13's presence, through RabbitMQ
+// over TLS with the real binary; go-amqp devices.
+func TestDirectCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end tests start RabbitMQ")
+	}
+	b := cloudtest.StartRabbitMQ(t)
+	args, _ := commandArgs(t, b, t.TempDir(), directCommandsConf)
+	g := startGateway(t, args...)
+
+	const dev, queue = "dd-1", "c2d-dd-1"
+	var msgs []*amqp.Message
+	for i := range 5 {
+		msgs = append(msgs, amqp.NewMessage(fmt.Appendf(nil, "%s/%d", dev, i)))
+	}
+	b.Send(t, "/queue/"+queue, msgs...)
+
+	// No device attached: nothing is taken from the cloud, though the uplink is up.
+	waitMetric(t, g, "shadowgw_uplink_up", 1, 30*time.Second)
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if n := metricSum(g, "shadowgw_direct_commands_received_total"); n != 0 {
+			t.Fatalf("taken from the cloud with no device attached: %v", n)
+		}
+	}
+	if d := b.QueueDepth(t, queue); d != 5 {
+		t.Fatalf("queue depth with no device attached: %d, want 5", d)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// A device attaches with credit 2: it gets the first two, in order; it accepts the
+	// first and detaches with the second unsettled: that one is released upstream.
+	conn, rcv := directDevice(t, ctx, g.addr, dev, 2)
+	got := receiveN(t, ctx, rcv, 2)
+	wantBodies(t, got, dev, 0, 1)
+	if err := rcv.AcceptMessage(ctx, got[0]); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric(t, g, `shadowgw_direct_commands_outcomes_total{outcome="accepted"}`, 1, 10*time.Second)
+	// go-amqp gave the credit of the settled one back (one more): at most three
+	// were taken from the cloud, the fourth and fifth stayed there.
+	if n := metricSum(g, "shadowgw_direct_commands_received_total"); n > 3 {
+		t.Errorf("taken from the cloud for a device with credit 2, then 1 more: %v", n)
+	}
+	conn.Close() // the second is unsettled
+	waitMetric(t, g, "shadowgw_direct_commands_links_up", 0, 10*time.Second)
+	waitDepth(t, b, queue, 4, 20*time.Second)
+
+	// Reattach: the released one comes again, then the rest, in order. The device
+	// rejects one: the cloud gets the rejection (RabbitMQ drops it).
+	conn, rcv = directDevice(t, ctx, g.addr, dev, 10)
+	defer conn.Close()
+	got = receiveN(t, ctx, rcv, 4)
+	wantBodies(t, got, dev, 1, 2, 3, 4)
+	for i, m := range got {
+		var err error
+		if i == 1 {
+			err = rcv.RejectMessage(ctx, m, &amqp.Error{Condition: "app:bad-command", Description: "no such setting"})
+		} else {
+			err = rcv.AcceptMessage(ctx, m)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitMetric(t, g, `shadowgw_direct_commands_outcomes_total{outcome="accepted"}`, 4, 10*time.Second)
+	waitMetric(t, g, `shadowgw_direct_commands_outcomes_total{outcome="rejected"}`, 1, 10*time.Second)
+	waitDepth(t, b, queue, 0, 20*time.Second)
+
+	// Online: a message sent now reaches the attached device.
+	start := time.Now()
+	b.Send(t, "/queue/"+queue, amqp.NewMessage([]byte(dev+"/5")))
+	got = receiveN(t, ctx, rcv, 1)
+	wantBodies(t, got, dev, 5)
+	t.Logf("online: cloud send → device receive in %v", time.Since(start).Round(time.Millisecond))
+	if err := rcv.AcceptMessage(ctx, got[0]); err != nil {
+		t.Fatal(err)
+	}
+	if s := g.log.String(); g.log.count("level=ERROR") > 0 {
+		t.Errorf("errors logged:\n%s", s)
+	}
+
+	// Presence: attached (ttd -1), gone (ttd 0), attached again, in order.
+	events := b.Receive(t, "/queue/presence", 3, 30*time.Second)
+	want := []int64{-1, 0, -1}
+	for i, m := range events {
+		ttd, _ := m.ApplicationProperties["ttd"].(int32)
+		if id, _ := m.ApplicationProperties["device_id"].(string); id != dev || int64(ttd) != want[i] ||
+			m.Properties == nil || m.Properties.ContentType == nil || *m.Properties.ContentType != "application/vnd.eclipse-hono-empty-notification" ||
+			m.Properties.CreationTime == nil {
+			t.Errorf("presence event %d: %v %+v, want device_id %s ttd %d", i, m.ApplicationProperties, m.Properties, dev, want[i])
+		}
+	}
+}
+
+// directDevice attaches a go-amqp command receiver for dev with credit.
+func directDevice(t *testing.T, ctx context.Context, addr, dev string, credit int32) (*amqp.Conn, *amqp.Receiver) {
+	t.Helper()
+	conn, err := amqp.Dial(ctx, "amqp://"+addr, &amqp.ConnOptions{SASLType: amqp.SASLTypeAnonymous(), ContainerID: dev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := conn.NewSession(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := sess.NewReceiver(ctx, "command/"+dev, &amqp.ReceiverOptions{Credit: credit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn, r
+}
+
+func receiveN(t *testing.T, ctx context.Context, r *amqp.Receiver, n int) []*amqp.Message {
+	t.Helper()
+	var out []*amqp.Message
+	for len(out) < n {
+		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		m, err := r.Receive(rctx, nil)
+		cancel()
+		if err != nil {
+			t.Fatalf("received %d of %d: %v", len(out), n, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func wantBodies(t *testing.T, ms []*amqp.Message, dev string, want ...int) {
+	t.Helper()
+	for i, m := range ms {
+		if w := fmt.Sprintf("%s/%d", dev, want[i]); string(m.GetData()) != w {
+			t.Fatalf("message %d: %q, want %q", i, m.GetData(), w)
+		}
+	}
+}
+
+func waitDepth(t *testing.T, b *cloudtest.Broker, queue string, want int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		d := b.QueueDepth(t, queue)
+		if d == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue %s holds %d after %v, want %d", queue, d, timeout, want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
