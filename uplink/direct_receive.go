@@ -341,6 +341,12 @@ func (l *CommandLink) attachAndServe(ctx context.Context, c *connection) error {
 	err = l.serveReceiver(ctx, c, rcv, recvErr)
 	stop()
 	wg.Wait()
+	if !isDone(c.done()) {
+		// Detach the link itself (§2.6.5), not only the session.
+		cctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		_ = rcv.Close(cctx)
+		cancel()
+	}
 
 	l.mu.Lock()
 	l.rcv = nil

@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -165,4 +169,127 @@ func waitDepth(t *testing.T, b *cloudtest.Broker, queue string, want int, timeou
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// Issue 14, test 4 through the Proton test server in relay mode: the device's
+// outcomes reach the cloud SENDER's deliveries (accepted, rejected with the device's
+// error, modified with its fields); with no device nothing is taken; a device that
+// goes with a delivery unsettled has it released upstream (the sender's outcome).
+func TestDirectCommandsRelay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end tests start the Proton test server")
+	}
+	s := cloudtest.StartProton(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "shadowgw.conf")
+	text := "[edge]\nallow-anonymous = true\n[uplink]\nreconnect-min = 100ms\nreconnect-max = 1s\n[metrics]\nlisten = " + freeAddr(t) + "\n" +
+		"[commands]\ndirect = dr-*\ndirect-source = " + cloudtest.RelayPrefix + "{device}\n"
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, "--config", conf, "--data", filepath.Join(dir, "data"), "--uplink", s.URL, "--uplink-ca", s.CAFile)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const dev = "dr-1"
+	address := cloudtest.RelayPrefix + dev
+	// The cloud application: a go-amqp sender, over TLS.
+	pem, err := os.ReadFile(s.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	cloud, err := amqp.Dial(ctx, s.URL, &amqp.ConnOptions{SASLType: amqp.SASLTypeAnonymous(),
+		TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cloud.Close()
+	cs, err := cloud.NewSession(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snd, err := cs.NewSender(ctx, address, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var receipts []amqp.SendReceipt
+	send := func(i int) {
+		t.Helper()
+		r, err := snd.SendWithReceipt(ctx, amqp.NewMessage(fmt.Appendf(nil, "%s/%d", dev, i)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		receipts = append(receipts, r)
+	}
+	for i := range 4 {
+		send(i)
+	}
+	s.WaitEvent(t, 10*time.Second, "4 held", func(e []cloudtest.Event) bool { return cloudtest.Count(e, "held", address) == 4 })
+	// No device: nothing is taken (no relay receiver attaches), though the uplink is up.
+	waitMetric(t, g, "shadowgw_uplink_up", 1, 30*time.Second)
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if n := cloudtest.Count(s.Events(), "relay-attached", address); n != 0 {
+			t.Fatalf("a receiver attached upstream with no device attached")
+		}
+	}
+
+	conn, rcv := directDevice(t, ctx, g.addr, dev, 10)
+	got := receiveN(t, ctx, rcv, 4)
+	wantBodies(t, got, dev, 0, 1, 2, 3)
+	if err := rcv.AcceptMessage(ctx, got[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := rcv.RejectMessage(ctx, got[1], &amqp.Error{Condition: "app:bad-command", Description: "no such setting"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rcv.ModifyMessage(ctx, got[2], &amqp.ModifyMessageOptions{DeliveryFailed: true, UndeliverableHere: true}); err != nil {
+		t.Fatal(err)
+	}
+	wait := func(i int) amqp.DeliveryState {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		st, err := receipts[i].Wait(wctx)
+		if err != nil {
+			t.Fatalf("outcome of message %d: %v", i, err)
+		}
+		return st
+	}
+	if st, ok := wait(0).(*amqp.StateAccepted); !ok {
+		t.Errorf("message 0: %T, want accepted", st)
+	}
+	if st, ok := wait(1).(*amqp.StateRejected); !ok || st.Error == nil || st.Error.Condition != "app:bad-command" || st.Error.Description != "no such setting" {
+		t.Errorf("message 1: %+v, want rejected app:bad-command: no such setting", wait(1))
+	}
+	if st, ok := wait(2).(*amqp.StateModified); !ok || !st.DeliveryFailed || !st.UndeliverableHere {
+		t.Errorf("message 2: %+v, want modified, delivery-failed, undeliverable-here", wait(2))
+	}
+	// The device goes with message 3 unsettled: the gateway releases it upstream, and
+	// the relay passes that to the sender, which sends it again.
+	conn.Close()
+	if st, ok := wait(3).(*amqp.StateReleased); !ok {
+		t.Errorf("message 3: %T, want released when the device went", st)
+	}
+	s.WaitEvent(t, 20*time.Second, "the relay receiver detached", func(e []cloudtest.Event) bool {
+		return cloudtest.Count(e, "relay-detached", address) == 1
+	})
+	send(3)
+	receipts[3] = receipts[4]
+	conn, rcv = directDevice(t, ctx, g.addr, dev, 10)
+	defer conn.Close()
+	got = receiveN(t, ctx, rcv, 1)
+	wantBodies(t, got, dev, 3)
+	if err := rcv.AcceptMessage(ctx, got[0]); err != nil {
+		t.Fatal(err)
+	}
+	if st, ok := wait(3).(*amqp.StateAccepted); !ok {
+		t.Errorf("message 3: %T, want accepted after the second attach", st)
+	}
+	waitMetric(t, g, `shadowgw_direct_commands_outcomes_total{outcome="released"}`, 1, 10*time.Second)
+	waitMetric(t, g, `shadowgw_direct_commands_outcomes_total{outcome="accepted"}`, 2, 10*time.Second)
+	waitMetric(t, g, `shadowgw_direct_commands_outcomes_total{outcome="rejected"}`, 1, 10*time.Second)
+	waitMetric(t, g, `shadowgw_direct_commands_outcomes_total{outcome="modified"}`, 1, 10*time.Second)
+	waitMetric(t, g, "shadowgw_direct_commands_in_flight", 0, 10*time.Second)
 }

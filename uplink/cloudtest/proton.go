@@ -79,6 +79,13 @@ const (
 	// TricklePrefix: the link gets one credit at attach and one more 300 ms after
 	// each delivery, a slow but never stalled link.
 	TricklePrefix = "trickle/"
+	// RelayPrefix: relay mode. A message sent to such an address is held unsettled
+	// and given, in order, to a receiver attached with that source address; the
+	// sender's delivery is settled with the receiver's outcome and its fields. What a
+	// leaving receiver held unsettled is held again, first in line. Events: "held",
+	// "relay-attached", "relay-detached" (Requeued), "relayed" (Outcome, Condition,
+	// Description).
+	RelayPrefix = "relay/"
 )
 
 // Delivery is one transfer the server received.
@@ -101,6 +108,43 @@ type Event struct {
 	Event   string `json:"event"`
 	Address string `json:"address"`
 	Conn    int    `json:"conn"`
+	// Relay mode (RelayPrefix).
+	Held        int    `json:"held"`        // "held": messages waiting for a receiver now
+	Requeued    int    `json:"requeued"`    // "relay-detached": unsettled ones held again
+	Outcome     string `json:"outcome"`     // "relayed": ACCEPTED, REJECTED, RELEASED, MODIFIED
+	Condition   string `json:"condition"`   // "relayed": the rejection's error condition
+	Description string `json:"description"` // "relayed": its description
+}
+
+// WaitEvent waits until cond holds for the events so far, and fails the test with
+// them if it does not within timeout.
+func (s *ProtonServer) WaitEvent(t testing.TB, timeout time.Duration, what string, cond func([]Event) bool) []Event {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		s.mu.Lock()
+		e, changed := append([]Event(nil), s.events...), s.changed
+		s.mu.Unlock()
+		if cond(e) {
+			return e
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("cloudtest: proton server: no %s within %v; events: %+v", what, timeout, e)
+		}
+	}
+}
+
+// Count returns how many of events are of kind (and for address, unless "").
+func Count(events []Event, kind, address string) int {
+	n := 0
+	for _, e := range events {
+		if e.Event == kind && (address == "" || e.Address == address) {
+			n++
+		}
+	}
+	return n
 }
 
 // StartProton starts the server with new certificates and registers its end with

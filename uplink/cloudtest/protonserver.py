@@ -21,14 +21,24 @@
 #   links to target addresses starting "trickle/" get one credit at attach and one
 #   more TRICKLE seconds after each delivery.
 #
+#   relay mode: a message sent to an address starting "relay/" is held unsettled
+#   and given, in order, to a receiver attached with that source address (within
+#   its credit); the sender's delivery is settled with the receiver's outcome
+#   (accepted, rejected with its error, released, modified with its fields), so a
+#   device's rejection behind the gateway reaches the cloud sender. What a receiver
+#   leaves unsettled when its link or connection goes is held again, first in line.
+#   With no receiver nothing is taken: "held" counts what waits.
+#
 # Every delivery is written to stdout as one JSON line; "ready" once listening;
-# "starved" for a link left without credit; "credit" once a grant took effect.
+# "starved" for a link left without credit; "credit" once a grant took effect;
+# "relay-attached" / "relay-detached" for relay receivers, "relayed" with the
+# outcome passed back, "requeued" for what a leaving receiver held.
 # Usage: protonserver.py PORT CERT KEY
 import json
 import sys
 import threading
 
-from proton import Condition, Delivery, Endpoint, SSLDomain, symbol
+from proton import Condition, Delivery, Endpoint, Link, SSLDomain, symbol
 from proton.handlers import MessagingHandler
 from proton.reactor import ApplicationEvent, Container, EventInjector
 
@@ -104,6 +114,10 @@ class Server(MessagingHandler):
         self.fed = set()       # starve/ addresses that were granted credit
         self.starving = []     # links left without credit
         self.injector = EventInjector()
+        self.held = {}         # relay/ address -> [(message, incoming delivery)]
+        self.relayed = {}      # outgoing delivery -> (address, message, incoming delivery)
+        self.relay_links = []  # sending links of relay receivers
+        self.relay_seq = 0     # order of the relayed deliveries
 
     def on_start(self, event):
         domain = SSLDomain(SSLDomain.MODE_SERVER)
@@ -145,6 +159,16 @@ class Server(MessagingHandler):
 
     def on_link_remote_open(self, event):
         link = event.link
+        if link.is_sender and not link.state & link.LOCAL_ACTIVE:
+            address = link.remote_source.address or ""
+            link.source.copy(link.remote_source)
+            link.snd_settle_mode = Link.SND_UNSETTLED
+            link.rcv_settle_mode = link.remote_rcv_settle_mode
+            link.open()
+            if address.startswith("relay/"):
+                self.relay_links.append(link)
+                emit(event="relay-attached", address=address, conn=self.conn_id(event.connection))
+            return
         if not link.is_receiver or link.state & link.LOCAL_ACTIVE:
             return
         address = link.remote_target.address or ""
@@ -170,8 +194,83 @@ class Server(MessagingHandler):
             self.starving.append(link)
             emit(event="starved", address=address, conn=self.conn_id(event.connection))
 
+    # Relay mode.
+
+    def relay(self, address):
+        queue = self.held.get(address, [])
+        for link in self.relay_links:
+            if link.source.address != address or not link.state & Endpoint.LOCAL_ACTIVE:
+                continue
+            while queue and link.credit > 0:
+                msg, incoming = queue.pop(0)
+                out = link.send(msg)
+                self.relay_seq += 1
+                self.relayed[out] = (address, msg, incoming, self.relay_seq)
+
+    def on_sendable(self, event):
+        self.relay(event.link.source.address or "")
+
+    def relay_outcome(self, event):
+        out = event.delivery
+        entry = self.relayed.pop(out, None)
+        if entry is None:
+            return
+        address, msg, incoming, _ = entry
+        state = out.remote_state
+        if state == Delivery.REJECTED:
+            incoming.local.condition = out.remote.condition
+        elif state == Delivery.MODIFIED:
+            incoming.local.failed = out.remote.failed
+            incoming.local.undeliverable = out.remote.undeliverable
+            incoming.local.annotations = out.remote.annotations
+        incoming.update(state)
+        incoming.settle()
+        out.settle()
+        cond = out.remote.condition
+        emit(event="relayed", address=address, outcome=str(state),
+             condition=cond.name if cond else "", description=(cond.description or "") if cond else "")
+
+    on_accepted = on_rejected = on_released = relay_outcome
+
+    def relay_gone(self, link):
+        if link not in self.relay_links:
+            return
+        self.relay_links.remove(link)
+        address = link.source.address or ""
+        back = [(o, e) for o, e in self.relayed.items() if o.link == link]
+        back.sort(key=lambda oe: oe[1][3])
+        for o, _ in back:
+            del self.relayed[o]
+        self.held[address] = [(m, i) for _, (_, m, i, _) in back] + self.held.get(address, [])
+        emit(event="relay-detached", address=address, requeued=len(back))
+        self.relay(address)
+
+    def on_link_remote_close(self, event):
+        self.relay_gone(event.link)
+
+    def on_session_remote_close(self, event):
+        for link in list(self.relay_links):
+            if link.session == event.session:
+                self.relay_gone(link)
+
+    def on_connection_remote_close(self, event):
+        for link in list(self.relay_links):
+            if link.connection == event.connection:
+                self.relay_gone(link)
+
+    def on_transport_closed(self, event):
+        for link in list(self.relay_links):
+            if link.connection == event.connection:
+                self.relay_gone(link)
+
     def on_message(self, event):
         msg, dlv = event.message, event.delivery
+        address = event.link.target.address or ""
+        if address.startswith("relay/"):
+            self.held.setdefault(address, []).append((msg, dlv))
+            emit(event="held", address=address, held=len(self.held[address]))
+            self.relay(address)
+            return
         props = msg.properties or {}
         key = str(msg.id)
         n = self.counts.get(key, 0) + 1
