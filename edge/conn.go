@@ -79,6 +79,7 @@ type conn struct {
 	ended       bool         // the owner returned: complete counts what still arrives
 	cmdWake     bool         // the Commands source has new commands (send.go)
 	cmdDone     []cmdSettled // command outcomes the store finished (send.go)
+	cmdSteal    []*link      // command receivers another connection took over (send_owner.go)
 
 	br          *bufio.Reader
 	bw          *bufio.Writer

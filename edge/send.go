@@ -66,6 +66,7 @@ type sender struct {
 	inflight map[uint64]bool // sent, outcome not yet known
 	gone     map[uint64]bool // settled by the device, store not yet done
 	drain    bool            // the device asked to drain (§2.6.7)
+	blocked  bool            // the link it took over from has not let go yet (send_owner.go)
 	stopWake func()
 	// direct is the link's upstream side when the device's commands take a direct
 	// route (send_direct.go); nil: they come from the store's queue. Sending and
@@ -187,6 +188,11 @@ func (s *session) attachSender(a *frame.Attach) error {
 		Target:           a.Target,
 		HasDeliveryCount: true, // initial-delivery-count 0
 	}, nil)
+	oc, old := c.srv.claimCommands(dev, c, l)
+	if old != nil {
+		l.sender.blocked = true
+		c.steal(oc, old, dev)
+	}
 	if c.srv.directCmds != nil {
 		l.sender.direct = c.srv.directCmds.Open(dev, c.commandsWake)
 	}
@@ -197,7 +203,7 @@ func (s *session) attachSender(a *frame.Attach) error {
 		c.log.Info("command receiver attached", "channel", s.channel, "handle", a.Handle, "device", dev)
 		l.sender.stopWake = c.srv.commands.Watch(dev, c.commandsWake)
 	}
-	if c.srv.onCommandReceiver != nil {
+	if old == nil && c.srv.onCommandReceiver != nil { // presence: up, unless it was already
 		c.srv.onCommandReceiver(dev, true)
 	}
 	return nil
@@ -227,6 +233,7 @@ func (c *conn) commandSettled(cs cmdSettled) {
 
 // drainCommands applies what commandsWake and commandSettled queued; owner only.
 func (c *conn) drainCommands() {
+	c.drainSteals()
 	c.mu.Lock()
 	wake, done := c.cmdWake, c.cmdDone
 	c.cmdWake, c.cmdDone = false, nil
@@ -268,7 +275,8 @@ func (s *session) closeSender(l *link) {
 			delete(s.out.unsettled, id)
 		}
 	}
-	if s.c.srv.onCommandReceiver != nil {
+	// Presence: gone only when no other link took over.
+	if s.c.srv.letGo(l.sender.device, l) && s.c.srv.onCommandReceiver != nil {
 		s.c.srv.onCommandReceiver(l.sender.device, false)
 	}
 }
@@ -332,6 +340,12 @@ func (c *conn) pumpCommands() {
 // pump sends l's commands; owner only.
 func (s *session) pump(l *link) {
 	c, sd := s.c, l.sender
+	if sd.blocked {
+		if c.srv.waiting(sd.device, l) {
+			return // woken when the old link let go
+		}
+		sd.blocked = false
+	}
 read:
 	for l.credit > 0 && s.remoteInWindow > 0 {
 		from := sd.after

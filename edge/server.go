@@ -169,7 +169,8 @@ type Server struct {
 	onCommandReceiver                          func(device string, up bool) // presence; may be nil
 	cmdSent, cmdAccepted, cmdDead, cmdReleased atomic.Uint64
 	// Direct command links (send_direct.go).
-	directCmds                                             DirectCommands // nil: every device's commands are stored
+	directCmds                                             DirectCommands       // nil: every device's commands are stored
+	cmdClaims                                              map[string]*cmdClaim // under mu: each device's command receiver (send_owner.go)
 	dcSent, dcAccepted, dcRejected, dcReleased, dcModified atomic.Uint64
 	dcInFlight                                             atomic.Int64
 }
