@@ -34,6 +34,24 @@ type DirectTarget interface {
 	Forward(d *Delivery, settled bool, done func(state any))
 }
 
+// A DirectTarget that also implements DirectReleaser is told, once per Target call
+// that returned it, when the device link that used it has ended, so that a target no
+// link uses can be closed after a while.
+type DirectReleaser interface {
+	Release()
+}
+
+// releaseDirect lets go of a receiving link's direct target, once.
+func (l *link) releaseDirect() {
+	if l.direct == nil || l.directReleased {
+		return
+	}
+	l.directReleased = true
+	if r, ok := l.direct.(DirectReleaser); ok {
+		r.Release()
+	}
+}
+
 // SetDirect makes the server forward the deliveries of the addresses d has targets for
 // directly instead of to the Sink. It must be called before Serve.
 func (s *Server) SetDirect(d Direct) { s.direct = d }

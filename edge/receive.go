@@ -20,6 +20,7 @@ type receiver struct {
 	stopped        bool         // grant no more credit (shutdown)
 	direct         DirectTarget // where a direct route's deliveries go; nil: the Sink
 	revoked        bool         // credit taken back from a direct link (see late)
+	directReleased bool         // the link let go of direct (see releaseDirect)
 
 	// The delivery being received, for multi-frame transfers (§2.6.14).
 	inDelivery bool

@@ -259,7 +259,11 @@ func (c *conn) drainCommands() {
 // closeSender stops a sending link's watch; its unsettled commands stay queued and are
 // sent again to the next receiver of the device (at-least-once). A direct link's are
 // released upstream, where the cloud keeps them.
+//
+// Every way a link ends passes here, so a receiving link to a direct target lets go
+// of the target here too (see DirectReleaser).
 func (s *session) closeSender(l *link) {
+	l.releaseDirect()
 	if l.sender == nil || l.sender.stopWake == nil {
 		return
 	}

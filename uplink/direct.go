@@ -38,6 +38,44 @@ type Direct struct {
 	order    []string // route names in the order configured
 	watchers map[chan struct{}]struct{}
 	added    chan struct{} // capacity 1: a target was added, serve attaches it
+	idle     time.Duration // a target no device link used for this long is closed
+}
+
+// DefaultDirectIdle is how long a direct route's cloud link stays attached with no
+// device link using it, unless Direct.SetIdle says otherwise.
+const DefaultDirectIdle = 5 * time.Minute
+
+// SetIdle sets how long a target's link stays attached while no device link uses it
+// (DefaultDirectIdle); call it before Run.
+func (d *Direct) SetIdle(idle time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.idle = idle
+}
+
+// retire reports whether t has had no user for the idle time, and if so forgets it:
+// the next device link to its address gets a new target.
+func (d *Direct) retire(t *DirectTarget) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if t.users > 0 || t.idleSince.IsZero() || d.u.clk.Now().Sub(t.idleSince) < d.idle {
+		return false
+	}
+	if d.targets[t.cloud] == t {
+		delete(d.targets, t.cloud)
+	}
+	return true
+}
+
+// Release is called once for every Target call that returned t, when the device link
+// that used it has ended.
+func (t *DirectTarget) Release() {
+	d := t.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if t.users--; t.users == 0 {
+		t.idleSince = d.u.clk.Now()
+	}
 }
 
 // directCounters count a direct route's deliveries.
@@ -67,6 +105,7 @@ func newDirect(u *Uplink) *Direct {
 		routes:   make(map[string]*directCounters),
 		watchers: make(map[chan struct{}]struct{}),
 		added:    make(chan struct{}, 1),
+		idle:     DefaultDirectIdle,
 	}
 }
 
@@ -92,7 +131,8 @@ func (d *Direct) route(name string) *directCounters {
 
 // Target returns the target of messages to address from source on the direct route
 // named route, creating it (its link attaches as soon as the uplink is connected).
-// Targets are kept for the uplink's lifetime.
+// Each call is one user of the target until its Release; a target without users is
+// closed after the idle time (SetIdle).
 func (d *Direct) Target(route, address, source string) *DirectTarget {
 	cloud := d.u.cloudAddress(&storedMessage{Address: address, Source: source, Route: route})
 	d.mu.Lock()
@@ -106,6 +146,8 @@ func (d *Direct) Target(route, address, source string) *DirectTarget {
 		default:
 		}
 	}
+	t.users++
+	t.idleSince = time.Time{}
 	return t
 }
 
@@ -197,6 +239,9 @@ type DirectTarget struct {
 	cloud    string
 	counters *directCounters
 	wake     chan struct{} // capacity 1: queue has items
+
+	users     int       // under d.mu: Target calls not yet released
+	idleSince time.Time // under d.mu: when users fell to 0
 
 	mu    sync.Mutex
 	ready bool // the link is attached: Forward queues
@@ -319,7 +364,18 @@ func (t *DirectTarget) run(ctx context.Context, c *connection) {
 			t.setReady(true)
 			err := t.pump(ctx, wctx, c, l)
 			t.setReady(false)
+			if err == errIdle {
+				// Detach the link itself (§2.6.5): the cloud sees it closed, not only its
+				// session ended.
+				cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				_ = l.snd.Close(cctx)
+				cancel()
+			}
 			closeSession(l)
+			if err == errIdle {
+				d.log.Info("direct link closed: no device uses it", "route", t.route, "target", t.cloud, "idle", d.idle)
+				return
+			}
 			if ctx.Err() != nil || wctx.Err() != nil {
 				return
 			}

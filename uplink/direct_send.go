@@ -9,6 +9,9 @@ import (
 	amqp "github.com/Azure/go-amqp"
 )
 
+// errIdle ends a target's link that no device link used for the idle time.
+var errIdle = errors.New("idle")
+
 // pending is a direct delivery on the wire, awaiting its outcome.
 type pending struct {
 	it      directItem
@@ -37,6 +40,11 @@ func (t *DirectTarget) pump(ctx, wctx context.Context, c *connection, l *link) e
 
 // sendAll is pump's sending loop.
 func (t *DirectTarget) sendAll(ctx, wctx context.Context, l *link, receipts chan<- pending) error {
+	t.d.mu.Lock()
+	idle := t.d.idle
+	t.d.mu.Unlock()
+	check := time.NewTicker(max(idle/4, time.Millisecond))
+	defer check.Stop()
 	for {
 		if ctx.Err() != nil {
 			return ctx.Err() // what is queued is released by setReady(false)
@@ -57,6 +65,10 @@ func (t *DirectTarget) sendAll(ctx, wctx context.Context, l *link, receipts chan
 			case <-wctx.Done():
 				return errLinkGone
 			case <-t.wake:
+			case <-check.C:
+				if t.d.retire(t) {
+					return errIdle
+				}
 			}
 			continue
 		}

@@ -72,6 +72,7 @@ func (d *directRoutes) Changed() (<-chan struct{}, func()) {
 type directTarget struct{ t *uplink.DirectTarget }
 
 func (t directTarget) Ready() bool { return t.t.Ready() }
+func (t directTarget) Release()    { t.t.Release() }
 
 func (t directTarget) Forward(d *edge.Delivery, settled bool, done func(any)) {
 	t.t.Forward(d.Payload, d.Source, d.Received, settled, func(s amqp.DeliveryState) { done(deviceState(s)) })

@@ -31,7 +31,8 @@
 #
 # Every delivery is written to stdout as one JSON line; "ready" once listening;
 # "starved" for a link left without credit; "credit" once a grant took effect;
-# "relay-attached" / "relay-detached" for relay receivers, "relayed" with the
+# "detached" when a sender closes its link; "relay-attached" / "relay-detached"
+# for relay receivers, "relayed" with the
 # outcome passed back, "requeued" for what a leaving receiver held.
 # Usage: protonserver.py PORT CERT KEY
 import json
@@ -246,6 +247,8 @@ class Server(MessagingHandler):
         self.relay(address)
 
     def on_link_remote_close(self, event):
+        if event.link.is_receiver:
+            emit(event="detached", address=event.link.target.address or "", conn=self.conn_id(event.connection))
         self.relay_gone(event.link)
 
     def on_session_remote_close(self, event):
