@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shadowgw/shadowgw/edge/devicetest"
 	"github.com/shadowgw/shadowgw/uplink/cloudtest"
 )
 
@@ -97,17 +98,22 @@ func TestMeasureDirect(t *testing.T) {
 		}
 		bench(t, warm...)
 	}
-	protonC := buildProtonSender(t)
+	protonC := devicetest.ProtonSendSSL(t)
 	var table []string
 	for round := 1; round <= 2; round++ {
 		if protonC != "" {
-			// Proton C's send-ssl example: unsettled, waits for every outcome; TLS without
-			// verification, SASL PLAIN. /amq/queue/ does not declare the queue (it exists).
+			// Proton C's send-ssl example: unsettled, waits for every outcome; TLS
+			// verifying the broker's certificate against its CA (OpenSSL's default verify
+			// paths, SSL_CERT_FILE), SASL PLAIN. /amq/queue/ does not declare the queue
+			// (it exists).
 			n, _ := strconv.Atoi(per)
 			n *= 4
 			start := time.Now()
-			out, err := exec.Command(protonC, "127.0.0.1", b.URL[strings.LastIndex(b.URL, ":")+1:], "/amq/queue/bench-direct",
-				strconv.Itoa(n), b.User, b.Password).CombinedOutput()
+			cmd := exec.Command(protonC, "127.0.0.1", b.URL[strings.LastIndex(b.URL, ":")+1:], "/amq/queue/bench-direct",
+				strconv.Itoa(n), b.User, b.Password)
+			cmd.Args[0] = "send-ssl"
+			cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+b.CAFile)
+			out, err := cmd.CombinedOutput()
 			el := time.Since(start)
 			line := "round " + strconv.Itoa(round) + " rabbitmq straight, Proton C send-ssl: "
 			if err != nil {
@@ -137,20 +143,4 @@ func TestMeasureDirect(t *testing.T) {
 		}
 	}
 	t.Logf("\n%s", strings.Join(table, "\n"))
-}
-
-// buildProtonSender compiles Proton C's send-ssl example (Debian's
-// libqpid-proton11-dev-examples), "" if it cannot.
-func buildProtonSender(t *testing.T) string {
-	src := "/usr/share/proton/examples/c/send-ssl.c"
-	if _, err := os.Stat(src); err != nil {
-		t.Logf("no Proton C sender: %v", err)
-		return ""
-	}
-	bin := filepath.Join(t.TempDir(), "send-ssl")
-	if out, err := exec.Command("gcc", "-O2", "-o", bin, src, "-lqpid-proton").CombinedOutput(); err != nil {
-		t.Logf("no Proton C sender: gcc: %v: %s", err, out)
-		return ""
-	}
-	return bin
 }
