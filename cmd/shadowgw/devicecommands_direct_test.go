@@ -5,13 +5,16 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	amqp "github.com/Azure/go-amqp"
 
+	"github.com/shadowgw/shadowgw/edge/devicetest"
 	"github.com/shadowgw/shadowgw/uplink/cloudtest"
 )
 
@@ -112,6 +115,34 @@ func TestDirectCommands(t *testing.T) {
 			t.Errorf("presence event %d: %v %+v, want device_id %s ttd %d", i, m.ApplicationProperties, m.Properties, dev, want[i])
 		}
 	}
+
+	// A Proton C device (Debian's receive.c example, no SASL) gets 20 sent while it
+	// was away, in order, and accepts them: the queue empties.
+	conn.Close()
+	waitMetric(t, g, "shadowgw_direct_commands_links_up", 0, 10*time.Second)
+	msgs = nil
+	for i := range 20 {
+		msgs = append(msgs, amqp.NewMessage(fmt.Appendf(nil, "%s/p%d", dev, i)))
+	}
+	b.Send(t, "/queue/"+queue, msgs...)
+	if d := b.QueueDepth(t, queue); d != 20 {
+		t.Fatalf("queue depth with no device attached: %d, want 20", d)
+	}
+	host, port, _ := net.SplitHostPort(g.addr)
+	out, err := devicetest.RunProtonSend(t, devicetest.ProtonReceive(t), host, port, "command/"+dev, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 21 || lines[20] != "20 messages received" {
+		t.Fatalf("Proton C output:\n%s", out)
+	}
+	for i := range 20 {
+		if !strings.Contains(lines[i], fmt.Sprintf("%s/p%d", dev, i)) {
+			t.Fatalf("Proton C line %d: %q, want %s/p%d", i, lines[i], dev, i)
+		}
+	}
+	waitDepth(t, b, queue, 0, 20*time.Second)
 }
 
 // directDevice attaches a go-amqp command receiver for dev with credit.
