@@ -323,4 +323,17 @@ func TestDirectCommandsRelay(t *testing.T) {
 	waitMetric(t, g, `shadowgw_direct_commands_outcomes_total{outcome="rejected"}`, 1, 10*time.Second)
 	waitMetric(t, g, `shadowgw_direct_commands_outcomes_total{outcome="modified"}`, 1, 10*time.Second)
 	waitMetric(t, g, "shadowgw_direct_commands_in_flight", 0, 10*time.Second)
+	// /status lists the direct commands beside the direct routes.
+	var found bool
+	for _, r := range statusOf(t, g.metrics).Direct {
+		if r.Name == directCommandsReport {
+			found = true
+			if r.Targets != 1 || r.Ready != 1 || r.Accepted != 2 || r.Rejected != 1 || r.Modified != 1 || r.Released != 1 {
+				t.Errorf("status of the direct commands: %+v", r)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no %q in /status: %+v", directCommandsReport, statusOf(t, g.metrics).Direct)
+	}
 }

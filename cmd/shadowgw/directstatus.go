@@ -21,8 +21,26 @@ type directReport struct {
 	Settled  uint64 `json:"presettled"` // pre-settled deliveries passed on (at most once)
 }
 
-// directStatus returns the direct routes' reports, nil if there are none.
+// directCommandsReport is the name of the report of the direct commands (cloud →
+// device) among the direct routes in /status: its targets are the device links open,
+// ready those with their receiver attached upstream.
+const directCommandsReport = "commands (cloud → device)"
+
+// directStatus returns the direct routes' reports, and the direct commands' when some
+// device's commands are direct; nil if there are none.
 func directStatus(p parts) []directReport {
+	out := directRouteStatus(p)
+	if p.Uplink != nil && p.Uplink.DirectCommands() != nil {
+		up := p.Uplink.DirectCommands().Stats()
+		ds := p.Edge.DirectCommandStats()
+		out = append(out, directReport{Name: directCommandsReport, Targets: up.Links, Ready: int(up.Attached), InFlight: ds.InFlight,
+			Accepted: ds.Accepted, Rejected: ds.Rejected, Released: ds.Released, Modified: ds.Modified})
+	}
+	return out
+}
+
+// directRouteStatus returns the direct routes' reports, nil if there are none.
+func directRouteStatus(p parts) []directReport {
 	if p.Uplink == nil {
 		return nil
 	}
@@ -86,7 +104,7 @@ func collectDirectCommands(ch chan<- prometheus.Metric, p parts) {
 // collectDirect adds the direct routes' metrics.
 func collectDirect(ch chan<- prometheus.Metric, p parts) {
 	collectDirectCommands(ch, p)
-	for _, r := range directStatus(p) {
+	for _, r := range directRouteStatus(p) {
 		ch <- prometheus.MustNewConstMetric(descDirectInFlight, prometheus.GaugeValue, float64(r.InFlight), r.Name)
 		ch <- prometheus.MustNewConstMetric(descDirectLinks, prometheus.GaugeValue, float64(r.Ready), r.Name)
 		for _, o := range []struct {
