@@ -143,6 +143,32 @@ func TestDirectCommands(t *testing.T) {
 		}
 	}
 	waitDepth(t, b, queue, 0, 20*time.Second)
+
+	// The uplink goes down: the device's link stays attached and gets nothing; once the
+	// cloud is back, the receiver upstream attaches again and the same link gets what
+	// the cloud sends.
+	conn, rcv = directDevice(t, ctx, g.addr, dev, 10)
+	defer conn.Close()
+	waitMetric(t, g, "shadowgw_direct_commands_links_up", 1, 20*time.Second)
+	b.Stop()
+	waitMetric(t, g, "shadowgw_uplink_up", 0, 30*time.Second)
+	waitMetric(t, g, "shadowgw_direct_commands_links_up", 0, 10*time.Second)
+	rctx, rcancel := context.WithTimeout(ctx, time.Second)
+	if m, err := rcv.Receive(rctx, nil); err == nil || rctx.Err() == nil {
+		t.Fatalf("while the uplink is down the device got %v, %v; want nothing, the link attached", m, err)
+	}
+	rcancel()
+	b.Start()
+	waitMetric(t, g, "shadowgw_direct_commands_links_up", 1, time.Minute)
+	b.Send(t, "/queue/"+queue, amqp.NewMessage([]byte(dev+"/after")))
+	got = receiveN(t, ctx, rcv, 1)
+	if string(got[0].GetData()) != dev+"/after" {
+		t.Fatalf("after the outage: %q", got[0].GetData())
+	}
+	if err := rcv.AcceptMessage(ctx, got[0]); err != nil {
+		t.Fatal(err)
+	}
+	waitDepth(t, b, queue, 0, 20*time.Second)
 }
 
 // directDevice attaches a go-amqp command receiver for dev with credit.
