@@ -341,12 +341,12 @@ func (l *CommandLink) attachAndServe(ctx context.Context, c *connection) error {
 	err = l.serveReceiver(ctx, c, rcv, recvErr)
 	stop()
 	wg.Wait()
-	if !isDone(c.done()) {
-		// Detach the link itself (§2.6.5), not only the session.
-		cctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-		_ = rcv.Close(cctx)
-		cancel()
+	if !isDone(c.done()) && l.isClosed() {
+		l.letGo(ctx, rcv)
 	}
+	// The link ends with its session (the deferred Close): RabbitMQ 3.10 does not
+	// answer a receiving link's detach, and would keep delivering to the link until
+	// the session ends, whose end it handles, giving back what was not settled.
 
 	l.mu.Lock()
 	l.rcv = nil
@@ -427,8 +427,7 @@ func (l *CommandLink) serveReceiver(ctx context.Context, c *connection, rcv *amq
 			l.settleUpstream(ctx, rcv, s)
 		}
 		if closed {
-			l.releaseAll(ctx, rcv)
-			return nil
+			return nil // attachAndServe takes the credit back and releases what is held
 		}
 		// §2.6.7: what the device may still take, less what is held for it, is what
 		// the cloud may send; credit once granted is not taken back.
@@ -482,6 +481,23 @@ func (l *CommandLink) settleUpstream(ctx context.Context, rcv *amqp.Receiver, s 
 		return
 	}
 	l.dc.settled.Add(1)
+}
+
+// letGo releases what a closed link holds or has received meanwhile (§3.4.4), for
+// the device's next link. (No drain first: RabbitMQ 3.10 dropped the whole
+// connection after a drain here.)
+func (l *CommandLink) letGo(ctx context.Context, rcv *amqp.Receiver) {
+	l.releaseAll(ctx, rcv)
+	n := 0
+	for m := rcv.Prefetched(); m != nil; m = rcv.Prefetched() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+		if rcv.ReleaseMessage(rctx, m) == nil {
+			n++
+		}
+		cancel()
+	}
+	l.dc.received.Add(uint64(n))
+	l.dc.released.Add(uint64(n))
 }
 
 // releaseAll releases upstream what l holds from rcv (§3.4.4: the cloud may send it
