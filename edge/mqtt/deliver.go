@@ -98,7 +98,7 @@ func (st *stream) form(ac *amqpCommand) (byte, string) {
 		return qos, s.prefix + subject
 	}
 	req := ""
-	if ac.hasCorr && topicLevel(string(ac.correlation)) {
+	if ac.hasCorr && deviceLevel(string(ac.correlation)) { // one level: no "/"
 		req = string(ac.correlation)
 	}
 	return qos, s.prefix + req + "/" + subject
@@ -120,11 +120,20 @@ func (c *conn) signal() {
 	}
 }
 
-// room is how many more commands may be sent now.
-func (c *conn) room() int { return c.sendMax - len(c.out) - c.settling }
+// room is how many more commands may be sent now: sendMax unacknowledged, and at
+// most 4 × sendMax sent and not yet deleted from the queue (acknowledged ones wait
+// for the store's commit without holding up the next).
+func (c *conn) room() int {
+	return min(c.sendMax-len(c.out), 4*c.sendMax-len(c.out)-c.settling)
+}
 
-// pumpCommands sends what the streams have, as far as room allows.
+// pumpCommands sends what the streams have, as far as room allows. It waits until a
+// quarter of the window is free, so that one read of the queue sends several
+// commands rather than one read per PUBACK.
 func (c *conn) pumpCommands() {
+	if r := c.room(); r <= 0 || r < c.sendMax/4 && len(c.out) > 0 {
+		return
+	}
 	for _, st := range c.streams {
 		if st.ready && len(st.subs) > 0 && c.werr == nil {
 			c.pump(st)
