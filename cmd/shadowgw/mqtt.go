@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,6 +54,8 @@ func mqttConfig(cfg config.Config) mqtt.Config {
 		ReceiveMaximum:    cfg.MQTT.ReceiveMaximum,
 		MaxKeepAlive:      cfg.MQTT.MaxKeepAlive,
 		HandshakeTimeout:  cfg.MQTT.HandshakeTimeout,
+		CommandInflight:   cfg.MQTT.CommandInFlight,
+		TopicAliasMaximum: cmp.Or(cfg.MQTT.TopicAliasMaximum, -1), // mqtt: 0 is the default, negative none
 	}
 }
 
