@@ -119,9 +119,6 @@ func idBytes(v any) []byte {
 		return v
 	case string:
 		return []byte(v)
-	case codec.UUID:
-		h := hex.EncodeToString(v[:])
-		return []byte(h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:])
 	}
 	s, _ := valueText(v)
 	return []byte(s)
@@ -129,8 +126,8 @@ func idBytes(v any) []byte {
 
 // valueText returns an application property's value as a User Property's string:
 // strings and symbols as they are, numbers and booleans in Go's decimal form, a
-// timestamp as RFC 3339 with milliseconds, a UTF-8 binary as text; false for the rest
-// (left out).
+// timestamp as RFC 3339 with milliseconds, a uuid in its 8-4-4-4-12 form, a UTF-8
+// binary as text; false for the rest (left out).
 func valueText(v any) (string, bool) {
 	switch v := v.(type) {
 	case string:
@@ -149,6 +146,9 @@ func valueText(v any) (string, bool) {
 		return time.UnixMilli(int64(v)).UTC().Format("2006-01-02T15:04:05.000Z07:00"), true
 	case codec.Char:
 		return string(rune(v)), true
+	case codec.UUID:
+		h := hex.EncodeToString(v[:])
+		return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], true
 	case []byte:
 		if utf8.Valid(v) {
 			return string(v), true

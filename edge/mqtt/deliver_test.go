@@ -387,3 +387,59 @@ func TestTopicAlias(t *testing.T) {
 		t.Fatalf("got %v, want DISCONNECT 0x82", got)
 	}
 }
+
+// After UNSUBSCRIBE no new command is sent, and the PUBACK of one in flight still
+// deletes it (§3.10.4); a command larger than the client's Maximum Packet Size is
+// not sent but dead-lettered (5.0 §3.1.2.11.4).
+func TestCommandsUnsubscribeAndSize(t *testing.T) {
+	ts := startServer(t, Config{AllowAnonymous: true}, store.Options{})
+	ts.queueCommand(t, "un", command(1), 0)
+	c := dialRaw(t, ts.addr, packet.V5)
+	c.connect(packet.Connect{ClientID: "un", CleanStart: true}, 0)
+	c.subscribe("command/un/#", 1)
+	p := c.expectPublish()
+	c.send(&packet.Unsubscribe{ID: 10, Filters: []string{"command/un/#", "command/other/#"}})
+	u, ok := c.expect(5 * time.Second).(*packet.Unsuback)
+	if !ok || len(u.Codes) != 2 || u.Codes[0] != packet.Success || u.Codes[1] != packet.NoSubscriptionExisted {
+		t.Fatalf("got %+v, want UNSUBACK 0x00 0x11", u)
+	}
+	ts.queueCommand(t, "un", command(2), 0)
+	c.expectNothing(300 * time.Millisecond)
+	c.send(&packet.Ack{Kind: packet.PUBACK, ID: p.ID})
+	ts.waitQueued(t, "un", 1) // command 2 stays for the next subscriber
+
+	s := dialRaw(t, ts.addr, packet.V5)
+	cp := packet.Connect{ClientID: "small", CleanStart: true}
+	cp.Props.MaximumPacketSize = 100
+	cp.Props.Mark(packet.PropMaximumPacketSize)
+	s.connect(cp, 0)
+	big := command(1)
+	big.Data = [][]byte{bytes.Repeat([]byte("x"), 200)}
+	ts.queueCommand(t, "small", big, 0)
+	ts.queueCommand(t, "small", amqp.NewMessage([]byte("fits")), 0)
+	s.subscribe("command/small/#", 1)
+	if p := s.expectPublish(); string(p.Payload) != "fits" {
+		t.Fatalf("got %q, want the command that fits", p.Payload)
+	}
+	dead, err := ts.st.CommandDeadLetters("small", 10)
+	if err != nil || len(dead) != 1 || !strings.Contains(dead[0].Reason, "maximum packet size") {
+		t.Fatalf("dead letters %+v, %v; want the large one", dead, err)
+	}
+}
+
+// topic-alias-maximum 0: none announced, any alias is 0x94.
+func TestTopicAliasOff(t *testing.T) {
+	ts := startServer(t, Config{AllowAnonymous: true, TopicAliasMaximum: -1}, store.Options{})
+	c := dialRaw(t, ts.addr, packet.V5)
+	if ack := c.connect(packet.Connect{ClientID: "noalias", CleanStart: true}, 0); ack.Props.Has(packet.PropTopicAliasMaximum) {
+		t.Fatalf("CONNACK announces topic alias maximum %d", ack.Props.TopicAliasMaximum)
+	}
+	p := &packet.Publish{Topic: "a", Payload: []byte("x")}
+	p.Props.TopicAlias = 1
+	p.Props.Mark(packet.PropTopicAlias)
+	c.send(p)
+	got := c.expectClosed(5 * time.Second)
+	if len(got) != 1 || got[0].(*packet.Disconnect).Code != packet.TopicAliasInvalid {
+		t.Fatalf("got %v, want DISCONNECT 0x94", got)
+	}
+}
