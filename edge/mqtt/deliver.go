@@ -131,6 +131,11 @@ func (c *conn) room() int {
 // quarter of the window is free, so that one read of the queue sends several
 // commands rather than one read per PUBACK.
 func (c *conn) pumpCommands() {
+	for _, st := range c.streams {
+		if len(st.resend) > 0 && c.werr == nil {
+			c.resendSession(st) // already counted in the window
+		}
+	}
 	if r := c.room(); r <= 0 || r < c.sendMax/4 && len(c.out) > 0 {
 		return
 	}
@@ -143,9 +148,6 @@ func (c *conn) pumpCommands() {
 
 // pump sends st's commands in order until the queue or the room is exhausted.
 func (c *conn) pump(st *stream) {
-	if len(st.resend) > 0 {
-		c.resendSession(st)
-	}
 	for c.room() > 0 && c.werr == nil {
 		want := c.room() + len(st.inflight) + len(st.gone)
 		cmds, err := c.srv.commands.Read(st.device, st.after, want)

@@ -443,3 +443,40 @@ func TestTopicAliasOff(t *testing.T) {
 		t.Fatalf("got %v, want DISCONNECT 0x94", got)
 	}
 }
+
+// A session resumed with a full window of unacknowledged commands gets them again
+// at once (they fill the window already; nothing waits for room).
+func TestCommandsResentWithFullWindow(t *testing.T) {
+	ts := startServer(t, Config{AllowAnonymous: true, CommandInflight: 2}, store.Options{})
+	for i := 1; i <= 3; i++ {
+		ts.queueCommand(t, "full", command(i), 0)
+	}
+	cp := packet.Connect{ClientID: "full"}
+	c := dialRaw(t, ts.addr, packet.V311)
+	c.connect(cp, 0)
+	c.subscribe("command/full/#", 1)
+	a, b := c.expectPublish(), c.expectPublish()
+	c.expectNothing(200 * time.Millisecond)
+	c.nc.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c = dialRaw(t, ts.addr, packet.V311)
+		if ack := c.connect(cp, 0); ack.SessionPresent {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no session after reconnecting")
+		}
+		c.nc.Close()
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, want := range []*packet.Publish{a, b} {
+		if p := c.expectPublish(); !p.Dup || p.ID != want.ID || !bytes.Equal(p.Payload, want.Payload) {
+			t.Fatalf("got %+v, want %q again with DUP and id %d", p, want.Payload, want.ID)
+		}
+		c.send(&packet.Ack{Kind: packet.PUBACK, ID: want.ID})
+	}
+	if p := c.expectPublish(); p.Dup || string(p.Payload) != "cmd 3" {
+		t.Fatalf("got %+v, want cmd 3", p)
+	}
+}
