@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -157,18 +158,10 @@ func valueText(v any) (string, bool) {
 	return "", false
 }
 
-// topicLevel reports whether s may be put into a topic name as it is: valid UTF-8,
-// without the wildcards and NUL (§4.7 and §1.5.4 in 5.0, §4.7 and §1.5.3 in 3.1.1).
+// topicLevel reports whether s may be put into a topic name as it is: an MQTT
+// string without the wildcards (§4.7 and §1.5.4 in 5.0, §4.7 and §1.5.3 in 3.1.1).
 func topicLevel(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] == '+' || s[i] == '#' || s[i] == 0 {
-			return false
-		}
-	}
-	return true
+	return packet.ValidString(s) && !strings.ContainsAny(s, "+#")
 }
 
 // commandPublish returns the PUBLISH that carries cmd on topic to a client of
@@ -179,7 +172,8 @@ func topicLevel(s string) bool {
 // before the queue drops the command (rounded up, §3.3.2.3.3); Correlation Data =
 // correlation-id; Response Topic = reply-to (when it is a valid topic name); Content
 // Type = content-type; User Properties = application-properties; Payload Format
-// Indicator 1 for a string body. 3.1.1 clients get the topic and the payload only.
+// Indicator 1 for a string body. A value that is no MQTT string (not UTF-8, U+0000,
+// over 65,535 bytes) is left out. 3.1.1 clients get the topic and the payload only.
 func commandPublish(cmd *Command, c *amqpCommand, topic string, qos, version byte, now time.Time) *packet.Publish {
 	p := &packet.Publish{QoS: qos, Topic: topic, Payload: c.body}
 	if version != packet.V5 {
@@ -192,7 +186,7 @@ func commandPublish(cmd *Command, c *amqpCommand, topic string, qos, version byt
 		pr.MessageExpiry = uint32(min(max(secs, 1), 0xFFFFFFFF))
 		pr.Mark(packet.PropMessageExpiry)
 	}
-	if c.hasCorr {
+	if c.hasCorr && len(c.correlation) <= 65535 { // §1.5.6 Binary Data
 		pr.CorrelationData = c.correlation
 		pr.Mark(packet.PropCorrelationData)
 	}
@@ -200,7 +194,7 @@ func commandPublish(cmd *Command, c *amqpCommand, topic string, qos, version byt
 		pr.ResponseTopic = c.replyTo
 		pr.Mark(packet.PropResponseTopic)
 	}
-	if c.contentType != "" {
+	if c.contentType != "" && packet.ValidString(c.contentType) {
 		pr.ContentType = c.contentType
 		pr.Mark(packet.PropContentType)
 	}
@@ -208,6 +202,10 @@ func commandPublish(cmd *Command, c *amqpCommand, topic string, qos, version byt
 		pr.PayloadFormat = 1
 		pr.Mark(packet.PropPayloadFormat)
 	}
-	pr.User = c.user
+	for _, u := range c.user {
+		if packet.ValidString(u.Key) && packet.ValidString(u.Value) {
+			pr.User = append(pr.User, u)
+		}
+	}
 	return p
 }

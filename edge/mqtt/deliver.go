@@ -91,14 +91,14 @@ func (st *stream) form(ac *amqpCommand) (byte, string) {
 	}
 	s := st.subs[0]
 	subject := ac.subject
-	if !topicLevel(subject) {
+	if !topicLevel(subject) || len(subject) > 60000 { // the topic too must fit 65,535 bytes
 		subject = ""
 	}
 	if !s.hono {
 		return qos, s.prefix + subject
 	}
 	req := ""
-	if ac.hasCorr && deviceLevel(string(ac.correlation)) { // one level: no "/"
+	if ac.hasCorr && deviceLevel(string(ac.correlation)) && len(ac.correlation) <= 1024 { // one level: no "/"
 		req = string(ac.correlation)
 	}
 	return qos, s.prefix + req + "/" + subject

@@ -480,3 +480,23 @@ func TestCommandsResentWithFullWindow(t *testing.T) {
 		t.Fatalf("got %+v, want cmd 3", p)
 	}
 }
+
+// One connection receives the commands of at most maxStreams devices: more get 0x97
+// Quota exceeded (3.1.1: 0x80); another filter for a device already served is fine.
+func TestCommandStreamsBounded(t *testing.T) {
+	ts := startServer(t, Config{AllowAnonymous: true}, store.Options{})
+	c := dialRaw(t, ts.addr, packet.V5)
+	c.connect(packet.Connect{ClientID: "many", CleanStart: true}, 0)
+	subs := make([]packet.Subscription, maxStreams+1)
+	for i := range subs {
+		subs[i] = packet.Subscription{Filter: fmt.Sprintf("command/d%d/#", i), QoS: 1}
+	}
+	c.send(&packet.Subscribe{ID: 5, Subs: subs})
+	a, ok := c.expect(5 * time.Second).(*packet.Suback)
+	if !ok || len(a.Codes) != maxStreams+1 || a.Codes[maxStreams-1] != 1 || a.Codes[maxStreams] != packet.QuotaExceeded {
+		t.Fatalf("got %+v, want %d granted and 0x97", a, maxStreams)
+	}
+	if code := c.subscribe("command//d0/req/#", 1); code != 1 {
+		t.Fatalf("SUBACK 0x%02x for a second filter of a served device, want 1", byte(code))
+	}
+}

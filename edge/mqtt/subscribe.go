@@ -23,6 +23,10 @@ import (
 // subject (empty when it has none or it cannot be a topic level); <req-id> is its
 // correlation-id as text, empty when it has none (a one-way command).
 
+// maxStreams bounds the devices whose commands one connection receives (each has a
+// watch on the queue): a client may not make the gateway watch every id it can name.
+const maxStreams = 64
+
 // sub is one accepted subscription.
 type sub struct {
 	filter string
@@ -108,6 +112,9 @@ func (c *conn) addSub(rq packet.Subscription) (packet.ReasonCode, string) {
 	if !acl.MayReadCommands(c.srv.cfg.CommandAccess, c.client.User, s.device) {
 		c.srv.logDenied.Warn(c.log, "mqtt subscription refused: another device's commands", "client", c.client.ID, "user", c.client.User, "device", s.device)
 		return packet.NotAuthorized, "not authorized to receive the commands of " + s.device
+	}
+	if c.streams[s.device] == nil && len(c.streams) >= maxStreams {
+		return packet.QuotaExceeded, "too many devices' commands on one connection"
 	}
 	s.qos = min(rq.QoS, 1) // commands are sent with QoS 1 at most
 	c.attach(s)
