@@ -98,7 +98,7 @@ func (st *stream) form(ac *amqpCommand) (byte, string) {
 		return qos, s.prefix + subject
 	}
 	req := ""
-	if ac.hasCorr && deviceLevel(string(ac.correlation)) && len(ac.correlation) <= 1024 { // one level: no "/"
+	if ac.hasCorr && deviceLevel(string(ac.correlation)) { // one level: no "/"
 		req = string(ac.correlation)
 	}
 	return qos, s.prefix + req + "/" + subject

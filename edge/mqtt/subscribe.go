@@ -65,9 +65,9 @@ func parseCommandFilter(filter, own string) (s sub, ok bool) {
 }
 
 // deviceLevel reports whether id can be a device id in a filter: one non-empty topic
-// level without wildcards.
+// level without wildcards, of at most 1,024 bytes.
 func deviceLevel(id string) bool {
-	return id != "" && !strings.Contains(id, "/") && topicLevel(id)
+	return id != "" && len(id) <= 1024 && !strings.Contains(id, "/") && topicLevel(id)
 }
 
 // subscribe handles SUBSCRIBE (§3.8): one SUBACK code per filter (§3.9.3).
