@@ -421,6 +421,7 @@ func TestCommandsUnsubscribeAndSize(t *testing.T) {
 	if p := s.expectPublish(); string(p.Payload) != "fits" {
 		t.Fatalf("got %q, want the command that fits", p.Payload)
 	}
+	ts.waitQueued(t, "small", 1) // the dead letter is committed after the next is sent
 	dead, err := ts.st.CommandDeadLetters("small", 10)
 	if err != nil || len(dead) != 1 || !strings.Contains(dead[0].Reason, "maximum packet size") {
 		t.Fatalf("dead letters %+v, %v; want the large one", dead, err)
