@@ -66,6 +66,13 @@ func (c *conn) detach(filter string) bool {
 		for i := range st.subs {
 			if st.subs[i].filter == filter {
 				st.subs = append(st.subs[:i], st.subs[i+1:]...)
+				if len(st.subs) == 0 {
+					// Not resent yet: they stay queued for the next subscriber.
+					for _, id := range st.resend {
+						delete(c.out, id)
+					}
+					clear(st.resend)
+				}
 				c.tidy(st)
 				return true
 			}
@@ -132,7 +139,7 @@ func (c *conn) room() int {
 // commands rather than one read per PUBACK.
 func (c *conn) pumpCommands() {
 	for _, st := range c.streams {
-		if len(st.resend) > 0 && c.werr == nil {
+		if len(st.resend) > 0 && len(st.subs) > 0 && c.werr == nil {
 			c.resendSession(st) // already counted in the window
 		}
 	}
