@@ -83,17 +83,24 @@ func TestMQTTCommandsEndToEnd(t *testing.T) {
 		t.Fatalf("a second subscription got %q (%s), want nothing until it timed out", out, stderr.String())
 	}
 
-	// mosquitto_sub (3.1.1) gets commands queued before it connected, in order.
+	// mosquitto_sub (3.1.1) gets commands queued before it connected, in order, on
+	// command/<id>/# and on Hono's command///req/# (its client id is its device id).
 	var more []*amqp.Message
 	for i := range 3 {
-		more = append(more, mqttCommand("ms", i))
+		more = append(more, mqttCommand("ms", i), mqttCommand("hono-dev", i))
 	}
 	b.Send(t, deviceCmdQueue, more...)
-	waitMetric(t, g, "shadowgw_commands_queued{", 3, 30*time.Second)
-	out, err := exec.Command("mosquitto_sub", "-h", host, "-p", port, "-i", "ms", "-t", "command/ms/#", "-q", "1", "-C", "3", "-W", "30",
-		"-F", "%t %p").CombinedOutput()
-	if err != nil || string(out) != "command/ms/set-valve ms 0\ncommand/ms/set-valve ms 1\ncommand/ms/set-valve ms 2\n" {
-		t.Fatalf("mosquitto_sub: %v: %q", err, out)
+	waitMetric(t, g, "shadowgw_commands_queued{", 6, 30*time.Second)
+	for _, c := range []struct{ id, filter, want string }{
+		{"ms", "command/ms/#", "command/ms/set-valve ms 0\ncommand/ms/set-valve ms 1\ncommand/ms/set-valve ms 2\n"},
+		{"hono-dev", "command///req/#", "command///req/corr-0/set-valve hono-dev 0\ncommand///req/corr-1/set-valve hono-dev 1\n" +
+			"command///req/corr-2/set-valve hono-dev 2\n"},
+	} {
+		out, err := exec.Command("mosquitto_sub", "-h", host, "-p", port, "-i", c.id, "-t", c.filter, "-q", "1", "-C", "3", "-W", "30",
+			"-F", "%t %p").CombinedOutput()
+		if err != nil || string(out) != c.want {
+			t.Fatalf("mosquitto_sub %s: %v: %q, want %q", c.filter, err, out, c.want)
+		}
 	}
 	waitMetric(t, g, "shadowgw_commands_queued{", 0, 10*time.Second)
 	g.stop()
