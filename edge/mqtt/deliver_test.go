@@ -501,3 +501,53 @@ func TestCommandStreamsBounded(t *testing.T) {
 		t.Fatalf("SUBACK 0x%02x for a second filter of a served device, want 1", byte(code))
 	}
 }
+
+// A new connection taking over the client id (§3.1.4) takes over the session too:
+// the commands the old one had not acknowledged come again with DUP. A session whose
+// expiry interval has passed is gone: no session present, nothing resent.
+func TestCommandsSessionTakeoverAndExpiry(t *testing.T) {
+	ts := startServer(t, Config{AllowAnonymous: true}, store.Options{})
+	ts.queueCommand(t, "tk", command(1), 0)
+	ts.queueCommand(t, "tk", command(2), 0)
+	cp := packet.Connect{ClientID: "tk"}
+	cp.Props.SessionExpiry = 1
+	cp.Props.Mark(packet.PropSessionExpiry)
+	a := dialRaw(t, ts.addr, packet.V5)
+	a.connect(cp, 0)
+	a.subscribe("command/tk/#", 1)
+	p1, p2 := a.expectPublish(), a.expectPublish()
+
+	b := dialRaw(t, ts.addr, packet.V5)
+	if ack := b.connect(cp, 0); !ack.SessionPresent {
+		t.Fatal("the new connection did not get the session")
+	}
+	if got := a.expectClosed(5 * time.Second); len(got) != 1 || got[0].(*packet.Disconnect).Code != packet.SessionTakenOver {
+		t.Fatalf("old connection got %v, want DISCONNECT 0x8E", got)
+	}
+	for _, want := range []*packet.Publish{p1, p2} {
+		if p := b.expectPublish(); !p.Dup || p.ID != want.ID || !bytes.Equal(p.Payload, want.Payload) {
+			t.Fatalf("got %+v, want %q again with DUP", p, want.Payload)
+		}
+	}
+	b.nc.Close()
+
+	// One second of session expiry: poll until the session is gone. Each connection
+	// renews the session, so the polls are further apart than the expiry.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		time.Sleep(1300 * time.Millisecond)
+		c := dialRaw(t, ts.addr, packet.V5)
+		ack := c.connect(cp, 0)
+		if !ack.SessionPresent {
+			c.expectNothing(300 * time.Millisecond) // no subscription, nothing resent
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("session still present 10 s after its 1 s expiry")
+		}
+		c.nc.Close()
+	}
+	if n := ts.queued(t, "tk"); n != 2 {
+		t.Fatalf("%d commands queued, want both (never acknowledged)", n)
+	}
+}
