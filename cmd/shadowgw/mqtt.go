@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,7 +38,12 @@ func (s mqttSink) Full(address string) bool { return s.st.FullFor(address) }
 // AMQP devices.
 func mqttConfig(cfg config.Config) mqtt.Config {
 	users, targets := edgeAccess(cfg)
+	var cmdAccess map[string][]string
+	if ids := cfg.Commands.AnonymousIDs; len(ids) > 0 {
+		cmdAccess = map[string][]string{"": ids} // as for AMQP devices (devicecommands.go)
+	}
 	return mqtt.Config{
+		CommandAccess:     cmdAccess,
 		AllowAnonymous:    cfg.Edge.AllowAnonymous,
 		AnonymousNetworks: cfg.Edge.AnonymousNetworks,
 		Users:             users,
@@ -48,6 +54,8 @@ func mqttConfig(cfg config.Config) mqtt.Config {
 		ReceiveMaximum:    cfg.MQTT.ReceiveMaximum,
 		MaxKeepAlive:      cfg.MQTT.MaxKeepAlive,
 		HandshakeTimeout:  cfg.MQTT.HandshakeTimeout,
+		CommandInflight:   cfg.MQTT.CommandInFlight,
+		TopicAliasMaximum: cmp.Or(cfg.MQTT.TopicAliasMaximum, -1), // mqtt: 0 is the default, negative none
 	}
 }
 
@@ -62,5 +70,5 @@ func listenMQTT(cfg config.Config, st *store.Store, log *slog.Logger) (*mqtt.Ser
 		return nil, nil, fmt.Errorf("mqtt listener: %w", err)
 	}
 	log.Info("listening for MQTT devices", "addr", ln.Addr().String())
-	return mqtt.New(mqttConfig(cfg), mqttSink{st}, nil, log), ln, nil
+	return mqtt.New(mqttConfig(cfg), mqttSink{st}, mqttCommands{st}, log), ln, nil
 }

@@ -15,6 +15,11 @@ type mqttReport struct {
 	Messages         uint64 `json:"messages"` // stored, wills included
 	Bytes            uint64 `json:"bytes"`    // AMQP bytes stored
 	Dropped          uint64 `json:"dropped"`  // QoS 0 messages that could not be stored
+
+	CommandsSent         uint64 `json:"commands_sent"`          // published to subscribers, resent ones included
+	CommandsResent       uint64 `json:"commands_resent"`        // sent again with DUP in a resumed session
+	CommandsDelivered    uint64 `json:"commands_delivered"`     // acknowledged (QoS 1) or written (QoS 0)
+	CommandsDeadLettered uint64 `json:"commands_dead_lettered"` // PUBACK >= 0x80, or no MQTT form
 }
 
 // newMQTTReport returns the counters of s, nil when s is nil.
@@ -24,7 +29,9 @@ func newMQTTReport(s *mqtt.Server) *mqttReport {
 	}
 	st := s.Stats()
 	return &mqttReport{Connected: st.Connections, ConnectionsTotal: st.ConnectionsTotal, Refused: st.Refused,
-		Messages: st.Messages, Bytes: st.Bytes, Dropped: st.Dropped}
+		Messages: st.Messages, Bytes: st.Bytes, Dropped: st.Dropped,
+		CommandsSent: st.CommandsSent, CommandsResent: st.CommandsResent,
+		CommandsDelivered: st.CommandsDelivered, CommandsDeadLettered: st.CommandsDeadLettered}
 }
 
 // printMQTT prints r with printStatus's line, nothing when r is nil.
@@ -34,6 +41,10 @@ func printMQTT(line func(label, format string, args ...any), r *mqttReport) {
 	}
 	line("mqtt", "%d connected; %d connections since start, %d refused", r.Connected, r.ConnectionsTotal, r.Refused)
 	line("", "received %d messages (%s), dropped %d", r.Messages, formatBytes(r.Bytes), r.Dropped)
+	if r.CommandsSent > 0 || r.CommandsDeadLettered > 0 {
+		line("", "commands: %d sent (%d again in a resumed session), %d delivered, %d dead-lettered",
+			r.CommandsSent, r.CommandsResent, r.CommandsDelivered, r.CommandsDeadLettered)
+	}
 }
 
 var (
@@ -49,6 +60,14 @@ var (
 		"Bytes of the AMQP messages stored for MQTT publications.", nil, nil)
 	descMQTTDropped = prometheus.NewDesc("shadowgw_mqtt_messages_dropped_total",
 		"QoS 0 MQTT messages that could not be stored and were lost.", nil, nil)
+	descMQTTCommandsSent = prometheus.NewDesc("shadowgw_mqtt_commands_sent_total",
+		"Commands published to MQTT subscribers, those sent again included.", nil, nil)
+	descMQTTCommandsResent = prometheus.NewDesc("shadowgw_mqtt_commands_resent_total",
+		"Commands sent again with DUP to an MQTT client that resumed its session.", nil, nil)
+	descMQTTCommandsDelivered = prometheus.NewDesc("shadowgw_mqtt_commands_delivered_total",
+		"Commands acknowledged by MQTT subscribers (QoS 1) or written to them (QoS 0).", nil, nil)
+	descMQTTCommandsDead = prometheus.NewDesc("shadowgw_mqtt_commands_dead_lettered_total",
+		"Commands an MQTT subscriber refused (PUBACK reason >= 0x80) or that had no MQTT form.", nil, nil)
 )
 
 // mqttCollector exports the MQTT server's counters; nothing without [mqtt] listen.
@@ -56,7 +75,8 @@ type mqttCollector struct{ s *mqtt.Server }
 
 // Describe implements prometheus.Collector.
 func (mqttCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descMQTTConnections, descMQTTConnectionsTotal, descMQTTRefused, descMQTTMessages, descMQTTBytes, descMQTTDropped} {
+	for _, d := range []*prometheus.Desc{descMQTTConnections, descMQTTConnectionsTotal, descMQTTRefused, descMQTTMessages, descMQTTBytes, descMQTTDropped,
+		descMQTTCommandsSent, descMQTTCommandsResent, descMQTTCommandsDelivered, descMQTTCommandsDead} {
 		ch <- d
 	}
 }
@@ -71,7 +91,9 @@ func (c mqttCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, m := range []struct {
 		d *prometheus.Desc
 		v uint64
-	}{{descMQTTConnectionsTotal, r.ConnectionsTotal}, {descMQTTRefused, r.Refused}, {descMQTTMessages, r.Messages}, {descMQTTBytes, r.Bytes}, {descMQTTDropped, r.Dropped}} {
+	}{{descMQTTConnectionsTotal, r.ConnectionsTotal}, {descMQTTRefused, r.Refused}, {descMQTTMessages, r.Messages}, {descMQTTBytes, r.Bytes}, {descMQTTDropped, r.Dropped},
+		{descMQTTCommandsSent, r.CommandsSent}, {descMQTTCommandsResent, r.CommandsResent},
+		{descMQTTCommandsDelivered, r.CommandsDelivered}, {descMQTTCommandsDead, r.CommandsDeadLettered}} {
 		ch <- prometheus.MustNewConstMetric(m.d, prometheus.CounterValue, float64(m.v))
 	}
 }

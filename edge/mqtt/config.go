@@ -40,8 +40,19 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// WriteTimeout bounds one write to a client that does not read; default 30s.
 	WriteTimeout time.Duration
-	// MaxSessions bounds the sessions kept for disconnected clients (only QoS 2
-	// packet identifiers awaiting PUBREL are kept); default 10000.
+	// CommandAccess lists, per user ("" for anonymous clients), the device ids whose
+	// commands a client may subscribe to besides its own (acl.MayReadCommands: an
+	// anonymous client without an entry may read any id's).
+	CommandAccess map[string][]string
+	// CommandInflight bounds the commands sent to one client and not yet
+	// acknowledged (lower if the client's Receive Maximum is lower); default 32.
+	CommandInflight int
+	// TopicAliasMaximum is the highest Topic Alias a client may use in its PUBLISHes
+	// (announced to MQTT 5 clients); default 16; negative: none.
+	TopicAliasMaximum int
+	// MaxSessions bounds the sessions kept for disconnected clients (subscriptions,
+	// commands unacknowledged, QoS 2 packet identifiers awaiting PUBREL); default
+	// 10000.
 	MaxSessions int
 }
 
@@ -66,6 +77,14 @@ func (c *Config) setDefaults() {
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 30 * time.Second
 	}
+	if c.CommandInflight <= 0 {
+		c.CommandInflight = 32
+	}
+	c.CommandInflight = min(c.CommandInflight, 65535)
+	if c.TopicAliasMaximum == 0 {
+		c.TopicAliasMaximum = 16
+	}
+	c.TopicAliasMaximum = min(c.TopicAliasMaximum, 65535)
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = 10000
 	}

@@ -56,9 +56,11 @@ type conn struct {
 	done       chan struct{} // closed when serve has returned
 	kicked     chan struct{} // capacity 1: another connection takes over the client id
 
-	mu        sync.Mutex // guards completed
+	mu        sync.Mutex // guards completed, cmdWake and cmdDone
 	completed []*pending
-	wake      chan struct{} // capacity 1: completed is not empty
+	cmdWake   bool          // the Commands watch fired (deliver.go)
+	cmdDone   []cmdResult   // finished queue updates of commands (deliver.go)
+	wake      chan struct{} // capacity 1: one of the above is set
 
 	// Owner state.
 	ctx         context.Context
@@ -79,9 +81,17 @@ type conn struct {
 	retries     []*pending
 	timer       *time.Timer
 	timerC      <-chan time.Time
-	dirty       bool   // bw holds unflushed bytes
-	scratch     []byte // encoding buffer
-	werr        error  // first write error
+	dirty       bool              // bw holds unflushed bytes
+	scratch     []byte            // encoding buffer
+	werr        error             // first write error
+	aliases     map[uint16]string // MQTT 5 topic aliases of the client's PUBLISHes
+
+	// Commands to the client (deliver.go).
+	streams  map[string]*stream   // device id → the delivery of its queue
+	out      map[uint16]*outbound // QoS 1 commands not acknowledged, by packet identifier
+	nextPID  uint16
+	sendMax  int // commands unacknowledged at most: Receive Maximum, Config.CommandInflight
+	settling int // Delivered and DeadLetter calls not completed
 }
 
 func newConn(s *Server, nc net.Conn, id uint64) *conn {
@@ -97,6 +107,8 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 		kicked:     make(chan struct{}, 1),
 		wake:       make(chan struct{}, 1),
 		qos2:       make(map[uint16]uint8),
+		streams:    make(map[string]*stream),
+		out:        make(map[uint16]*outbound),
 	}
 }
 
@@ -205,6 +217,9 @@ func (c *conn) serve(ctx context.Context) {
 		if end == nil {
 			end = c.writeAcks()
 		}
+		if end == nil && c.connected {
+			c.pumpCommands()
+		}
 		if end == nil && c.werr != nil {
 			end = &ending{will: true, reason: "write failed", err: c.werr}
 		}
@@ -233,29 +248,21 @@ func (c *conn) handle(ev inbound) *ending {
 	case *packet.Publish:
 		return c.publish(p)
 	case *packet.Ack:
-		if p.Kind == packet.PUBREL {
+		switch p.Kind {
+		case packet.PUBREL:
 			c.pubrel(p)
+		case packet.PUBACK:
+			c.puback(p)
+		default:
+			// PUBREC and PUBCOMP answer QoS 2 PUBLISHes, which the server never sends.
+			return c.protocolError(packet.ProtocolError, p.Kind.String()+" for a QoS 2 message the server did not send")
 		}
-		// PUBACK, PUBREC and PUBCOMP answer server PUBLISHes, which the downlink will
-		// send; until then there is nothing to match them with.
 		return nil
 	case *packet.Subscribe:
-		codes := c.srv.downlink.Subscribe(c.client, p.Subs)
-		ack := &packet.Suback{ID: p.ID, Codes: codes}
-		if c.version != packet.V5 {
-			for i, code := range codes {
-				if code >= 0x80 {
-					ack.Codes[i] = packet.V3SubscriptionFailure
-				}
-			}
-		} else if c.problemInfo {
-			ack.Props.ReasonString = "subscriptions are not served yet"
-			ack.Props.Mark(packet.PropReasonString)
-		}
-		c.write(ack)
+		c.subscribe(p)
 		return nil
 	case *packet.Unsubscribe:
-		c.write(&packet.Unsuback{ID: p.ID, Codes: c.srv.downlink.Unsubscribe(c.client, p.Filters)})
+		c.unsubscribe(p)
 		return nil
 	case *packet.Pingreq:
 		c.write(&packet.Pingresp{})
@@ -314,10 +321,11 @@ func (c *conn) readError(err error) *ending {
 	return &ending{will: true, reason: "read failed", err: err}
 }
 
-// write encodes p into the write buffer; the owner flushes it.
-func (c *conn) write(p packet.Packet) {
+// write encodes p into the write buffer; the owner flushes it. It returns false when
+// p was not sent because it exceeds the client's Maximum Packet Size.
+func (c *conn) write(p packet.Packet) bool {
 	if c.werr != nil {
-		return
+		return true
 	}
 	if !c.dirty {
 		c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
@@ -337,12 +345,13 @@ func (c *conn) write(p packet.Packet) {
 		}
 		if c.scratch = p.Append(c.scratch[:0], c.version); len(c.scratch) > c.maxOut {
 			c.log.Debug("mqtt packet not sent: larger than the client's maximum packet size", "type", p.Type(), "size", len(c.scratch), "max", c.maxOut)
-			return
+			return false
 		}
 	}
 	if _, err := c.bw.Write(c.scratch); err != nil {
 		c.werr = err
 	}
+	return true
 }
 
 func (c *conn) flush() {
@@ -375,7 +384,8 @@ func (c *conn) end(e *ending) {
 	c.nc.SetReadDeadline(time.Now()) // the reader stops; the socket stays open for writing
 	deadline := time.NewTimer(endGrace)
 	defer deadline.Stop()
-	for c.storing > len(c.retries) && c.werr == nil {
+	c.stopStreams()
+	for (c.storing > len(c.retries) && c.werr == nil) || c.settling > 0 {
 		c.flush()
 		select {
 		case <-c.wake:
@@ -410,18 +420,52 @@ func (c *conn) end(e *ending) {
 	}
 	var sess *session
 	if c.persistent {
-		sess = &session{awaitingRel: make(map[uint16]struct{})}
-		for id, st := range c.qos2 {
-			if st == qos2AwaitingRel {
-				sess.awaitingRel[id] = struct{}{}
-			}
-		}
-		if len(sess.awaitingRel) == 0 {
-			sess = nil
-		} else if c.version == packet.V5 && c.expiry != 0xFFFFFFFF {
-			sess.expires = time.Now().Add(time.Duration(c.expiry) * time.Second)
+		sess = c.saveSession()
+	}
+	c.srv.release(c.client.ID, c, sess)
+}
+
+// saveSession returns the session state to keep for the client's next connection.
+func (c *conn) saveSession() *session {
+	sess := &session{awaitingRel: make(map[uint16]struct{})}
+	for id, st := range c.qos2 {
+		if st == qos2AwaitingRel {
+			sess.awaitingRel[id] = struct{}{}
 		}
 	}
-	c.srv.downlink.Gone(c.client)
-	c.srv.release(c.client.ID, c, sess)
+	for _, st := range c.streams {
+		sess.subs = append(sess.subs, st.subs...)
+		for seq, id := range st.inflight {
+			sess.out = append(sess.out, savedOut{id: id, device: st.device, seq: seq})
+		}
+		for seq, id := range st.resend { // never resent: keep them for the next one
+			sess.out = append(sess.out, savedOut{id: id, device: st.device, seq: seq})
+		}
+	}
+	if c.version == packet.V5 && c.expiry != 0xFFFFFFFF {
+		sess.expires = time.Now().Add(time.Duration(c.expiry) * time.Second)
+	}
+	return sess
+}
+
+// restoreSession takes up the subscriptions and the unacknowledged commands of a
+// session; the commands go out again, with DUP, before any other (§4.4).
+func (c *conn) restoreSession(sess *session) {
+	for pid := range sess.awaitingRel {
+		c.qos2[pid] = qos2AwaitingRel
+	}
+	if c.srv.commands == nil {
+		return
+	}
+	for _, s := range sess.subs {
+		c.attach(s)
+	}
+	for _, o := range sess.out {
+		st := c.streams[o.device]
+		if st == nil {
+			continue // unsubscribed: the command stays queued for the next subscriber
+		}
+		st.resend[o.seq] = o.id
+		c.out[o.id] = &outbound{s: st, seq: o.seq}
+	}
 }

@@ -70,13 +70,12 @@ func (c *conn) connect(p *packet.Connect) *ending {
 	if p.CleanStart {
 		sess = nil
 	}
-	if sess != nil {
-		for pid := range sess.awaitingRel {
-			c.qos2[pid] = qos2AwaitingRel
-		}
-	}
 	c.will = p.Will
 	c.connected = true
+	c.sendMax = c.srv.cfg.CommandInflight
+	if p.Version == packet.V5 && p.Props.Has(packet.PropReceiveMaximum) {
+		c.sendMax = min(c.sendMax, int(p.Props.ReceiveMaximum))
+	}
 
 	ack := &packet.Connack{SessionPresent: sess != nil}
 	if p.Version == packet.V5 {
@@ -93,12 +92,19 @@ func (c *conn) connect(p *packet.Connect) *ending {
 			pr.AssignedClientID = id
 			pr.Mark(packet.PropAssignedClientID)
 		}
+		if c.srv.cfg.TopicAliasMaximum > 0 {
+			pr.TopicAliasMaximum = uint16(c.srv.cfg.TopicAliasMaximum)
+			pr.Mark(packet.PropTopicAliasMaximum)
+		}
 		if ka, changed := c.srv.keepAlive(p.KeepAlive); changed {
 			pr.ServerKeepAlive = uint16(ka.Seconds())
 			pr.Mark(packet.PropServerKeepAlive)
 		}
 	}
 	c.write(ack)
+	if sess != nil {
+		c.restoreSession(sess) // after the CONNACK: resent commands follow it
+	}
 	c.log.Debug("mqtt client connected", "client", id, "user", user, "version", p.Version,
 		"keep_alive", p.KeepAlive, "persistent", c.persistent, "session_present", ack.SessionPresent)
 	return nil

@@ -12,6 +12,9 @@
 //
 // Each connection has two goroutines: a reader that reads and decodes packets, and an
 // owner that holds all session state and does all writing. Sink completions reach the
-// owner through a queue that never blocks the Sink. Subscriptions (cloud → device
-// commands) go to a [Downlink]; without one, every subscription is refused.
+// owner through a queue that never blocks the Sink. Subscriptions to a device's command
+// topic get its queued cloud → device commands from [Commands] (subscribe.go,
+// deliver.go; command.go turns the stored AMQP message into a PUBLISH); without
+// Commands, every subscription is refused. Sessions (subscriptions, unacknowledged
+// commands, QoS 2 identifiers) are kept in memory between connections.
 package mqtt

@@ -31,6 +31,45 @@ func (s storeSink) Append(m *Message, done func(error)) {
 
 func (s storeSink) Full(address string) bool { return s.st.FullFor(address) }
 
+// storeCommands is the Commands of the tests: the store's device queues, as
+// cmd/shadowgw wires them.
+type storeCommands struct{ st *store.Store }
+
+func (sc storeCommands) Watch(device string, wake func()) func() {
+	w := sc.st.WatchCommands(device)
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-w.C:
+				wake()
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() { close(quit); <-done; w.Stop() }
+}
+
+func (sc storeCommands) Read(device string, after uint64, max int) ([]Command, error) {
+	cs, err := sc.st.ReadCommands(device, after, max)
+	out := make([]Command, len(cs))
+	for i, c := range cs {
+		out[i] = Command{Seq: c.Seq, Expires: c.Expires, Payload: c.Payload}
+	}
+	return out, err
+}
+
+func (sc storeCommands) Delivered(device string, seq uint64, done func(error)) {
+	sc.st.DeleteCommand(device, seq, done)
+}
+
+func (sc storeCommands) DeadLetter(device string, seq uint64, reason string, done func(error)) {
+	sc.st.DeadLetterCommand(device, seq, reason, done)
+}
+
 // testServer is a Server on a loopback port, storing into a fresh store.
 type testServer struct {
 	addr string
@@ -46,7 +85,7 @@ func startServer(t *testing.T, cfg Config, opts store.Options) *testServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() }) // after the server's end, registered below
-	srv := New(cfg, storeSink{st}, nil, nil)
+	srv := New(cfg, storeSink{st}, storeCommands{st}, nil)
 	return &testServer{addr: serve(t, srv), st: st, srv: srv}
 }
 

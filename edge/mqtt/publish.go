@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -13,8 +14,9 @@ import (
 func (c *conn) publish(p *packet.Publish) *ending {
 	if c.version == packet.V5 {
 		if p.Props.Has(packet.PropTopicAlias) {
-			// We announce no Topic Alias Maximum, so every alias exceeds it (5.0 §3.3.2.3.4).
-			return c.protocolError(packet.TopicAliasInvalid, "topic alias without a topic alias maximum")
+			if end := c.topicAlias(p); end != nil {
+				return end
+			}
 		}
 		if p.Props.Has(packet.PropSubscriptionID) {
 			return c.protocolError(packet.ProtocolError, "subscription identifier in a client's PUBLISH")
@@ -54,6 +56,29 @@ func (c *conn) publish(p *packet.Publish) *ending {
 	return nil
 }
 
+// topicAlias applies a PUBLISH's Topic Alias (5.0 §3.3.2.3.4): with a topic it sets
+// the alias, without one it stands for the topic set last. The aliases live as long
+// as the connection.
+func (c *conn) topicAlias(p *packet.Publish) *ending {
+	a := p.Props.TopicAlias
+	if a == 0 || int(a) > c.srv.cfg.TopicAliasMaximum {
+		return c.protocolError(packet.TopicAliasInvalid, fmt.Sprintf("topic alias %d outside 1..%d", a, max(c.srv.cfg.TopicAliasMaximum, 0)))
+	}
+	if p.Topic != "" {
+		if c.aliases == nil {
+			c.aliases = make(map[uint16]string)
+		}
+		c.aliases[a] = p.Topic
+		return nil
+	}
+	t, ok := c.aliases[a]
+	if !ok {
+		return c.protocolError(packet.ProtocolError, fmt.Sprintf("topic alias %d used before it was set", a))
+	}
+	p.Topic = t
+	return nil
+}
+
 // store builds the message of p and hands it to the Sink.
 func (c *conn) store(p *packet.Publish, received time.Time) {
 	payload, info := Build(Publication{Topic: p.Topic, QoS: p.QoS, Retain: p.Retain, Props: &p.Props, Payload: p.Payload}, c.source, received)
@@ -88,12 +113,15 @@ func (c *conn) append(pd *pending) {
 	})
 }
 
-// collect accounts for the Sink's completions.
+// collect accounts for the Sink's completions and the Commands' news.
 func (c *conn) collect() {
 	c.mu.Lock()
 	done := c.completed
 	c.completed = nil
+	wake, cmdDone := c.cmdWake, c.cmdDone
+	c.cmdWake, c.cmdDone = false, nil
 	c.mu.Unlock()
+	c.collectCommands(wake, cmdDone)
 	for _, pd := range done {
 		if errors.Is(pd.err, ErrFull) {
 			// Full after all (the Sink filled up between Full and the commit): keep
@@ -131,11 +159,6 @@ func (c *conn) collect() {
 // resume hands the held message and the ones to retry to the Sink once their
 // addresses have room.
 func (c *conn) resume() {
-	if c.held != nil && !c.srv.sink.Full(c.srv.cfg.AddressPrefix+c.held.Topic) {
-		p, at := c.held, c.heldAt
-		c.held = nil
-		c.store(p, at)
-	}
 	keep := c.retries[:0]
 	for _, pd := range c.retries {
 		if c.srv.sink.Full(pd.msg.Address) {
@@ -147,6 +170,13 @@ func (c *conn) resume() {
 	}
 	clear(c.retries[len(keep):])
 	c.retries = keep
+	// The held message came after the ones to retry: it waits for them, so that the
+	// store keeps the client's order.
+	if c.held != nil && len(c.retries) == 0 && !c.srv.sink.Full(c.srv.cfg.AddressPrefix+c.held.Topic) {
+		p, at := c.held, c.heldAt
+		c.held = nil
+		c.store(p, at)
+	}
 	if c.held != nil || len(c.retries) > 0 {
 		c.arm()
 	}

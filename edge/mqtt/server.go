@@ -26,13 +26,18 @@ type Stats struct {
 	Messages         uint64 // messages stored (wills included)
 	Bytes            uint64 // AMQP bytes stored
 	Dropped          uint64 // QoS 0 messages that could not be stored
+
+	CommandsSent         uint64 // commands published to subscribers (resent ones included)
+	CommandsResent       uint64 // of which sent again in a resumed session, with DUP
+	CommandsDelivered    uint64 // acknowledged (QoS 1) or written (QoS 0): deleted from the queue
+	CommandsDeadLettered uint64 // refused by the client (PUBACK ≥ 0x80) or with no MQTT form
 }
 
 // Server is the MQTT server. It is safe for concurrent use.
 type Server struct {
 	cfg      Config
 	sink     Sink
-	downlink Downlink
+	commands Commands // nil: every subscription is refused
 	log      *slog.Logger
 
 	access atomic.Pointer[access] // set by SetAccess; nil: cfg.Users and cfg.Targets
@@ -56,22 +61,24 @@ type Server struct {
 	messages         atomic.Uint64
 	bytes            atomic.Uint64
 	dropped          atomic.Uint64
+	cmdSent          atomic.Uint64
+	cmdResent        atomic.Uint64
+	cmdDelivered     atomic.Uint64
+	cmdDead          atomic.Uint64
 }
 
-// New returns a Server that stores into sink and serves subscriptions with downlink
-// (nil: every subscription is refused). log may be nil.
-func New(cfg Config, sink Sink, downlink Downlink, log *slog.Logger) *Server {
+// New returns a Server that stores into sink and delivers the commands of commands to
+// the clients that subscribe to them (nil: every subscription is refused). log may be
+// nil.
+func New(cfg Config, sink Sink, commands Commands, log *slog.Logger) *Server {
 	cfg.setDefaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if downlink == nil {
-		downlink = refuseAll{}
-	}
 	s := &Server{
 		cfg:      cfg,
 		sink:     sink,
-		downlink: downlink,
+		commands: commands,
 		log:      log.With("component", "mqtt"),
 		conns:    make(map[*conn]struct{}),
 		clients:  make(map[string]*conn),
@@ -97,6 +104,11 @@ func (s *Server) Stats() Stats {
 		Messages:         s.messages.Load(),
 		Bytes:            s.bytes.Load(),
 		Dropped:          s.dropped.Load(),
+
+		CommandsSent:         s.cmdSent.Load(),
+		CommandsResent:       s.cmdResent.Load(),
+		CommandsDelivered:    s.cmdDelivered.Load(),
+		CommandsDeadLettered: s.cmdDead.Load(),
 	}
 }
 
@@ -169,12 +181,23 @@ func (s *Server) mayPublish(user, topic string) bool {
 	return acl.MayTarget(s.currentAccess().targets, user, topic)
 }
 
-// session is what the server keeps of a client between connections: the QoS 2
-// packet identifiers whose message is stored and whose PUBREL has not arrived
-// (MQTT 5 §4.3.3, 3.1.1 §4.3.3). Subscriptions are the Downlink's.
+// session is what the server keeps of a client between connections (§4.1 in both
+// versions): the QoS 2 packet identifiers whose message is stored and whose PUBREL
+// has not arrived (§4.3.3), the subscriptions, and the commands sent with QoS 1 and
+// not acknowledged (resent with DUP, §4.4). Sessions live in memory: a gateway
+// restart forgets them (the commands stay queued in the store).
 type session struct {
 	awaitingRel map[uint16]struct{}
+	subs        []sub
+	out         []savedOut
 	expires     time.Time // zero: never (3.1.1 CleanSession 0)
+}
+
+// savedOut is an unacknowledged command of a session.
+type savedOut struct {
+	id     uint16
+	device string
+	seq    uint64
 }
 
 // claim makes c the connection of clientID and returns the session kept for it, if

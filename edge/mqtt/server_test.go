@@ -261,12 +261,12 @@ func TestBackpressure(t *testing.T) {
 	}
 }
 
-// Subscriptions are refused until the downlink exists: SUBACK 0x80 (both versions),
-// UNSUBACK 0x11 (MQTT 5); mosquitto_sub says so.
+// A server without command queues refuses every subscription: SUBACK 0x80 (both
+// versions), UNSUBACK 0x11 (MQTT 5); mosquitto_sub says so.
 func TestSubscribeRefused(t *testing.T) {
-	ts := startServer(t, Config{AllowAnonymous: true}, store.Options{})
+	addr := serve(t, New(Config{AllowAnonymous: true}, failSink{}, nil, nil))
 	for _, version := range []byte{packet.V311, packet.V5} {
-		c := dialRaw(t, ts.addr, version)
+		c := dialRaw(t, addr, version)
 		c.connect(packet.Connect{ClientID: fmt.Sprint("sub", version), CleanStart: true}, 0)
 		c.send(&packet.Subscribe{ID: 3, Subs: []packet.Subscription{{Filter: "command/x/#", QoS: 1}, {Filter: "b"}}})
 		s, ok := c.expect(5 * time.Second).(*packet.Suback)
@@ -280,7 +280,7 @@ func TestSubscribeRefused(t *testing.T) {
 		}
 	}
 	if _, err := exec.LookPath("mosquitto_sub"); err == nil {
-		host, port, _ := net.SplitHostPort(ts.addr)
+		host, port, _ := net.SplitHostPort(addr)
 		out, _ := exec.Command("mosquitto_sub", "-h", host, "-p", port, "-t", "command/#", "-V", "mqttv5", "-W", "5").CombinedOutput()
 		if !strings.Contains(string(out), "denied") {
 			t.Errorf("mosquitto_sub said %q, want the subscription denied", out)

@@ -37,6 +37,14 @@ type MQTT struct {
 	// HandshakeTimeout is the time a client has from connecting to sending CONNECT
 	// (handshake-timeout).
 	HandshakeTimeout time.Duration
+
+	// CommandInFlight is how many commands one subscriber may have unacknowledged
+	// (command-in-flight); fewer when its MQTT 5 Receive Maximum is lower.
+	CommandInFlight int
+
+	// TopicAliasMaximum is the highest MQTT 5 Topic Alias clients may use in their
+	// PUBLISHes (topic-alias-maximum); 0: none.
+	TopicAliasMaximum int
 }
 
 // Enabled reports whether the MQTT server runs.
@@ -51,10 +59,12 @@ const (
 
 func defaultMQTT() MQTT {
 	return MQTT{
-		MaxConnections:   1000,
-		MaxPacketSize:    1<<20 + 1<<10,
-		ReceiveMaximum:   256,
-		HandshakeTimeout: 10 * time.Second,
+		MaxConnections:    1000,
+		MaxPacketSize:     1<<20 + 1<<10,
+		ReceiveMaximum:    256,
+		HandshakeTimeout:  10 * time.Second,
+		CommandInFlight:   32,
+		TopicAliasMaximum: 16,
 	}
 }
 
@@ -70,6 +80,10 @@ func mqttFields() []field {
 			func(c *Config, v int64) { c.MQTT.ReceiveMaximum = int(v) }),
 		durationField("max-keep-alive", func(c *Config) *time.Duration { return &c.MQTT.MaxKeepAlive }),
 		durationField("handshake-timeout", func(c *Config) *time.Duration { return &c.MQTT.HandshakeTimeout }),
+		intField("command-in-flight", math.MaxInt32, func(c *Config) int64 { return int64(c.MQTT.CommandInFlight) },
+			func(c *Config, v int64) { c.MQTT.CommandInFlight = int(v) }),
+		intField("topic-alias-maximum", math.MaxInt32, func(c *Config) int64 { return int64(c.MQTT.TopicAliasMaximum) },
+			func(c *Config, v int64) { c.MQTT.TopicAliasMaximum = int(v) }),
 	}
 }
 
@@ -101,5 +115,11 @@ func (c *Config) validateMQTT(add func(*Error)) {
 	}
 	if m.HandshakeTimeout < 100*time.Millisecond || m.HandshakeTimeout > 10*time.Minute {
 		at("handshake-timeout", "must be from 100ms to 10m, got %v", m.HandshakeTimeout)
+	}
+	if m.CommandInFlight < 1 || m.CommandInFlight > 65535 {
+		at("command-in-flight", "must be from 1 to 65535, got %d", m.CommandInFlight)
+	}
+	if m.TopicAliasMaximum < 0 || m.TopicAliasMaximum > 65535 {
+		at("topic-alias-maximum", "must be from 0 (none) to 65535 (MQTT 5 Topic Alias Maximum), got %d", m.TopicAliasMaximum)
 	}
 }

@@ -6,11 +6,12 @@ import (
 )
 
 func TestMQTTConfig(t *testing.T) {
-	c, err := parseText("[mqtt]\nlisten = 127.0.0.1:1883\naddress-prefix = m/\nmax-connections = 10\nmax-packet-size = 64KiB\nreceive-maximum = 16\nmax-keep-alive = 5m\nhandshake-timeout = 2s\n")
+	c, err := parseText("[mqtt]\nlisten = 127.0.0.1:1883\naddress-prefix = m/\nmax-connections = 10\nmax-packet-size = 64KiB\nreceive-maximum = 16\nmax-keep-alive = 5m\nhandshake-timeout = 2s\ncommand-in-flight = 8\ntopic-alias-maximum = 0\n")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := MQTT{Listen: "127.0.0.1:1883", AddressPrefix: "m/", MaxConnections: 10, MaxPacketSize: 64 << 10, ReceiveMaximum: 16, MaxKeepAlive: 5 * time.Minute, HandshakeTimeout: 2 * time.Second}
+	want := MQTT{Listen: "127.0.0.1:1883", AddressPrefix: "m/", MaxConnections: 10, MaxPacketSize: 64 << 10, ReceiveMaximum: 16, MaxKeepAlive: 5 * time.Minute, HandshakeTimeout: 2 * time.Second,
+		CommandInFlight: 8}
 	if c.MQTT != want {
 		t.Errorf("got %+v, want %+v", c.MQTT, want)
 	}
@@ -29,6 +30,10 @@ func TestMQTTErrors(t *testing.T) {
 			[]string{`shadowgw.conf:4: [mqtt] listen: is the same address as [edge] listen (127.0.0.1:5672)`}},
 		{"packet size too small", "[mqtt]\nmax-packet-size = 100\n",
 			[]string{`shadowgw.conf:2: [mqtt] max-packet-size: must be from 128 to 268500992 (262208KiB), got 100`}},
+		{"command in flight zero", "[mqtt]\ncommand-in-flight = 0\n",
+			[]string{`shadowgw.conf:2: [mqtt] command-in-flight: must be from 1 to 65535, got 0`}},
+		{"topic alias maximum too big", "[mqtt]\ntopic-alias-maximum = 70000\n",
+			[]string{`shadowgw.conf:2: [mqtt] topic-alias-maximum: must be from 0 (none) to 65535 (MQTT 5 Topic Alias Maximum), got 70000`}},
 		{"receive maximum zero", "[mqtt]\nreceive-maximum = 0\n",
 			[]string{`shadowgw.conf:2: [mqtt] receive-maximum: must be from 1 to 65535 (MQTT 5 Receive Maximum), got 0`}},
 		{"keep-alive not whole seconds", "[mqtt]\nmax-keep-alive = 1500ms\n",

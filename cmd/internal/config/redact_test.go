@@ -67,6 +67,8 @@ max-packet-size = 64KiB
 receive-maximum = 16
 max-keep-alive = 5m0s
 handshake-timeout = 5s
+command-in-flight = 32
+topic-alias-maximum = 16
 
 [commands]
 default-ttl = 30m0s

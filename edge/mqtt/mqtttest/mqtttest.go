@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	_ "embed"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -188,3 +189,90 @@ func (p *Publisher) Kill() {
 
 // ID returns the publisher's client identifier.
 func (p *Publisher) ID() string { return p.id }
+
+//go:embed subscriber.py
+var subscriberPy []byte
+
+// Subscribe describes a run of subscriber.py.
+type Subscribe struct {
+	Addr          string // host:port of the MQTT server
+	ClientID      string
+	Version       int    // 4 (3.1.1) or 5
+	Clean         bool   // Clean Session (3.1.1), Clean Start (5)
+	SessionExpiry int    // MQTT 5 Session Expiry Interval, seconds
+	Topic         string // filter to subscribe to; "" subscribes to nothing (a resumed session)
+	QoS           int
+	Count         int // messages to receive before disconnecting cleanly
+	DieAt         int // > 0: exit abruptly while handling this message, before its PUBACK
+	Timeout       time.Duration
+	User          string
+	Password      string
+}
+
+// Received is one message a subscriber got.
+type Received struct {
+	Topic   string         `json:"topic"`
+	Payload string         `json:"payload"`
+	Dup     bool           `json:"dup"`
+	QoS     int            `json:"qos"`
+	Props   map[string]any `json:"props"` // MQTT 5 properties by Paho's names
+}
+
+// Subscription is the result of a run of subscriber.py.
+type Subscription struct {
+	SessionPresent bool
+	Got            []Received
+	End            string // "DONE", "TIMEOUT", "DIED" (DieAt), or what went wrong
+}
+
+// RunSubscriber runs subscriber.py with s and returns what it received.
+func RunSubscriber(t testing.TB, s Subscribe) Subscription {
+	t.Helper()
+	script := filepath.Join(t.TempDir(), "subscriber.py")
+	if err := os.WriteFile(script, subscriberPy, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := strings.Cut(s.Addr, ":")
+	topic := s.Topic
+	if topic == "" {
+		topic = "-"
+	}
+	clean := "0"
+	if s.Clean {
+		clean = "1"
+	}
+	if s.Timeout == 0 {
+		s.Timeout = time.Minute
+	}
+	args := []string{script, host, port, s.ClientID, strconv.Itoa(s.Version), clean, strconv.Itoa(s.SessionExpiry), topic,
+		strconv.Itoa(s.QoS), strconv.Itoa(s.Count), strconv.Itoa(s.DieAt), strconv.FormatFloat(s.Timeout.Seconds(), 'f', 1, 64)}
+	if s.User != "" {
+		args = append(args, s.User, s.Password)
+	}
+	cmd := exec.Command(Python, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	var r Subscription
+	for _, line := range strings.Split(string(out), "\n") {
+		switch {
+		case strings.HasPrefix(line, "CONNACK "):
+			r.SessionPresent = strings.Contains(line, "session_present=1")
+		case line == "DONE" || line == "TIMEOUT":
+			r.End = line
+		case strings.HasPrefix(line, "{"):
+			var m Received
+			if jerr := json.Unmarshal([]byte(line), &m); jerr != nil {
+				t.Fatalf("subscriber.py printed %q: %v", line, jerr)
+			}
+			r.Got = append(r.Got, m)
+		}
+	}
+	if r.End == "" {
+		r.End = fmt.Sprintf("ended: %v: %s", err, stderr.String())
+		if s.DieAt > 0 && len(r.Got) == s.DieAt {
+			r.End = "DIED"
+		}
+	}
+	return r
+}

@@ -58,6 +58,7 @@ const (
 	GrantedQoS1                ReasonCode = 0x01
 	GrantedQoS2                ReasonCode = 0x02
 	DisconnectWithWill         ReasonCode = 0x04
+	NoMatchingSubscribers      ReasonCode = 0x10
 	NoSubscriptionExisted      ReasonCode = 0x11
 	UnspecifiedError           ReasonCode = 0x80
 	MalformedPacket            ReasonCode = 0x81
@@ -80,6 +81,7 @@ const (
 	PacketTooLarge             ReasonCode = 0x95
 	QuotaExceeded              ReasonCode = 0x97
 	PayloadFormatInvalid       ReasonCode = 0x99
+	SharedSubNotSupported      ReasonCode = 0x9E
 	ServerShuttingDown         ReasonCode = 0x8B
 )
 

@@ -107,6 +107,12 @@ func (r *reader) string(field string) string {
 	return string(b)
 }
 
+// ValidString reports whether s can be sent as a UTF-8 Encoded String (§1.5.4 in
+// 5.0, §1.5.3 in 3.1.1): at most 65,535 bytes of well-formed UTF-8 without U+0000.
+func ValidString(s string) bool {
+	return len(s) <= 65535 && checkUTF8([]byte(s)) == ""
+}
+
 // checkUTF8 returns why b is not an MQTT UTF-8 string, or "".
 func checkUTF8(b []byte) string {
 	if !utf8.Valid(b) { // utf8.Valid also refuses encoded surrogates (U+D800–U+DFFF)
