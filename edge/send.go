@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/shadowgw/shadowgw/edge/acl"
 	"github.com/shadowgw/shadowgw/edge/codec"
 	"github.com/shadowgw/shadowgw/edge/frame"
 	"github.com/shadowgw/shadowgw/edge/message"
@@ -121,31 +122,11 @@ func (c *conn) commandDevice(addr string) (string, *frame.Error) {
 	if id == "" {
 		return "", frame.Errorf(frame.ErrNotFound, "an empty device id")
 	}
-	if !c.srv.mayReadCommands(c.user, id) {
+	if !acl.MayReadCommands(c.srv.cfg.CommandAccess, c.user, id) {
 		return "", frame.Errorf(frame.ErrUnauthorizedAccess,
 			fmt.Sprintf("device %q may not receive the commands of %q", c.source, id))
 	}
 	return id, nil
-}
-
-// mayReadCommands reports whether a device authenticated as user ("" for anonymous)
-// may receive the commands of device id: a PLAIN device its own; others as
-// Config.CommandAccess lists them (exact ids and prefixes ending in "*"); an
-// anonymous device without an entry any id, like Targets.
-func (s *Server) mayReadCommands(user, id string) bool {
-	if user != "" && user == id {
-		return true
-	}
-	patterns, ok := s.cfg.CommandAccess[user]
-	if !ok {
-		return user == ""
-	}
-	for _, p := range patterns {
-		if message.MatchAddress(p, id) {
-			return true
-		}
-	}
-	return false
 }
 
 // attachSender attaches a link on which the device receives its commands (§2.6.3).
