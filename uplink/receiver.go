@@ -254,12 +254,17 @@ func (cs *commandSession) pauseStep(ctx context.Context) (bool, error) {
 	}
 	if cs.sess != nil {
 		// Every message received is settled: the end gives back only what was on
-		// its way, and ends the credit.
-		if err := cs.detach(); err != nil {
-			cs.r.u.log.Debug("commands: ending the session for the pause", "err", err)
+		// its way, and ends the credit. A new link must not take commands before
+		// the cloud has ended this session (what it still held for it goes back
+		// then): without its answer, the connection ends, which settles it.
+		if err := cs.detachWithin(ctx, pauseEndTimeout); err != nil {
+			if ctx.Err() != nil {
+				return false, nil
+			}
 			if cs.c.lost(err) {
 				return false, cs.c.lostErr()
 			}
+			return false, fmt.Errorf("commands: the cloud did not answer the end of the receiver's session within %v: %w", pauseEndTimeout, err)
 		}
 		return true, nil
 	}
@@ -486,12 +491,18 @@ func (cs *commandSession) finish() {
 	}
 }
 
-// detach ends the receiver's session, if any.
-func (cs *commandSession) detach() error {
+// pauseEndTimeout bounds the wait for the cloud's answer to the end of the
+// receiver's session in a pause.
+const pauseEndTimeout = 10 * time.Second
+
+// detach ends the receiver's session, if any, waiting shutdownGrace for the answer.
+func (cs *commandSession) detach() error { return cs.detachWithin(context.Background(), shutdownGrace) }
+
+func (cs *commandSession) detachWithin(ctx context.Context, timeout time.Duration) error {
 	if cs.sess == nil {
 		return nil
 	}
-	cctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	cctx, cancel := context.WithTimeout(ctx, timeout)
 	err := cs.sess.Close(cctx)
 	cancel()
 	cs.sess, cs.rcv = nil, nil
