@@ -352,6 +352,7 @@ func (s *Store) check() error {
 				}
 			}
 		}
+		errs = append(errs, s.checkCommands(tx, seqMax)...) // command_check.go
 		meta := tx.Bucket(bucketMeta)
 		got, perRoute, err := count(tx)
 		if err != nil {

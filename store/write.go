@@ -120,8 +120,11 @@ func (s *Store) DeleteDeadLetters(seqs ...uint64) error {
 
 // Check verifies the file: bbolt's page-level consistency check, that every
 // record decodes, that keys are not above the sequence counter, and that the
-// persisted counters match the records. It runs on the committer goroutine, so
-// it delays all writes while it reads the whole file.
+// persisted counters match the records; for the device-bound queues also that
+// each device's counts match its records and every queued command has its expiry
+// entry and no entry points at nothing (command_check.go). It returns every
+// problem found, joined. It runs on the committer goroutine, so it delays all
+// writes while it reads the whole file.
 func (s *Store) Check() error {
 	_, err := s.do(context.Background(), &request{kind: opCheck})
 	return err

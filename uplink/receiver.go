@@ -71,167 +71,443 @@ type commandReceiver struct {
 
 	received, released, rejected atomic.Uint64
 	attached                     atomic.Bool
-	pause                        atomic.Bool   // a command was released: wait for room
-	owed                         atomic.Uint32 // credit of settled commands not granted again yet
 }
 
-// commandResult is a command's store outcome, for the goroutine that settles upstream.
-type commandResult struct {
+// Order of released commands. AMQP 1.0 says nothing of where a released message
+// goes (§3.4.4: it is made available for (re-)delivery); RabbitMQ puts a released
+// message, and each unsettled one of a link that detaches, back at its place in
+// the queue, whatever the order of the releases (TestRabbitMQReleaseOrder). So the
+// cloud keeps a device's order if the gateway never commits a command for device D
+// after an earlier one for D was refused, until that one is committed. Two rules
+// make it so:
+//
+//   - one append in flight per device: a device's later commands wait in the
+//     receiver (within the CommandWindow of credit) until the earlier one's commit
+//     or refusal is known; other devices' commands go on in parallel;
+//   - on a refusal (no room), the receiver pauses: it releases the refused command
+//     and every one it holds that is not in the store, releases what still
+//     arrives, settles the appends in flight, and then ends the link's session
+//     (§2.5.5: its links detach with it), which ends the credit and gives back to
+//     the cloud whatever was on its way. Once the store has room it begins a new
+//     session and attaches a new link; the cloud hands out the released commands
+//     first, in their order.
+//
+// A drain (§2.6.7) would end the credit without a new link, but RabbitMQ 3.10
+// fails the link with amqp:internal-error on a drain from a classic queue; and it
+// answers a closing detach of the link alone with a non-closing one (§2.6.6 wants
+// a closing one), so go-amqp's Receiver.Close waits until its deadline. Ending the
+// session is answered at once.
+
+// commandWork is what the receiver's owner goroutine (serve) is told: a message
+// from the link, the end of a reading round or a link error from the reader; an
+// append's completion (msg, err, dev) from the store.
+type commandWork struct {
+	msg  *amqp.Message
+	err  error // a link error, or the append's result
+	over bool  // the reader's round ended (the pause stopped it)
+	dev  string
+}
+
+// commandSession is the state of the receiver on one connection, owned by serve's
+// goroutine.
+type commandSession struct {
+	r    *commandReceiver
+	c    *connection
+	sess *amqp.Session  // nil while paused and detached
+	rcv  *amqp.Receiver // nil while paused and detached
+	work chan commandWork
+	// Appends' completions, from the store's committer, which must never block:
+	// at most CommandWindow appends are ever in flight.
+	dones chan commandWork
+
+	waiting  map[string][]*pendingCommand // per device, behind the append in flight
+	busy     map[string]bool              // devices with an append in flight
+	inFlight int                          // appends in flight
+	owed     uint32                       // credit of settled commands not granted again yet
+
+	paused   bool      // a command was refused: give everything back until room returns
+	pausedAt time.Time // when the pause began, or the last attach failed
+	roomSeen bool      // the store signalled room since then
+	reading  bool      // the reader's round is not over
+	stopRead context.CancelFunc
+	readers  sync.WaitGroup
+	quit     chan struct{} // closed when serve ends: the reader stops sending
+}
+
+// pendingCommand is a command held by the receiver until its device's turn.
+type pendingCommand struct {
 	msg *amqp.Message
-	err error
+	cmd *store.Command
 }
 
 // serve receives on one connection until ctx ends (see user).
 func (r *commandReceiver) serve(ctx context.Context, c *connection) error {
-	addr := r.u.cfg.Commands
-	sess, err := c.newSession(ctx)
-	if err != nil {
-		return fmt.Errorf("commands: begin session: %w", err)
+	cs := &commandSession{
+		r: r, c: c,
+		work:    make(chan commandWork, CommandWindow+2),
+		dones:   make(chan commandWork, CommandWindow),
+		waiting: make(map[string][]*pendingCommand),
+		busy:    make(map[string]bool),
+		quit:    make(chan struct{}),
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-		sess.Close(cctx)
-		cancel()
-	}()
-	rcv, err := sess.NewReceiver(ctx, addr, &amqp.ReceiverOptions{
+	defer cs.detach()
+	if err := cs.attach(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		var ae *amqp.Error
+		if !errors.As(err, &ae) {
+			return fmt.Errorf("commands: %w", err)
+		}
+		r.u.log.Warn("commands: receiver refused; retrying with the next connection", "address", r.u.cfg.Commands, "err", readable(err))
+		<-ctx.Done()
+		return nil
+	}
+	r.u.log.Info("commands: receiving", "address", r.u.cfg.Commands, "window", CommandWindow)
+	defer cs.finish()
+	return cs.run(ctx)
+}
+
+// attach begins a session, attaches a receiver on Config.Commands, grants it the
+// window and starts reading from it.
+func (cs *commandSession) attach(ctx context.Context) error {
+	sess, err := cs.c.newSession(ctx)
+	if err != nil {
+		return fmt.Errorf("begin session: %w", err)
+	}
+	cs.sess = sess
+	rcv, err := sess.NewReceiver(ctx, cs.r.u.cfg.Commands, &amqp.ReceiverOptions{
 		// Manual credit (§2.6.7): the window is granted once and topped up as
 		// commands are settled upstream, so no more than CommandWindow are ever
 		// in memory.
 		Credit:           -1,
-		SourceDurability: r.u.durability,
+		SourceDurability: cs.r.u.durability,
 		SettlementMode:   amqp.ReceiverSettleModeFirst.Ptr(),
 	})
 	if err != nil {
+		cs.detach()
+		return err
+	}
+	if err := rcv.IssueCredit(CommandWindow); err != nil {
+		cs.detach()
+		return fmt.Errorf("grant credit: %w", err)
+	}
+	cs.rcv, cs.owed = rcv, 0
+	cs.r.attached.Store(true)
+	cs.startReading(ctx, rcv)
+	return nil
+}
+
+// run is serve's loop; it returns nil when ctx ends or the link goes away on a live
+// connection (it attaches again with the next one).
+func (cs *commandSession) run(ctx context.Context) error {
+	room := cs.r.sink.WatchCommandRoom()
+	defer room.Stop()
+	var retry *time.Timer
+	defer func() {
+		if retry != nil {
+			retry.Stop()
+		}
+	}()
+	for {
+		var retryC <-chan time.Time
+		if cs.paused {
+			if done, err := cs.pauseStep(ctx); err != nil || ctx.Err() != nil {
+				return err
+			} else if done {
+				continue
+			}
+			if retry == nil {
+				// Without a room signal, try again after a while: what filled the
+				// store may have expired.
+				retry = time.NewTimer(time.Until(cs.pausedAt.Add(5 * time.Second)))
+			}
+			retryC = retry.C
+		} else if retry != nil {
+			retry.Stop()
+			retry = nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-room.C:
+			cs.roomSeen = true
+		case <-retryC:
+			retry = nil
+			cs.roomSeen = true
+		case w := <-cs.dones:
+			cs.completed(w)
+		case w := <-cs.work:
+			if err := cs.handle(ctx, w); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// pauseStep moves a pause on as far as it can: once the reader's round is over and
+// no append is in flight, it detaches the link; once the store has room, it
+// attaches a new one and the pause ends. It reports whether it changed anything.
+func (cs *commandSession) pauseStep(ctx context.Context) (bool, error) {
+	if cs.reading || cs.inFlight > 0 {
+		return false, nil
+	}
+	if cs.sess != nil {
+		// Every message received is settled: the end gives back only what was on
+		// its way, and ends the credit. A new link must not take commands before
+		// the cloud has ended this session (what it still held for it goes back
+		// then): without its answer, the connection ends, which settles it.
+		if err := cs.detachWithin(ctx, pauseEndTimeout); err != nil {
+			if ctx.Err() != nil {
+				return false, nil
+			}
+			if cs.c.lost(err) {
+				return false, cs.c.lostErr()
+			}
+			return false, fmt.Errorf("commands: the cloud did not answer the end of the receiver's session within %v: %w", pauseEndTimeout, err)
+		}
+		return true, nil
+	}
+	if !cs.roomSeen || cs.r.sink.CommandsFull() {
+		return false, nil
+	}
+	if err := cs.attach(ctx); err != nil {
+		if ctx.Err() != nil {
+			return false, nil
+		}
+		if cs.c.lost(err) {
+			return false, cs.c.lostErr()
+		}
+		cs.r.u.log.Warn("commands: receiver refused after a pause; trying again", "address", cs.r.u.cfg.Commands, "err", readable(err))
+		cs.pausedAt, cs.roomSeen = time.Now(), false
+		return false, nil
+	}
+	cs.paused = false
+	return true, nil
+}
+
+// handle processes what the reader sent; it returns an error only to end serve.
+func (cs *commandSession) handle(ctx context.Context, w commandWork) error {
+	r := cs.r
+	switch {
+	case w.over:
+		cs.reading = false
+		cs.readers.Wait()
+	case w.err != nil:
+		cs.reading = false
+		cs.readers.Wait()
 		if ctx.Err() != nil {
 			return nil
 		}
-		r.u.log.Warn("commands: receiver refused; retrying with the next connection", "address", addr, "err", err)
+		if cs.c.lost(w.err) {
+			return cs.c.lostErr()
+		}
+		r.u.log.Warn("commands: receiver detached; it attaches again with the next connection", "address", r.u.cfg.Commands, "err", readable(w.err))
 		<-ctx.Done()
 		return nil
+	default:
+		cs.received(w.msg)
 	}
-	if err := rcv.IssueCredit(CommandWindow); err != nil {
-		return fmt.Errorf("commands: grant credit: %w", err)
-	}
-	r.attached.Store(true)
-	defer r.attached.Store(false)
-	r.u.log.Info("commands: receiving", "address", addr, "window", CommandWindow)
-
-	room := r.sink.WatchCommandRoom()
-	defer room.Stop()
-	results := make(chan commandResult, CommandWindow)
-	var outstanding sync.WaitGroup
-	settled := make(chan struct{})
-	go func() {
-		defer close(settled)
-		r.settle(rcv, results)
-	}()
-	defer func() {
-		outstanding.Wait() // every store completion has been handed over
-		close(results)
-		<-settled
-	}()
-	var slots = make(chan struct{}, CommandWindow)
-	for {
-		// Wait while the store has no room: released commands would come straight back.
-		if r.sink.CommandsFull() || r.pausing() {
-			// What the receiver holds goes back too, so that the cloud keeps the
-			// commands in their order.
-			for m := rcv.Prefetched(); m != nil; m = rcv.Prefetched() {
-				r.released.Add(1)
-				rctx, cancel := context.WithTimeout(ctx, shutdownGrace)
-				_ = rcv.ReleaseMessage(rctx, m)
-				cancel()
-				r.owed.Add(1)
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-room.C:
-			case <-time.After(5 * time.Second):
-			}
-			r.pause.Store(false)
-			r.topUp(rcv)
-			continue
-		}
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return nil
-		}
-		m, err := rcv.Receive(ctx, nil)
-		if err != nil {
-			<-slots
-			if ctx.Err() != nil {
-				return nil
-			}
-			if c.lost(err) {
-				return c.lostErr()
-			}
-			r.u.log.Warn("commands: receiver detached; it attaches again with the next connection", "address", addr, "err", readable(err))
-			<-ctx.Done()
-			return nil
-		}
-		cmd, rerr := commandFrom(m, addr)
-		if rerr != nil {
-			<-slots
-			r.rejected.Add(1)
-			r.u.log.Warn("commands: command rejected", "err", rerr.Description)
-			rejectCtx, cancel := context.WithTimeout(ctx, shutdownGrace)
-			_ = rcv.RejectMessage(rejectCtx, m, rerr)
-			cancel()
-			continue
-		}
-		outstanding.Add(1)
-		r.sink.AppendCommandAsync(cmd, func(err error) {
-			results <- commandResult{msg: m, err: err}
-			<-slots
-			outstanding.Done()
-		})
-	}
+	return nil
 }
 
-// pause is set when a command was released for lack of room.
-func (r *commandReceiver) pausing() bool { return r.pause.Load() }
+// received takes a message from the link.
+func (cs *commandSession) received(m *amqp.Message) {
+	r := cs.r
+	if cs.paused {
+		cs.release(m)
+		return
+	}
+	cmd, rerr := commandFrom(m, r.u.cfg.Commands)
+	if rerr != nil {
+		r.rejected.Add(1)
+		r.u.log.Warn("commands: command rejected", "err", rerr.Description)
+		cs.settle(func(ctx context.Context) error { return cs.rcv.RejectMessage(ctx, m, rerr) })
+		return
+	}
+	if r.sink.CommandsFull() || cs.inFlight >= CommandWindow {
+		// Released commands would come straight back. (CommandWindow appends in
+		// flight cannot happen: the credit bounds the messages held.)
+		cs.release(m)
+		cs.pause()
+		return
+	}
+	p := &pendingCommand{msg: m, cmd: cmd}
+	if cs.busy[cmd.Device] {
+		cs.waiting[cmd.Device] = append(cs.waiting[cmd.Device], p)
+		return
+	}
+	cs.append(p)
+}
 
-// settle answers the cloud for each committed (or refused) command.
-func (r *commandReceiver) settle(rcv *amqp.Receiver, results <-chan commandResult) {
-	for res := range results {
-		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-		var err error
-		switch {
-		case res.err == nil:
-			if err = rcv.AcceptMessage(ctx, res.msg); err == nil {
+// append hands p to the store; its completion comes back on dones.
+func (cs *commandSession) append(p *pendingCommand) {
+	dev := p.cmd.Device
+	cs.busy[dev] = true
+	cs.inFlight++
+	dones := cs.dones
+	cs.r.sink.AppendCommandAsync(p.cmd, func(err error) {
+		dones <- commandWork{dev: dev, msg: p.msg, err: err}
+	})
+}
+
+// completed settles a command after its append and starts its device's next one.
+func (cs *commandSession) completed(w commandWork) {
+	r := cs.r
+	cs.inFlight--
+	delete(cs.busy, w.dev)
+	switch {
+	case w.err == nil:
+		cs.settle(func(ctx context.Context) error {
+			err := cs.rcv.AcceptMessage(ctx, w.msg)
+			if err == nil {
 				r.received.Add(1)
 			}
-		case errors.Is(res.err, store.ErrFull):
-			// §3.4.4 released: not taken; the cloud keeps it for later.
-			r.released.Add(1)
-			r.pause.Store(true)
-			r.u.log.Debug("commands: no room; released upstream", "err", res.err)
-			err = rcv.ReleaseMessage(ctx, res.msg)
-		default:
-			r.rejected.Add(1)
-			err = rcv.RejectMessage(ctx, res.msg, &amqp.Error{Condition: amqp.ErrCondInternalError, Description: res.err.Error()})
+			return err
+		})
+	case errors.Is(w.err, store.ErrFull):
+		// §3.4.4 released: not taken; the cloud keeps it for later.
+		r.u.log.Debug("commands: no room; released upstream", "device", w.dev, "err", w.err)
+		cs.release(w.msg)
+		cs.pause()
+	default:
+		r.rejected.Add(1)
+		e := &amqp.Error{Condition: amqp.ErrCondInternalError, Description: w.err.Error()}
+		cs.settle(func(ctx context.Context) error { return cs.rcv.RejectMessage(ctx, w.msg, e) })
+	}
+	if q := cs.waiting[w.dev]; len(q) > 0 && !cs.paused {
+		cs.waiting[w.dev] = q[1:]
+		if len(q) == 1 {
+			delete(cs.waiting, w.dev)
 		}
-		cancel()
-		if err != nil {
-			r.u.log.Debug("commands: settling upstream failed; the cloud sends the command again", "err", err)
-		}
-		if r.owed.Add(1) >= CommandWindow/4 || len(results) == 0 {
-			if !r.pause.Load() {
-				r.topUp(rcv)
-			}
-		}
+		cs.append(q[0])
 	}
 }
 
-// topUp grants the credit of the commands settled since the last grant.
-func (r *commandReceiver) topUp(rcv *amqp.Receiver) {
-	if n := r.owed.Swap(0); n > 0 {
-		if err := rcv.IssueCredit(n); err != nil {
-			r.u.log.Debug("commands: granting credit failed", "err", err)
-		}
+// pause stops taking commands after a refusal: what waits for its device goes back
+// to the cloud, and the reader's round ends; pauseStep does the rest.
+func (cs *commandSession) pause() {
+	if cs.paused {
+		return
 	}
+	cs.paused, cs.pausedAt, cs.roomSeen = true, time.Now(), false
+	cs.r.u.log.Debug("commands: pausing until the store has room")
+	for dev, q := range cs.waiting {
+		for _, p := range q {
+			cs.release(p.msg)
+		}
+		delete(cs.waiting, dev)
+	}
+	if cs.reading {
+		cs.stopRead()
+	}
+}
+
+// release gives m back to the cloud (§3.4.4), which keeps it in its place.
+func (cs *commandSession) release(m *amqp.Message) {
+	cs.r.released.Add(1)
+	cs.settle(func(ctx context.Context) error { return cs.rcv.ReleaseMessage(ctx, m) })
+}
+
+// settle runs one disposition and, unless paused, grants the credit back in
+// batches.
+func (cs *commandSession) settle(do func(context.Context) error) {
+	if cs.rcv == nil {
+		return // detached: the cloud has them back
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	err := do(ctx)
+	cancel()
+	if err != nil {
+		cs.r.u.log.Debug("commands: settling upstream failed; the cloud sends the command again", "err", err)
+	}
+	if cs.paused {
+		return // the next link gets a whole window
+	}
+	cs.owed++
+	if cs.owed >= CommandWindow/4 || len(cs.work)+len(cs.dones) == 0 {
+		if err := cs.rcv.IssueCredit(cs.owed); err != nil {
+			cs.r.u.log.Debug("commands: granting credit failed", "err", err)
+		}
+		cs.owed = 0
+	}
+}
+
+// startReading starts a reader round on rcv: a goroutine that hands every message
+// to serve until the round is stopped (a pause; then it says so and ends) or the
+// link fails.
+func (cs *commandSession) startReading(ctx context.Context, rcv *amqp.Receiver) {
+	rctx, stop := context.WithCancel(ctx)
+	cs.stopRead, cs.reading = stop, true
+	cs.readers.Add(1)
+	go func() {
+		defer cs.readers.Done()
+		defer stop()
+		send := func(w commandWork) bool {
+			select {
+			case cs.work <- w:
+				return true
+			case <-cs.quit:
+				return false
+			}
+		}
+		for {
+			m, err := rcv.Receive(rctx, nil)
+			switch {
+			case err == nil:
+				if !send(commandWork{msg: m}) {
+					return
+				}
+				continue
+			case ctx.Err() != nil:
+			case rctx.Err() != nil:
+				send(commandWork{over: true})
+			default:
+				send(commandWork{err: err})
+			}
+			return
+		}
+	}()
+}
+
+// finish ends the session: the reader stops, the appends in flight complete and are
+// settled (a committed command is accepted, so the cloud does not send it again),
+// and what waits for its device goes back to the cloud.
+func (cs *commandSession) finish() {
+	if cs.reading {
+		cs.stopRead()
+	}
+	close(cs.quit)
+	cs.readers.Wait()
+	cs.paused = true // no credit, no new appends
+	for dev, q := range cs.waiting {
+		for _, p := range q {
+			cs.release(p.msg)
+		}
+		delete(cs.waiting, dev)
+	}
+	for cs.inFlight > 0 {
+		cs.completed(<-cs.dones)
+	}
+}
+
+// pauseEndTimeout bounds the wait for the cloud's answer to the end of the
+// receiver's session in a pause.
+const pauseEndTimeout = 10 * time.Second
+
+// detach ends the receiver's session, if any, waiting shutdownGrace for the answer.
+func (cs *commandSession) detach() error { return cs.detachWithin(context.Background(), shutdownGrace) }
+
+func (cs *commandSession) detachWithin(ctx context.Context, timeout time.Duration) error {
+	if cs.sess == nil {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	err := cs.sess.Close(cctx)
+	cancel()
+	cs.sess, cs.rcv = nil, nil
+	cs.r.attached.Store(false)
+	return err
 }
 
 // commandFrom turns a cloud message into a command for the store, or says why it

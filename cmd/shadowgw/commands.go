@@ -65,6 +65,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("shadowgw check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path, over := configFlags(fs)
+	withStore := fs.Bool("store", false, "also verify the store file in [store] dir (the gateway must be stopped)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -81,6 +82,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "configuration OK\n%s\n", cfg)
+	if *withStore {
+		return checkStoreFile(cfg, stdout) // storecheck.go
+	}
 	return nil
 }
 

@@ -21,6 +21,12 @@
 //     scripts/node_modules by scripts/install-test-deps.sh): [Rhea] runs the embedded
 //     script rhea_device.js at rhea's defaults.
 //
+// Devices that receive (cloud → device commands), in receivers.go: [PythonReceiver],
+// [RheaReceiver] and [UAMQPReceiver] attach a receiver at their library's defaults,
+// take a number of messages, accept them but one, which they reject with
+// [RejectCondition], and report the bodies in the order they came. Proton C's
+// receive.c example ([ProtonReceive]) accepts every message.
+//
 // When a client cannot run (no /usr/bin/python3, no proton module, no C compiler or
 // Proton headers) the test is skipped, or fails if the environment variable
 // SHADOWGW_REQUIRE_PEERS is 1, as it is in CI.

@@ -17,6 +17,18 @@ import (
 // test fails when the program cannot start, is killed, or prints no report.
 func runReport(t testing.TB, name string, cmd *exec.Cmd, timeout time.Duration) Result {
 	t.Helper()
+	var r Result
+	r.Stderr, r.ExitCode = runJSON(t, name, cmd, timeout, &r)
+	if (r.ExitCode == 0) != (len(r.Errors) == 0) {
+		t.Fatalf("devicetest: %s exited with %d and reported errors %q; stderr:\n%s", name, r.ExitCode, r.Errors, tail(r.Stderr))
+	}
+	return r
+}
+
+// runJSON runs cmd as runReport does and decodes the JSON of its last line of output
+// into report; it returns the program's standard error and exit code.
+func runJSON(t testing.TB, name string, cmd *exec.Cmd, timeout time.Duration, report any) (string, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	run := exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
@@ -32,16 +44,10 @@ func runReport(t testing.TB, name string, cmd *exec.Cmd, timeout time.Duration) 
 	if err != nil && !errors.As(err, &ee) {
 		t.Fatalf("devicetest: %s: %v", name, err)
 	}
-	var r Result
-	if err := json.Unmarshal([]byte(lastLine(out.String())), &r); err != nil {
+	if err := json.Unmarshal([]byte(lastLine(out.String())), report); err != nil {
 		t.Fatalf("devicetest: %s: no report (%v; exit: %v); stdout: %q; stderr:\n%s", name, err, run.ProcessState, out.String(), tail(errOut.String()))
 	}
-	r.Stderr = errOut.String()
-	r.ExitCode = run.ProcessState.ExitCode()
-	if (r.ExitCode == 0) != (len(r.Errors) == 0) {
-		t.Fatalf("devicetest: %s exited with %d and reported errors %q; stderr:\n%s", name, r.ExitCode, r.Errors, tail(r.Stderr))
-	}
-	return r
+	return errOut.String(), run.ProcessState.ExitCode()
 }
 
 // writeScript writes an embedded script into a temporary directory of the test and
