@@ -152,23 +152,15 @@ func TestInteropCommandReceivers(t *testing.T) {
 		check(t, dev, before, true)
 	})
 	t.Run("uamqp", func(t *testing.T) {
-		// uAMQP-C always puts its whole URL, less the port, in the source address
-		// (amqps://127.0.0.1/command/ID), which the gateway does not take for
-		// command/ID: the device is told amqp:not-found with the reason at attach,
-		// and its commands stay queued.
+		// uAMQP-C puts its whole URL, less the port, in the source address
+		// (amqps://127.0.0.1/command/ID); the gateway reads the path of such a URL.
 		dev := "sensor-uamqp"
-		queue(t, dev)
-		before := st.CommandStats()
+		want := queue(t, dev)
+		before := st.CommandStats().Delivered
 		r := devicetest.UAMQPReceiver(t, devicetest.ReceiverOptions{Addr: addr, Source: "command/" + dev,
-			Count: interopCommands, Reject: interopReject, Device: dev, Timeout: 10 * time.Second})
-		if len(r.Bodies) != 0 || len(r.Errors) != 1 || !strings.Contains(r.Errors[0], "NotFound") ||
-			!strings.Contains(r.Errors[0], `not "amqps://127.0.0.1/command/sensor-uamqp"`) {
-			t.Errorf("uAMQP-C receiver: got %d commands, errors %q; want amqp:not-found naming its source URL", len(r.Bodies), r.Errors)
-		}
-		cs, err := st.ReadCommands(dev, 0, 2*interopCommands)
-		if after := st.CommandStats(); err != nil || len(cs) != interopCommands || after.Delivered != before.Delivered || after.DeadLettered != before.DeadLettered {
-			t.Errorf("after the refused attach: %d commands queued (%v), stats %+v; want all %d left", len(cs), err, after, interopCommands)
-		}
+			Count: interopCommands, Reject: interopReject, Device: dev})
+		checkReport(t, r, want)
+		check(t, dev, before, true)
 	})
 	t.Run("rhea", func(t *testing.T) {
 		dev := "sensor-rhea"

@@ -103,10 +103,28 @@ type cmdSettled struct {
 	again bool // send the command again (rewritten)
 }
 
+// urlPath returns the path of an address written as a URL, amqp[s]://host[:port]/PATH,
+// and any other address as it is. An address is opaque to AMQP (§3.5.3 address-string),
+// but some stacks name the source by the URL they connected to (uAMQP-C puts its whole
+// URL, less the port, in the source); the host named is this gateway, so the path is
+// the address meant.
+func urlPath(addr string) string {
+	rest, ok := strings.CutPrefix(addr, "amqps://")
+	if !ok {
+		if rest, ok = strings.CutPrefix(addr, "amqp://"); !ok {
+			return addr
+		}
+	}
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		return rest[i+1:]
+	}
+	return addr
+}
+
 // commandDevice returns the device whose queue a receiver attaching with source
 // address addr reads, or an error for the device.
 func (c *conn) commandDevice(addr string) (string, *frame.Error) {
-	id, ok := strings.CutPrefix(addr, CommandSource)
+	id, ok := strings.CutPrefix(urlPath(addr), CommandSource)
 	switch {
 	case !ok || (id != "" && id[0] != '/'):
 		return "", frame.Errorf(frame.ErrNotFound,
