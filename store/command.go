@@ -52,6 +52,14 @@ type Command struct {
 	// Read returns the expiry in force.
 	Expires time.Time
 	Payload []byte
+	// Run, when not 0, names an ordered run of appends for Device (one producer's
+	// link, say): once an append of a run is refused for lack of room (ErrFull),
+	// every later append of that run for Device is refused too, even if room
+	// returned meanwhile, so that no command is committed behind an earlier one the
+	// producer must hand back. A producer keeps many appends in flight and still
+	// keeps each device's order; it starts a new run after it gave the refused ones
+	// back.
+	Run uint64
 }
 
 // CommandDeadLetter is a command a device refused, kept with the device's reason.
@@ -175,7 +183,7 @@ func (s *Store) newCommand(c *Command) (*request, error) {
 		e = 1
 	}
 	return &request{kind: opCmdAppend, device: c.Device, key: c.Key, address: c.Address, source: c.Source,
-		received: unixNanos(received), expires: e, payload: c.Payload}, nil
+		received: unixNanos(received), expires: e, payload: c.Payload, run: c.Run}, nil
 }
 
 // DeleteCommand removes a delivered command (its device accepted it) and counts it

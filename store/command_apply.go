@@ -50,6 +50,7 @@ type cmdState struct {
 	totals   cmdTotals           // committed (persisted) totals
 	nextExp  int64               // earliest command expiry, 0: none
 	fullWhy  string
+	refused  map[string]uint64 // per device, the run (Command.Run) of its last refused append
 
 	// The transaction being built.
 	active         bool
@@ -67,6 +68,7 @@ type cmdState struct {
 func (s *Store) loadCommands() error {
 	c := &s.cmd
 	c.devices = make(map[string]cmdCount)
+	c.refused = make(map[string]uint64)
 	err := s.db.View(func(tx *bolt.Tx) error {
 		if meta := tx.Bucket(bucketMeta); meta != nil {
 			c.totals = decodeCmdTotals(meta.Get(keyCmdTotals))
@@ -266,6 +268,11 @@ func (s *Store) applyCommand(t *txn, r *request) error {
 
 func (s *Store) applyCmdAppend(r *request) error {
 	c := &s.cmd
+	if r.run != 0 && c.refused[r.device] == r.run {
+		c.ptotals.refused++
+		r.err = fmt.Errorf("store: append command: %w (an earlier command of the same run for device %s was refused)", ErrFull, r.device)
+		return nil
+	}
 	dev := c.cmd.Bucket([]byte(r.device))
 	if r.key != "" && dev != nil {
 		// Supersede: the older commands with the same key leave the queue.
@@ -305,10 +312,14 @@ func (s *Store) applyCmdAppend(r *request) error {
 	if why != "" {
 		c.ptotals.refused++
 		c.pfullWhy = why
+		if r.run != 0 {
+			c.refused[r.device] = r.run
+		}
 		r.err = fmt.Errorf("store: append command: %w (%s)", ErrFull, why)
 		return nil
 	}
 	c.pfullWhy = ""
+	delete(c.refused, r.device) // a new run: the refused one was given back
 	if dev == nil {
 		var err error
 		if dev, err = c.cmd.CreateBucket([]byte(r.device)); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -160,6 +161,51 @@ func TestCommandBudgetsAndSupersede(t *testing.T) {
 	st := s.CommandStats()
 	if st.Superseded != 1 || st.Refused != 2 || st.Messages != 5 || !s.CommandsFull() {
 		t.Fatalf("stats: %+v", st)
+	}
+}
+
+// TestCommandRun: once an append of a run is refused for lack of room, the later
+// appends of that run for the device are refused even after room returns, so the
+// producer never commits a command behind one it hands back; a new run, another
+// device and run 0 are not held.
+func TestCommandRun(t *testing.T) {
+	opts := testOptions()
+	opts.Commands = CommandOptions{MaxPerDevice: 2}
+	s, _ := openTest(t, opts)
+	ctx := context.Background()
+	add := func(dev, body string, run uint64) error {
+		return s.AppendCommand(ctx, &Command{Device: dev, Payload: []byte(body), Run: run})
+	}
+	for i, body := range []string{"1", "2"} {
+		if err := add("a", body, 7); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	if err := add("a", "3", 7); !isFull(err) {
+		t.Fatalf("3rd of a: %v, want ErrFull", err)
+	}
+	if err := add("b", "b1", 7); err != nil {
+		t.Fatalf("another device in the same run: %v", err)
+	}
+	cs, _ := s.ReadCommands("a", 0, 10)
+	deleted := make(chan error, 1)
+	s.DeleteCommand("a", cs[0].Seq, func(err error) { deleted <- err })
+	if err := <-deleted; err != nil {
+		t.Fatal(err)
+	}
+	// Room again, but "4" of run 7 would overtake "3", which the producer gives back.
+	if err := add("a", "4", 7); !isFull(err) || !strings.Contains(err.Error(), "same run") {
+		t.Fatalf("a later command of the refused run: %v, want ErrFull naming the run", err)
+	}
+	if err := add("a", "3", 8); err != nil {
+		t.Fatalf("the refused command in a new run: %v", err)
+	}
+	cs, _ = s.ReadCommands("a", 0, 10)
+	if got := fmt.Sprint(payloads(cs)); got != "[2 3]" {
+		t.Fatalf("a's queue: %s, want [2 3]", got)
+	}
+	if st := s.CommandStats(); st.Refused != 2 {
+		t.Fatalf("refused %d, want 2", st.Refused)
 	}
 }
 

@@ -76,6 +76,7 @@ type request struct {
 	reason   string   // opDeadLetter
 	device   string   // opCmd*
 	key      string   // opCmdAppend: supersede key
+	run      uint64   // opCmdAppend: Command.Run
 
 	// done is called exactly once, on the committer goroutine, with the
 	// assigned seq (opAppend) and the request's error.

@@ -71,6 +71,7 @@ type commandReceiver struct {
 
 	received, released, rejected atomic.Uint64
 	attached                     atomic.Bool
+	runs                         atomic.Uint64 // the last run (store.Command.Run) begun
 }
 
 // Order of released commands. AMQP 1.0 says nothing of where a released message
@@ -81,12 +82,13 @@ type commandReceiver struct {
 // after an earlier one for D was refused, until that one is committed. Two rules
 // make it so:
 //
-//   - one append in flight per device: a device's later commands wait in the
-//     receiver (within the CommandWindow of credit) until the earlier one's commit
-//     or refusal is known; other devices' commands go on in parallel;
-//   - on a refusal (no room), the receiver pauses: it releases the refused command
-//     and every one it holds that is not in the store, releases what still
-//     arrives, settles the appends in flight, and then ends the link's session
+//   - every attached link is a run of appends (store.Command.Run): once the store
+//     refuses a command of the run for device D, it refuses every later one of the
+//     run for D, even if room returned meanwhile; so the receiver keeps up to the
+//     CommandWindow of appends in flight, for any devices, and order still holds;
+//   - on a refusal (no room), the receiver pauses: it releases the refused command,
+//     the later ones the store refuses with it, and what still arrives, settles
+//     the appends in flight, and then ends the link's session
 //     (§2.5.5: its links detach with it), which ends the credit and gives back to
 //     the cloud whatever was on its way. Once the store has room it begins a new
 //     session and attaches a new link; the cloud hands out the released commands
@@ -120,10 +122,10 @@ type commandSession struct {
 	// at most CommandWindow appends are ever in flight.
 	dones chan commandWork
 
-	waiting  map[string][]*pendingCommand // per device, behind the append in flight
-	busy     map[string]bool              // devices with an append in flight
-	inFlight int                          // appends in flight
-	owed     uint32                       // credit of settled commands not granted again yet
+	runID    uint64            // the link's run of appends (store.Command.Run)
+	backlog  []*pendingCommand // received beyond the window, waiting for an append slot
+	inFlight int               // appends in flight
+	owed     uint32            // credit of settled commands not granted again yet
 
 	paused   bool      // a command was refused: give everything back until room returns
 	pausedAt time.Time // when the pause began, or the last attach failed
@@ -134,7 +136,7 @@ type commandSession struct {
 	quit     chan struct{} // closed when serve ends: the reader stops sending
 }
 
-// pendingCommand is a command held by the receiver until its device's turn.
+// pendingCommand is a command handed to the store, waiting for its commit.
 type pendingCommand struct {
 	msg *amqp.Message
 	cmd *store.Command
@@ -144,11 +146,9 @@ type pendingCommand struct {
 func (r *commandReceiver) serve(ctx context.Context, c *connection) error {
 	cs := &commandSession{
 		r: r, c: c,
-		work:    make(chan commandWork, CommandWindow+2),
-		dones:   make(chan commandWork, CommandWindow),
-		waiting: make(map[string][]*pendingCommand),
-		busy:    make(map[string]bool),
-		quit:    make(chan struct{}),
+		work:  make(chan commandWork, CommandWindow+2),
+		dones: make(chan commandWork, CommandWindow),
+		quit:  make(chan struct{}),
 	}
 	defer cs.detach()
 	if err := cs.attach(ctx); err != nil {
@@ -192,7 +192,7 @@ func (cs *commandSession) attach(ctx context.Context) error {
 		cs.detach()
 		return fmt.Errorf("grant credit: %w", err)
 	}
-	cs.rcv, cs.owed = rcv, 0
+	cs.rcv, cs.owed, cs.runID = rcv, 0, cs.r.runs.Add(1)
 	cs.r.attached.Store(true)
 	cs.startReading(ctx, rcv)
 	return nil
@@ -325,16 +325,19 @@ func (cs *commandSession) received(m *amqp.Message) {
 		cs.settle(func(ctx context.Context) error { return cs.rcv.RejectMessage(ctx, m, rerr) })
 		return
 	}
-	if r.sink.CommandsFull() || cs.inFlight >= CommandWindow {
-		// Released commands would come straight back. (CommandWindow appends in
-		// flight cannot happen: the credit bounds the messages held.)
+	if r.sink.CommandsFull() {
+		// Released commands would come straight back.
 		cs.release(m)
 		cs.pause()
 		return
 	}
+	cmd.Run = cs.runID
 	p := &pendingCommand{msg: m, cmd: cmd}
-	if cs.busy[cmd.Device] {
-		cs.waiting[cmd.Device] = append(cs.waiting[cmd.Device], p)
+	if cs.inFlight >= CommandWindow {
+		// More than the window arrived: RabbitMQ 3.10 does send more than the
+		// credit the receiver meant (TestCommandsFromRabbitMQ saw 64 appends in
+		// flight and more arriving). They wait, in order, for a slot.
+		cs.backlog = append(cs.backlog, p)
 		return
 	}
 	cs.append(p)
@@ -343,7 +346,6 @@ func (cs *commandSession) received(m *amqp.Message) {
 // append hands p to the store; its completion comes back on dones.
 func (cs *commandSession) append(p *pendingCommand) {
 	dev := p.cmd.Device
-	cs.busy[dev] = true
 	cs.inFlight++
 	dones := cs.dones
 	cs.r.sink.AppendCommandAsync(p.cmd, func(err error) {
@@ -351,11 +353,11 @@ func (cs *commandSession) append(p *pendingCommand) {
 	})
 }
 
-// completed settles a command after its append and starts its device's next one.
+// completed settles a command after its append and hands the store the next one
+// waiting.
 func (cs *commandSession) completed(w commandWork) {
 	r := cs.r
 	cs.inFlight--
-	delete(cs.busy, w.dev)
 	switch {
 	case w.err == nil:
 		cs.settle(func(ctx context.Context) error {
@@ -375,32 +377,34 @@ func (cs *commandSession) completed(w commandWork) {
 		e := &amqp.Error{Condition: amqp.ErrCondInternalError, Description: w.err.Error()}
 		cs.settle(func(ctx context.Context) error { return cs.rcv.RejectMessage(ctx, w.msg, e) })
 	}
-	if q := cs.waiting[w.dev]; len(q) > 0 && !cs.paused {
-		cs.waiting[w.dev] = q[1:]
-		if len(q) == 1 {
-			delete(cs.waiting, w.dev)
-		}
-		cs.append(q[0])
+	if len(cs.backlog) > 0 && !cs.paused {
+		p := cs.backlog[0]
+		cs.backlog[0] = nil
+		cs.backlog = cs.backlog[1:]
+		cs.append(p)
 	}
 }
 
-// pause stops taking commands after a refusal: what waits for its device goes back
-// to the cloud, and the reader's round ends; pauseStep does the rest.
+// pause stops taking commands after a refusal: the reader's round ends; pauseStep
+// does the rest.
 func (cs *commandSession) pause() {
 	if cs.paused {
 		return
 	}
 	cs.paused, cs.pausedAt, cs.roomSeen = true, time.Now(), false
 	cs.r.u.log.Debug("commands: pausing until the store has room")
-	for dev, q := range cs.waiting {
-		for _, p := range q {
-			cs.release(p.msg)
-		}
-		delete(cs.waiting, dev)
-	}
+	cs.releaseBacklog()
 	if cs.reading {
 		cs.stopRead()
 	}
+}
+
+// releaseBacklog gives back what waits for an append slot.
+func (cs *commandSession) releaseBacklog() {
+	for _, p := range cs.backlog {
+		cs.release(p.msg)
+	}
+	cs.backlog = nil
 }
 
 // release gives m back to the cloud (§3.4.4), which keeps it in its place.
@@ -480,12 +484,7 @@ func (cs *commandSession) finish() {
 	close(cs.quit)
 	cs.readers.Wait()
 	cs.paused = true // no credit, no new appends
-	for dev, q := range cs.waiting {
-		for _, p := range q {
-			cs.release(p.msg)
-		}
-		delete(cs.waiting, dev)
-	}
+	cs.releaseBacklog()
 	for cs.inFlight > 0 {
 		cs.completed(<-cs.dones)
 	}

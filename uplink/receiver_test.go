@@ -75,6 +75,7 @@ func TestCommandsFromRabbitMQ(t *testing.T) {
 		})
 	el := time.Since(start)
 	t.Logf("cloud queue → store: %d commands in %v (connect included): %.0f commands/s", 4*perDevice+1, el.Round(time.Millisecond), float64(4*perDevice+1)/el.Seconds())
+	t.Logf("receiver %+v store %+v", up.CommandStats(), st.CommandStats())
 	for _, d := range devs {
 		checkDeviceQueue(t, st, d, perDevice)
 	}
