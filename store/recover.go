@@ -306,6 +306,11 @@ func (s *Store) salvage(old string) (copied, commands uint64, expected int64, er
 			q := tx.Bucket(bucketQueue)
 			if q != nil {
 				seqMax = q.Sequence()
+				// The new file's sequence goes on from the damaged file's counter,
+				// not from the last seq salvaged: a seq lost with a damaged page
+				// was given out (it may be a message-id upstream) and must not be
+				// given out again.
+				maxSeq = max(maxSeq, seqMax)
 				var routes []string
 				_ = guard("salvage routes", func() error {
 					return q.ForEachBucket(func(k []byte) error {
@@ -364,6 +369,14 @@ func (s *Store) salvage(old string) (copied, commands uint64, expected int64, er
 	})
 	if writeEr == nil {
 		writeEr = flush()
+	}
+	if writeEr == nil {
+		writeEr = s.db.Update(func(tx *bolt.Tx) error {
+			if q := tx.Bucket(bucketQueue); maxSeq > q.Sequence() {
+				return q.SetSequence(maxSeq)
+			}
+			return nil
+		})
 	}
 	return copied, commands, expected, writeEr
 }
