@@ -175,9 +175,6 @@ func (l *lane) send(m *storedMessage, receipts chan<- sent) (ev event, failed bo
 		}
 	}
 	snd := l.link.snd
-	if limit := snd.MaxMessageSize(); limit > 0 && uint64(out.size) > limit {
-		return event{kind: evUnsendable, seq: m.Seq, reason: fmt.Sprintf("message of %d bytes exceeds the cloud's max-message-size %d for %q", out.size, limit, out.target)}, false
-	}
 	select {
 	case f.tokens <- struct{}{}:
 	case <-f.sending.Done():
@@ -198,6 +195,13 @@ func (l *lane) send(m *storedMessage, receipts chan<- sent) (ev event, failed bo
 	if err != nil {
 		<-f.tokens
 		switch {
+		case !stalled && f.sending.Err() == nil && unsendable(err, out.msg):
+			// Nothing was written: the link is still good for the next message.
+			reason := "cannot encode message: " + err.Error()
+			if limit := snd.MaxMessageSize(); limit > 0 && isSizeExceeded(err) {
+				reason = fmt.Sprintf("message exceeds the cloud's max-message-size %d for %q (about %d bytes)", limit, out.target, out.size)
+			}
+			return event{kind: evUnsendable, seq: m.Seq, reason: reason}, false
 		case f.sending.Err() != nil:
 			// go-amqp checks ctx before each frame: a message of several frames may
 			// be cut off midway, a partial delivery (§2.6.14) no later send may

@@ -79,6 +79,14 @@ const (
 	// TricklePrefix: the link gets one credit at attach and one more 300 ms after
 	// each delivery, a slow but never stalled link.
 	TricklePrefix = "trickle/"
+	// SmallPrefix: the link has a max-message-size of SmallMaxMessageSize (AMQP 1.0
+	// §2.7.3).
+	SmallPrefix = "small/"
+)
+
+// SmallMaxMessageSize is the max-message-size of a link to a SmallPrefix address.
+const (
+	SmallMaxMessageSize = 1024
 )
 
 // Delivery is one transfer the server received.
