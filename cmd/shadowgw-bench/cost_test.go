@@ -31,7 +31,9 @@ import (
 // and delivering to a consumer. It runs only when SHADOWGW_BENCH_COST is set to the
 // number of messages per run; SHADOWGW_BENCH_ROUNDS sets the rounds (default 3),
 // SHADOWGW_BENCH_RATE a total rate for the online runs' devices (for the ack latency at
-// a given rate; default as fast as they can), and SHADOWGW_BENCH_BASELINE names another
+// a given rate; default as fast as they can), SHADOWGW_BENCH_DURABLE (set: the devices'
+// messages have the header's durable flag, as the load tool's default; unset: they have
+// not, as send-ssl's), and SHADOWGW_BENCH_BASELINE names another
 // shadowgw binary whose online and drain runs alternate with this one's:
 //
 //	SHADOWGW_BENCH_COST=20000 go test -count=1 -run TestCost -v ./cmd/shadowgw-bench/
@@ -50,6 +52,13 @@ func TestCost(t *testing.T) {
 	if rate == "" {
 		rate = "0"
 	}
+	// The devices' messages are not durable by default, as send-ssl's are not: a durable
+	// message in a durable queue makes RabbitMQ write it to disk, which would be counted
+	// against the gateway's traffic. The gateway stores every message either way.
+	durable := "--durable=false"
+	if os.Getenv("SHADOWGW_BENCH_DURABLE") != "" {
+		durable = "--durable=true"
+	}
 	gateways := map[string]string{"gateway": gatewayBin}
 	names := []string{"gateway"}
 	if base := os.Getenv("SHADOWGW_BENCH_BASELINE"); base != "" {
@@ -64,7 +73,7 @@ func TestCost(t *testing.T) {
 		t.Fatal(err)
 	}
 	conf := filepath.Join(dir, "shadowgw.conf")
-	if err := os.WriteFile(conf, []byte("[uplink]\naddress-prefix = /queue/\n"), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte("[uplink]\naddress-prefix = /queue/\n"+os.Getenv("SHADOWGW_BENCH_UPLINK_CONF")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	uplinkArgs := []string{"--config", conf, "--uplink", b.URL, "--uplink-ca", b.CAFile, "--uplink-user", b.User, "--uplink-password-file", pw}
@@ -112,14 +121,19 @@ func TestCost(t *testing.T) {
 			data := filepath.Join(t.TempDir(), "data")
 			cq := fmt.Sprintf("cost-%s-%d", name, round)
 			bb := readProc(beam)
-			r, code := bench(t, append([]string{"--devices", "4", "--messages", strconv.Itoa(n / 4), "--size", "100", "--rate", rate,
+			r, code := bench(t, append([]string{durable, "--devices", "4", "--messages", strconv.Itoa(n / 4), "--size", "100", "--rate", rate,
 				"--address", cq, "--cloud-url", b.URL, "--cloud-ca", b.CAFile, "--cloud-user", b.User, "--cloud-password-file", pw,
-				"--cloud-address", "/queue/" + cq,
+				"--cloud-address", "/queue/" + cq, "--spawn-log", filepath.Join(dir, cq+".log"),
 				"--spawn", gateways[name], "--addr", addr, "--",
 				"run", "--listen", addr, "--data", data, "--metrics="}, uplinkArgs...)...)
 			ba := readProc(beam)
 			if code != 0 || r.Gateway == nil || r.Cloud == nil || r.Cloud.Arrived != n/4*4 {
-				t.Fatalf("%s online: exit %d, cloud %+v, gateway %+v, errors %v", name, code, r.Cloud, r.Gateway, r.Errors)
+				if r.Cloud != nil && r.Cloud.Lost > 0 {
+					left := b.Drain(t, "/queue/"+cq, 10*time.Second)
+					t.Logf("DEBUG left in the queue after the run: %d", len(left))
+				}
+				log, _ := os.ReadFile(filepath.Join(dir, cq+".log"))
+				t.Fatalf("%s online: exit %d, cloud %+v, gateway %+v, errors %v; the gateway's log:\n%s", name, code, r.Cloud, r.Gateway, r.Errors, lastLines(log, 40))
 			}
 			record(name+" online", time.Duration(r.Gateway.CPUSeconds*1e9), ba.cpu-bb.cpu, r.Cloud.Seconds)
 			if r.AckLatency != nil {
@@ -131,7 +145,7 @@ func TestCost(t *testing.T) {
 			addr = freeAddr(t)
 			data = filepath.Join(t.TempDir(), "data")
 			dq := fmt.Sprintf("cost-drain-%s-%d", name, round)
-			if _, code := bench(t, "--devices", "4", "--messages", strconv.Itoa(n/4), "--size", "100", "--address", dq,
+			if _, code := bench(t, durable, "--devices", "4", "--messages", strconv.Itoa(n/4), "--size", "100", "--address", dq,
 				"--spawn", gateways[name], "--addr", addr, "--", "run", "--listen", addr, "--data", data, "--metrics="); code != 0 {
 				t.Fatalf("%s drain: filling the store: exit %d", name, code)
 			}
@@ -180,4 +194,16 @@ func median[T any](rs []T, f func(T) float64) float64 {
 	}
 	slices.Sort(v)
 	return v[len(v)/2]
+}
+
+// lastLines returns the last n lines of b.
+func lastLines(b []byte, n int) []byte {
+	for i := len(b) - 2; i >= 0; i-- {
+		if b[i] == '\n' {
+			if n--; n == 0 {
+				return b[i+1:]
+			}
+		}
+	}
+	return b
 }
