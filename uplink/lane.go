@@ -213,7 +213,9 @@ func (l *lane) send(m *storedMessage, receipts chan<- sent) (ev event, failed bo
 		return event{kind: evSendFailed, seq: m.Seq, err: err, lost: f.conn.lost(err)}, true
 	}
 	f.u.st.inFlight.Add(1)
-	f.u.log.Debug("sent", "seq", m.Seq, "target", out.target, "bytes", out.size)
+	if f.u.debugging() {
+		f.u.log.Debug("sent", "seq", m.Seq, "target", out.target, "bytes", out.size)
+	}
 	receipts <- sent{seq: m.Seq, payload: m.Payload, receipt: receipt} // never blocks: a token is held
 	return event{}, false
 }

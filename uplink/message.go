@@ -65,7 +65,7 @@ func prepare(m *storedMessage, target, idPrefix string, now time.Time) (out outg
 	}
 	msg.DeliveryAnnotations = nil
 	if msg.Annotations == nil {
-		msg.Annotations = amqp.Annotations{}
+		msg.Annotations = make(amqp.Annotations, 1)
 	}
 	delete(msg.Annotations, amqp.Symbol(SourceAnnotation))
 	msg.Annotations[SourceAnnotation] = m.Source // a string key is encoded as a symbol
