@@ -129,8 +129,9 @@ func TestCost(t *testing.T) {
 			ba := readProc(beam)
 			if code != 0 || r.Gateway == nil || r.Cloud == nil || r.Cloud.Arrived != n/4*4 {
 				if r.Cloud != nil && r.Cloud.Lost > 0 {
+					// Were they lost, or still in the queue after the consumer gave up?
 					left := b.Drain(t, "/queue/"+cq, 10*time.Second)
-					t.Logf("DEBUG left in the queue after the run: %d", len(left))
+					t.Logf("%s online: %d messages still in the queue after the run (the consumer stopped after --cloud-quiet)", name, len(left))
 				}
 				log, _ := os.ReadFile(filepath.Join(dir, cq+".log"))
 				t.Fatalf("%s online: exit %d, cloud %+v, gateway %+v, errors %v; the gateway's log:\n%s", name, code, r.Cloud, r.Gateway, r.Errors, lastLines(log, 40))
