@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,6 +54,10 @@ type lane struct {
 	stall *deadline
 	// idPrefix is the message-id prefix of messages without one (see prepare).
 	idPrefix string
+	// ann is the sender's message-annotations map for messages that have none:
+	// go-amqp encodes a message within Send and keeps no reference to it, so one
+	// map serves every such message (a map costs about 300 bytes).
+	ann amqp.Annotations
 }
 
 // item is a stored message handed to a lane in generation gen.
@@ -158,7 +163,11 @@ func (l *lane) sendAll(receipts chan<- sent) {
 // message did not go on the wire, and whether the lane's link is unusable.
 func (l *lane) send(m *storedMessage, receipts chan<- sent) (ev event, failed bool) {
 	f := l.f
-	out, err := prepare(m, l.target, l.idPrefix, f.u.clk.Now())
+	if l.ann == nil {
+		l.ann = make(amqp.Annotations, 1)
+	}
+	clear(l.ann)
+	out, err := prepare(m, l.target, l.idPrefix, f.u.clk.Now(), l.ann)
 	if err != nil {
 		return event{kind: evUnsendable, seq: m.Seq, reason: err.Error()}, false
 	}
@@ -244,7 +253,7 @@ func (l *lane) settleAll(receipts <-chan sent) {
 	flush := func() {
 		if len(batch) > 0 {
 			l.report(event{kind: evOutcomes, outcomes: batch})
-			batch = nil
+			batch = nil // the owner returns it to batches
 		}
 		bcancel()
 		bctx = nil
@@ -277,6 +286,9 @@ func (l *lane) settleAll(receipts <-chan sent) {
 		if bctx == nil {
 			bctx, bcancel = batchContext(f.wctx)
 		}
+		if batch == nil {
+			batch = getBatch()
+		}
 		batch = append(batch, ev)
 		if len(receipts) == 0 || len(batch) >= settleBatch {
 			flush()
@@ -287,6 +299,22 @@ func (l *lane) settleAll(receipts <-chan sent) {
 		closeSession(l.link)
 	}
 	l.report(event{kind: evLaneDone})
+}
+
+// batches recycles the slices of evOutcomes events: a settling goroutine takes one,
+// the owner puts it back once it acted on the outcomes (a batch grown by append for
+// every report cost about 300 bytes per message).
+var batches = sync.Pool{New: func() any { s := make([]event, 0, settleBatch); return &s }}
+
+func getBatch() []event { return (*batches.Get().(*[]event))[:0] }
+
+func putBatch(b []event) {
+	if cap(b) != settleBatch {
+		return
+	}
+	clear(b[:cap(b)]) // no references to payloads and states kept
+	b = b[:0]
+	batches.Put(&b)
 }
 
 // batchContext returns the context of a batch of outcomes; flush cancels it.

@@ -45,8 +45,9 @@ var nullValueSection = []byte{0x00, 0x53, 0x77, 0x40}
 //     drop the duplicates at-least-once delivery makes.
 //
 // An error means the message can never be sent as stored; the caller dead-letters it
-// with the error's text as the reason.
-func prepare(m *storedMessage, target, idPrefix string, now time.Time) (out outgoing, err error) {
+// with the error's text as the reason. spare, empty or nil, becomes the message's
+// annotations if it has none: the caller may reuse it once the message is encoded.
+func prepare(m *storedMessage, target, idPrefix string, now time.Time, spare amqp.Annotations) (out outgoing, err error) {
 	if m.Address == "" {
 		return outgoing{}, errNoAddress
 	}
@@ -65,7 +66,10 @@ func prepare(m *storedMessage, target, idPrefix string, now time.Time) (out outg
 	}
 	msg.DeliveryAnnotations = nil
 	if msg.Annotations == nil {
-		msg.Annotations = make(amqp.Annotations, 1)
+		msg.Annotations = spare // empty, or nil: a new map
+		if msg.Annotations == nil {
+			msg.Annotations = make(amqp.Annotations, 1)
+		}
 	}
 	delete(msg.Annotations, amqp.Symbol(SourceAnnotation))
 	msg.Annotations[SourceAnnotation] = m.Source // a string key is encoded as a symbol

@@ -148,7 +148,7 @@ func TestPrepare(t *testing.T) {
 			if received.IsZero() {
 				received = now
 			}
-			out, err := prepare(&store.Message{Seq: 1, Address: address, Source: "dev-1", Received: received, Payload: payload}, "/queue/"+address, "shadowgw:gw:", now)
+			out, err := prepare(&store.Message{Seq: 1, Address: address, Source: "dev-1", Received: received, Payload: payload}, "/queue/"+address, "shadowgw:gw:", now, nil)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("got err %v, want %q", err, tt.wantErr)
@@ -204,8 +204,10 @@ func FuzzPrepare(f *testing.F) {
 	}
 	f.Add([]byte{0x00, 0x53, 0x77, 0x40})
 	now := time.Now()
+	spare := amqp.Annotations{} // reused, as a lane does
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		out, err := prepare(&store.Message{Address: "a", Source: "s", Received: now, Payload: payload}, "", "shadowgw:gw:", now)
+		clear(spare)
+		out, err := prepare(&store.Message{Address: "a", Source: "s", Received: now, Payload: payload}, "", "shadowgw:gw:", now, spare)
 		if err != nil {
 			return
 		}

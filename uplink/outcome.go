@@ -58,6 +58,7 @@ func (f *forwarder) handle(ev event) error {
 				first = err
 			}
 		}
+		putBatch(ev.outcomes)
 		return first
 	}
 	h := f.settled(ev.seq)
