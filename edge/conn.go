@@ -80,6 +80,8 @@ type conn struct {
 	cmdWake     bool         // the Commands source has new commands (send.go)
 	cmdDone     []cmdSettled // command outcomes the store finished (send.go)
 
+	spare []completion // owned by the owner: the completions slice it drained last, for reuse
+
 	br          *bufio.Reader
 	bw          *bufio.Writer
 	wbuf        []byte
@@ -429,7 +431,7 @@ func (c *conn) resume() {
 func (c *conn) drainCompletions() {
 	c.mu.Lock()
 	cs, resumed := c.completions, c.resumed
-	c.completions, c.resumed = nil, false
+	c.completions, c.resumed = c.spare, false // the two slices take turns: no growth per wake-up
 	c.mu.Unlock()
 	if resumed {
 		for _, s := range c.sessions {
@@ -443,6 +445,8 @@ func (c *conn) drainCompletions() {
 		c.count(cp)
 		cp.sess.completed(cp)
 	}
+	clear(cs) // no references to sessions and links kept
+	c.spare = cs[:0]
 }
 
 // end marks the owner as gone and counts the results that arrived after its last look.
