@@ -120,22 +120,36 @@ func TestCost(t *testing.T) {
 		record("proton", cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime(), ba.cpu-bb.cpu, secs)
 
 		for _, name := range names {
-			// Online: the load tool's devices, gateway and consumer.
-			addr := freeAddr(t)
-			data := filepath.Join(t.TempDir(), "data")
-			cq := fmt.Sprintf("cost-%s-%d", name, round)
-			bb := readProc(beam)
-			r, code := bench(t, append([]string{durable, "--devices", "4", "--messages", strconv.Itoa(n / 4), "--size", "100", "--rate", rate,
-				"--address", cq, "--cloud-url", b.URL, "--cloud-ca", b.CAFile, "--cloud-user", b.User, "--cloud-password-file", pw,
-				"--cloud-address", "/queue/" + cq, "--spawn-log", filepath.Join(dir, cq+".log"),
-				"--spawn", gateways[name], "--addr", addr, "--",
-				"run", "--listen", addr, "--data", data, "--metrics="}, uplinkArgs...)...)
-			ba := readProc(beam)
-			if code != 0 || r.Gateway == nil || r.Cloud == nil || r.Cloud.Arrived != n/4*4 {
+			// Online: the load tool's devices, gateway and consumer. RabbitMQ 3.10 now and
+			// then stops delivering to the consumer, the rest of the messages accepted and
+			// left in the queue: such a run says nothing about the gateway's rate, so it
+			// is run again (once) on a new queue.
+			var r *report
+			var ba procSample
+			var bb procSample
+			for attempt := 0; ; attempt++ {
+				addr := freeAddr(t)
+				data := filepath.Join(t.TempDir(), "data")
+				cq := fmt.Sprintf("cost-%s-%d-%d", name, round, attempt)
+				bb = readProc(beam)
+				var code int
+				r, code = bench(t, append([]string{durable, "--devices", "4", "--messages", strconv.Itoa(n / 4), "--size", "100", "--rate", rate,
+					"--address", cq, "--cloud-url", b.URL, "--cloud-ca", b.CAFile, "--cloud-user", b.User, "--cloud-password-file", pw,
+					"--cloud-address", "/queue/" + cq, "--spawn-log", filepath.Join(dir, cq+".log"),
+					"--spawn", gateways[name], "--addr", addr, "--",
+					"run", "--listen", addr, "--data", data, "--metrics="}, uplinkArgs...)...)
+				ba = readProc(beam)
+				if code == 0 && r.Gateway != nil && r.Cloud != nil && r.Cloud.Arrived == n/4*4 {
+					break
+				}
+				left := 0
 				if r.Cloud != nil && r.Cloud.Lost > 0 {
 					// Were they lost, or still in the queue after the consumer gave up?
-					left := b.Drain(t, "/queue/"+cq, 10*time.Second)
-					t.Logf("%s online: %d messages still in the queue after the run (the consumer stopped after --cloud-quiet)", name, len(left))
+					left = len(b.Drain(t, "/queue/"+cq, 10*time.Second))
+					t.Logf("%s online: %d messages still in the queue after the run (the consumer stopped after --cloud-quiet)", name, left)
+				}
+				if attempt == 0 && r.Cloud != nil && r.Cloud.Lost == left && r.Cloud.Duplicated == 0 {
+					continue
 				}
 				log, _ := os.ReadFile(filepath.Join(dir, cq+".log"))
 				t.Fatalf("%s online: exit %d, cloud %+v, gateway %+v, errors %v; the gateway's log:\n%s", name, code, r.Cloud, r.Gateway, r.Errors, lastLines(log, 40))
@@ -147,8 +161,8 @@ func TestCost(t *testing.T) {
 			}
 
 			// Drain: fill a store without an uplink, then start the gateway with one.
-			addr = freeAddr(t)
-			data = filepath.Join(t.TempDir(), "data")
+			addr := freeAddr(t)
+			data := filepath.Join(t.TempDir(), "data")
 			dq := fmt.Sprintf("cost-drain-%s-%d", name, round)
 			if _, code := bench(t, durable, "--devices", "4", "--messages", strconv.Itoa(n/4), "--size", "100", "--address", dq,
 				"--spawn", gateways[name], "--addr", addr, "--", "run", "--listen", addr, "--data", data, "--metrics="); code != 0 {
