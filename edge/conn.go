@@ -81,6 +81,8 @@ type conn struct {
 	cmdDone     []cmdSettled // command outcomes the store finished (send.go)
 	cmdSteal    []*link      // command receivers another connection took over (send_owner.go)
 
+	spare []completion // owned by the owner: the completions slice it drained last, for reuse
+
 	br          *bufio.Reader
 	bw          *bufio.Writer
 	wbuf        []byte
@@ -165,22 +167,43 @@ func (c *conn) logEnd(err error, msg string) {
 
 var errPeerClosed = errors.New("peer closed the connection")
 
-// readFrame reads one frame of at most max bytes.
+// readFrame reads one frame of at most max bytes into a buffer of its own.
 func readFrame(br *bufio.Reader, max uint32) (frame.Header, []byte, error) {
+	return readFrameSlab(br, max, nil)
+}
+
+// readFrameSlab reads one frame of at most max bytes. With a slab, the frame's buffer is
+// carved from it: when the slab is too small, one allocation takes every byte already
+// buffered in br, so a burst of frames costs one allocation, not one each. Frames never
+// share bytes (each buffer's capacity ends at its length, so an append copies), and a
+// slab is dropped when br holds nothing more, so an idle connection keeps none.
+func readFrameSlab(br *bufio.Reader, maxSize uint32, slab *[]byte) (frame.Header, []byte, error) {
 	var hb [frame.HeaderSize]byte
 	if _, err := io.ReadFull(br, hb[:]); err != nil {
 		return frame.Header{}, nil, err
 	}
-	h, err := frame.ParseHeader(hb, max)
+	h, err := frame.ParseHeader(hb, maxSize)
 	if err != nil {
 		return h, nil, err
 	}
-	buf := make([]byte, h.Size-frame.HeaderSize)
+	n := int(h.Size - frame.HeaderSize)
+	var buf []byte
+	if slab == nil {
+		buf = make([]byte, n)
+	} else {
+		if len(*slab) < n {
+			*slab = make([]byte, max(n, br.Buffered()))
+		}
+		buf, *slab = (*slab)[:n:n], (*slab)[n:]
+	}
 	if _, err := io.ReadFull(br, buf); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
 		return h, nil, err
+	}
+	if slab != nil && br.Buffered() == 0 {
+		*slab = nil
 	}
 	return h, buf[int(h.DOff)*4-frame.HeaderSize:], nil
 }
@@ -190,11 +213,12 @@ func readFrame(br *bufio.Reader, max uint32) (frame.Header, []byte, error) {
 func (c *conn) readLoop() {
 	defer close(c.in)
 	idle := c.srv.cfg.IdleTimeout
+	var slab []byte // see readFrameSlab
 	for {
 		if idle > 0 {
 			c.nc.SetReadDeadline(time.Now().Add(idle))
 		}
-		h, body, err := readFrame(c.br, c.maxIn)
+		h, body, err := readFrameSlab(c.br, c.maxIn, &slab)
 		if err != nil {
 			c.in <- inFrame{err: err}
 			return
@@ -408,7 +432,7 @@ func (c *conn) resume() {
 func (c *conn) drainCompletions() {
 	c.mu.Lock()
 	cs, resumed := c.completions, c.resumed
-	c.completions, c.resumed = nil, false
+	c.completions, c.resumed = c.spare, false // the two slices take turns: no growth per wake-up
 	c.mu.Unlock()
 	if resumed {
 		for _, s := range c.sessions {
@@ -422,6 +446,8 @@ func (c *conn) drainCompletions() {
 		c.count(cp)
 		cp.sess.completed(cp)
 	}
+	clear(cs) // no references to sessions and links kept
+	c.spare = cs[:0]
 }
 
 // end marks the owner as gone and counts the results that arrived after its last look.

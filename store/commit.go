@@ -79,13 +79,29 @@ type request struct {
 	run      uint64   // opCmdAppend: Command.Run
 
 	// done is called exactly once, on the committer goroutine, with the
-	// assigned seq (opAppend) and the request's error.
-	done func(seq uint64, err error)
+	// assigned seq (opAppend) and the request's error; for an AppendAsync,
+	// appended is called instead (see finish).
+	done     func(seq uint64, err error)
+	msg      *Message    // AppendAsync: gets the assigned seq
+	appended func(error) // AppendAsync's callback
 
 	queued time.Time // when it was handed to the committer (opAppend)
 
 	seq uint64 // assigned seq (opAppend); messages affected (opRequeue, opPurge)
 	err error  // the request's own error, if the transaction committed
+}
+
+// finish completes the request: AppendAsync's callback, after setting the
+// message's seq if it was stored, or done.
+func (r *request) finish(seq uint64, err error) {
+	if r.appended != nil {
+		if err == nil {
+			r.msg.Seq = seq
+		}
+		r.appended(err)
+		return
+	}
+	r.done(seq, err)
 }
 
 // weight is how much of Options.MaxBatch the request uses.
@@ -236,17 +252,17 @@ func (s *Store) commit(batch []*request) {
 	for _, r := range batch {
 		switch {
 		case r.kind == opCheck:
-			r.done(0, s.check())
+			r.finish(0, s.check())
 		case r.kind == opCompact:
 			_, err := s.compactFile()
 			s.publish()
-			r.done(0, err)
+			r.finish(0, err)
 		case err != nil:
-			r.done(0, fmt.Errorf("store: %s: %w", r.kind, err))
+			r.finish(0, fmt.Errorf("store: %s: %w", r.kind, err))
 		case r.err != nil:
-			r.done(0, r.err)
+			r.finish(0, r.err)
 		default:
-			r.done(r.seq, nil)
+			r.finish(r.seq, nil)
 		}
 	}
 }

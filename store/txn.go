@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -15,6 +16,11 @@ type txn struct {
 	rc                 []counters     // by route index
 	dirty              []bool         // route counters changed
 	dropped            []uint64       // messages dropped to make room, by route index
+	// cursors are the route buckets' cursors, by route index, made on first use and
+	// reused for every lookup in the transaction: a bbolt Get or Delete makes a new
+	// cursor (and its stack) each time. Each use starts with a Seek, which
+	// repositions the cursor after any change to the bucket.
+	cursors []*bolt.Cursor
 }
 
 // begin prepares t for tx, starting from the persisted counters.
@@ -34,11 +40,27 @@ func (t *txn) begin(s *Store, tx *bolt.Tx) {
 	}
 	t.dirty = append(t.dirty, make([]bool, n)...)
 	t.dropped = append(t.dropped, make([]uint64, n)...)
+	t.cursors = append(t.cursors[:0], make([]*bolt.Cursor, n)...)
+}
+
+// seek returns the record of seq's key k in route i's bucket, or nil, leaving the
+// route's cursor on it.
+func (t *txn) seek(i int, k []byte) []byte {
+	c := t.cursors[i]
+	if c == nil {
+		c = t.buckets[i].Cursor()
+		t.cursors[i] = c
+	}
+	if ck, v := c.Seek(k); bytes.Equal(ck, k) {
+		return v
+	}
+	return nil
 }
 
 // end drops the references to the finished transaction.
 func (t *txn) end() {
 	clear(t.buckets)
+	clear(t.cursors)
 	t.q, t.dead, t.exp, t.meta = nil, nil, nil, nil
 }
 
@@ -49,7 +71,7 @@ func (s *Store) find(t *txn, seq uint64) (*route, []byte) {
 		if t.rc[i].messages == 0 {
 			continue
 		}
-		if v := t.buckets[i].Get(k); v != nil {
+		if v := t.seek(i, k); v != nil {
 			return r, v
 		}
 	}
@@ -93,22 +115,26 @@ func (s *Store) putMessage(t *txn, r *route, seq uint64, received, expires int64
 // removeMessage deletes the queued message seq, on whichever route it is, and
 // its expiry index entry, if it is queued, and returns its payload size.
 func (s *Store) removeMessage(t *txn, seq uint64) (uint64, error) {
-	r, _ := s.find(t, seq)
+	r, v := s.find(t, seq)
 	if r == nil {
 		return 0, nil
 	}
-	return s.removeFrom(t, r, seq)
+	return s.removeAt(t, r, seq, v)
 }
 
 // removeFrom deletes the queued message seq from route r and its expiry
-// index entry, if it is there, and returns its payload size.
+// entry, returning its payload size (0 if it was not there).
 func (s *Store) removeFrom(t *txn, r *route, seq uint64) (uint64, error) {
-	b := t.buckets[r.idx]
-	k := s.key(seq)
-	v := b.Get(k)
+	v := t.seek(r.idx, s.key(seq))
 	if v == nil {
 		return 0, nil
 	}
+	return s.removeAt(t, r, seq, v)
+}
+
+// removeAt deletes the record v of seq, on which route r's cursor stands (see
+// txn.seek), and its expiry entry, returning its payload size.
+func (s *Store) removeAt(t *txn, r *route, seq uint64, v []byte) (uint64, error) {
 	n := uint64(len(v))
 	h, err := decodeMessageRecord(seq, v)
 	if err == nil {
@@ -119,7 +145,7 @@ func (s *Store) removeFrom(t *txn, r *route, seq uint64) (uint64, error) {
 			}
 		}
 	}
-	if err := b.Delete(k); err != nil {
+	if err := t.cursors[r.idx].Delete(); err != nil {
 		return 0, fmt.Errorf("delete %d: %w", seq, err)
 	}
 	sub(&t.c.messages, 1)

@@ -25,12 +25,7 @@ func (s *Store) AppendAsync(m *Message, done func(error)) {
 	}
 	r, err := s.newAppend(m)
 	if err == nil {
-		r.done = func(seq uint64, err error) {
-			if err == nil {
-				m.Seq = seq
-			}
-			done(err)
-		}
+		r.msg, r.appended = m, done // see request.finish: no closure per message
 		err = s.enqueue(context.Background(), r)
 	}
 	if err != nil {

@@ -15,7 +15,7 @@ func (f *forwarder) dispatch(m *storedMessage, now time.Time) *lane {
 	if f.pass.skip[m.Address] || f.passOver(m.Seq, nil) {
 		return nil // things changed since it was read
 	}
-	target := f.u.cloudAddress(m)
+	target := f.target(m)
 	if f.u.held.held(target, now) {
 		f.skipAddress(m.Address)
 		return nil

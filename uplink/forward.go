@@ -56,7 +56,29 @@ type forwarder struct {
 	holdDue       time.Time         // when the earliest hold ends; zero: none
 	pass          pass
 	timer         *time.Timer
-	timerAt       time.Time // when timer fires; zero: not armed
+	timerAt       time.Time            // when timer fires; zero: not armed
+	targets       map[targetKey]string // cloudAddress's answers (see target)
+}
+
+// targetKey is what a message's cloud address depends on.
+type targetKey struct{ address, source, route string }
+
+// maxTargets bounds the forwarder's cache of cloud addresses; it is emptied when full.
+const maxTargets = 4096
+
+// target returns m's cloud address (Uplink.cloudAddress), from a cache: building
+// the string for every message cost an allocation each.
+func (f *forwarder) target(m *storedMessage) string {
+	k := targetKey{m.Address, m.Source, m.Route}
+	if t, ok := f.targets[k]; ok {
+		return t
+	}
+	if f.targets == nil || len(f.targets) >= maxTargets {
+		f.targets = make(map[targetKey]string)
+	}
+	t := f.u.cloudAddress(m)
+	f.targets[k] = t
+	return t
 }
 
 // inflightItem is a message handed to a lane.

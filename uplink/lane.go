@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,6 +54,10 @@ type lane struct {
 	stall *deadline
 	// idPrefix is the message-id prefix of messages without one (see prepare).
 	idPrefix string
+	// ann is the sender's message-annotations map for messages that have none:
+	// go-amqp encodes a message within Send and keeps no reference to it, so one
+	// map serves every such message (a map costs about 300 bytes).
+	ann amqp.Annotations
 }
 
 // item is a stored message handed to a lane in generation gen.
@@ -158,7 +163,11 @@ func (l *lane) sendAll(receipts chan<- sent) {
 // message did not go on the wire, and whether the lane's link is unusable.
 func (l *lane) send(m *storedMessage, receipts chan<- sent) (ev event, failed bool) {
 	f := l.f
-	out, err := prepare(m, l.target, l.idPrefix, f.u.clk.Now())
+	if l.ann == nil {
+		l.ann = make(amqp.Annotations, 1)
+	}
+	clear(l.ann)
+	out, err := prepare(m, l.target, l.idPrefix, f.u.clk.Now(), l.ann)
 	if err != nil {
 		return event{kind: evUnsendable, seq: m.Seq, reason: err.Error()}, false
 	}
@@ -175,9 +184,6 @@ func (l *lane) send(m *storedMessage, receipts chan<- sent) (ev event, failed bo
 		}
 	}
 	snd := l.link.snd
-	if limit := snd.MaxMessageSize(); limit > 0 && uint64(out.size) > limit {
-		return event{kind: evUnsendable, seq: m.Seq, reason: fmt.Sprintf("message of %d bytes exceeds the cloud's max-message-size %d for %q", out.size, limit, out.target)}, false
-	}
 	select {
 	case f.tokens <- struct{}{}:
 	case <-f.sending.Done():
@@ -198,6 +204,13 @@ func (l *lane) send(m *storedMessage, receipts chan<- sent) (ev event, failed bo
 	if err != nil {
 		<-f.tokens
 		switch {
+		case !stalled && f.sending.Err() == nil && unsendable(err, out.msg):
+			// Nothing was written: the link is still good for the next message.
+			reason := "cannot encode message: " + err.Error()
+			if limit := snd.MaxMessageSize(); limit > 0 && isSizeExceeded(err) {
+				reason = fmt.Sprintf("message exceeds the cloud's max-message-size %d for %q (about %d bytes)", limit, out.target, out.size)
+			}
+			return event{kind: evUnsendable, seq: m.Seq, reason: reason}, false
 		case f.sending.Err() != nil:
 			// go-amqp checks ctx before each frame: a message of several frames may
 			// be cut off midway, a partial delivery (§2.6.14) no later send may
@@ -209,7 +222,9 @@ func (l *lane) send(m *storedMessage, receipts chan<- sent) (ev event, failed bo
 		return event{kind: evSendFailed, seq: m.Seq, err: err, lost: f.conn.lost(err)}, true
 	}
 	f.u.st.inFlight.Add(1)
-	f.u.log.Debug("sent", "seq", m.Seq, "target", out.target, "bytes", out.size)
+	if f.u.debugging() {
+		f.u.log.Debug("sent", "seq", m.Seq, "target", out.target, "bytes", out.size)
+	}
 	receipts <- sent{seq: m.Seq, payload: m.Payload, receipt: receipt} // never blocks: a token is held
 	return event{}, false
 }
@@ -238,7 +253,7 @@ func (l *lane) settleAll(receipts <-chan sent) {
 	flush := func() {
 		if len(batch) > 0 {
 			l.report(event{kind: evOutcomes, outcomes: batch})
-			batch = nil
+			batch = nil // the owner returns it to batches
 		}
 		bcancel()
 		bctx = nil
@@ -271,6 +286,9 @@ func (l *lane) settleAll(receipts <-chan sent) {
 		if bctx == nil {
 			bctx, bcancel = batchContext(f.wctx)
 		}
+		if batch == nil {
+			batch = getBatch()
+		}
 		batch = append(batch, ev)
 		if len(receipts) == 0 || len(batch) >= settleBatch {
 			flush()
@@ -281,6 +299,22 @@ func (l *lane) settleAll(receipts <-chan sent) {
 		closeSession(l.link)
 	}
 	l.report(event{kind: evLaneDone})
+}
+
+// batches recycles the slices of evOutcomes events: a settling goroutine takes one,
+// the owner puts it back once it acted on the outcomes (a batch grown by append for
+// every report cost about 300 bytes per message).
+var batches = sync.Pool{New: func() any { s := make([]event, 0, settleBatch); return &s }}
+
+func getBatch() []event { return (*batches.Get().(*[]event))[:0] }
+
+func putBatch(b []event) {
+	if cap(b) != settleBatch {
+		return
+	}
+	clear(b[:cap(b)]) // no references to payloads and states kept
+	b = b[:0]
+	batches.Put(&b)
 }
 
 // batchContext returns the context of a batch of outcomes; flush cancels it.

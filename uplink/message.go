@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -21,7 +22,7 @@ const SourceAnnotation = message.SourceAnnotation
 type outgoing struct {
 	msg    *amqp.Message
 	target string // cloud address
-	size   int    // encoded size in bytes
+	size   int    // the encoded size, estimated (see sizeEstimate)
 }
 
 // errNoAddress is why a stored message without address cannot be sent.
@@ -44,8 +45,9 @@ var nullValueSection = []byte{0x00, 0x53, 0x77, 0x40}
 //     drop the duplicates at-least-once delivery makes.
 //
 // An error means the message can never be sent as stored; the caller dead-letters it
-// with the error's text as the reason.
-func prepare(m *storedMessage, target, idPrefix string, now time.Time) (out outgoing, err error) {
+// with the error's text as the reason. spare, empty or nil, becomes the message's
+// annotations if it has none: the caller may reuse it once the message is encoded.
+func prepare(m *storedMessage, target, idPrefix string, now time.Time, spare amqp.Annotations) (out outgoing, err error) {
 	if m.Address == "" {
 		return outgoing{}, errNoAddress
 	}
@@ -64,7 +66,10 @@ func prepare(m *storedMessage, target, idPrefix string, now time.Time) (out outg
 	}
 	msg.DeliveryAnnotations = nil
 	if msg.Annotations == nil {
-		msg.Annotations = amqp.Annotations{}
+		msg.Annotations = spare // empty, or nil: a new map
+		if msg.Annotations == nil {
+			msg.Annotations = make(amqp.Annotations, 1)
+		}
 	}
 	delete(msg.Annotations, amqp.Symbol(SourceAnnotation))
 	msg.Annotations[SourceAnnotation] = m.Source // a string key is encoded as a symbol
@@ -75,13 +80,52 @@ func prepare(m *storedMessage, target, idPrefix string, now time.Time) (out outg
 		msg.Properties.MessageID = idPrefix + strconv.FormatUint(m.Seq, 10)
 	}
 
-	// Encode once here so that a message go-amqp cannot encode is dead-lettered, not
-	// mistaken for a broken link when Send fails; the size is checked against the link.
-	enc, err := msg.MarshalBinary()
-	if err != nil {
-		return outgoing{}, fmt.Errorf("cannot encode message: %w", err)
+	// The message is not encoded here: Send encodes it, once. A message go-amqp cannot
+	// encode, or one larger than the cloud's max-message-size, fails that Send before
+	// anything is written (see unsendable).
+	return outgoing{msg: msg, target: target, size: sizeEstimate(m, idPrefix, msg.Properties.MessageID)}, nil
+}
+
+// sizeEstimate returns about how many bytes the prepared message of m encodes to,
+// without encoding it: the stored size, plus the source annotation and a derived
+// message-id. The stored sections are re-encoded by go-amqp, whose choice of
+// encodings may differ from the device's by a few bytes, and dropped
+// delivery-annotations are not subtracted: the figure is for the rate limit and the
+// logs; go-amqp checks the exact size against the cloud's max-message-size.
+func sizeEstimate(m *storedMessage, idPrefix string, id any) int {
+	// An annotation entry: symbol key (2 + len), string value (2 or 5 + len); a new
+	// message-annotations section or properties list adds up to 12 bytes of
+	// descriptors and headers.
+	n := len(m.Payload) + 2 + len(SourceAnnotation) + 5 + len(m.Source) + 12
+	if s, ok := id.(string); ok && len(s) > len(idPrefix) && s[:len(idPrefix)] == idPrefix {
+		n += 5 + len(s) + 12
 	}
-	return outgoing{msg: msg, target: target, size: len(enc)}, nil
+	return n
+}
+
+// unsendable reports whether err, returned by a Send of msg that wrote nothing, is
+// about the message itself, not the link: it exceeds the cloud's max-message-size
+// (§2.7.3; go-amqp checks the encoded size before writing), or go-amqp cannot encode
+// it. Such a message is dead-lettered; sending it again would fail the same way.
+// Errors of the link, session or connection are go-amqp's typed errors, and a Send
+// that ran out of time waiting for link credit returns amqp:transfer-limit-exceeded.
+// Any other error is the encoder's only if msg fails to encode again here (a rare
+// path: go-amqp's other plain errors, such as a link the broker made settled, are
+// the link's).
+func unsendable(err error, msg *amqp.Message) bool {
+	var ae *amqp.Error
+	if errors.As(err, &ae) {
+		return ae.Condition == amqp.ErrCondMessageSizeExceeded
+	}
+	var le *amqp.LinkError
+	var se *amqp.SessionError
+	var ce *amqp.ConnError
+	if errors.As(err, &le) || errors.As(err, &se) || errors.As(err, &ce) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	_, encErr := msg.MarshalBinary()
+	return encErr != nil
 }
 
 // decode parses the stored sections with go-amqp. It never panics: a panic in the
@@ -136,4 +180,11 @@ func (u *Uplink) rewriteModified(seq uint64, payload []byte, state *amqp.StateMo
 		return fmt.Errorf("encode: %w", err)
 	}
 	return u.src.Rewrite(seq, b)
+}
+
+// isSizeExceeded reports whether err is go-amqp's refusal of a message larger than
+// the link's max-message-size.
+func isSizeExceeded(err error) bool {
+	var ae *amqp.Error
+	return errors.As(err, &ae) && ae.Condition == amqp.ErrCondMessageSizeExceeded
 }

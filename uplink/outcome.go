@@ -58,6 +58,7 @@ func (f *forwarder) handle(ev event) error {
 				first = err
 			}
 		}
+		putBatch(ev.outcomes)
 		return first
 	}
 	h := f.settled(ev.seq)
@@ -138,7 +139,9 @@ func (f *forwarder) outcome(l *lane, ev event) error {
 	case *amqp.StateAccepted:
 		// §3.4.2: the cloud took responsibility; the message may leave the store.
 		f.u.st.forwarded.Add(1)
-		f.u.log.Debug("accepted", "seq", ev.seq, "target", target)
+		if f.u.debugging() {
+			f.u.log.Debug("accepted", "seq", ev.seq, "target", target)
+		}
 		f.u.held.release(target, f.u.clk.Now())
 		f.conn.markReady()
 		f.queueOp(opDelete, ev.seq, func(op *storeOp) bool {

@@ -31,6 +31,7 @@ func TestProton(t *testing.T) {
 	t.Run("undeliverable waits for outcomes", func(t *testing.T) { testUndeliverableWaitsForOutcomes(t, s) })
 	t.Run("held not read again", func(t *testing.T) { testHeldNotReread(t, s) })
 	t.Run("hold across a reconnect", func(t *testing.T) { testHoldAcrossReconnect(t, s) })
+	t.Run("max-message-size", func(t *testing.T) { testMaxMessageSize(t, s) })
 }
 
 // protonConfig returns a configuration for s: TLS against its CA, SASL ANONYMOUS.
@@ -241,6 +242,37 @@ func testDrops(t *testing.T, s *cloudtest.ProtonServer) {
 	})
 	if dls, _ := st.DeadLetters(); len(dls) != 0 {
 		t.Errorf("dead letters: got %+v, want none", dls)
+	}
+}
+
+// testMaxMessageSize checks a message larger than the cloud's max-message-size
+// (§2.7.3): go-amqp refuses it before writing anything, and the uplink dead-letters it
+// as unsendable; the messages before and after it go through on the same link.
+func testMaxMessageSize(t *testing.T, s *cloudtest.ProtonServer) {
+	st := openStore(t, false)
+	big := asked("m-big", cloudtest.OutcomeAccept, 1)
+	big.Data = [][]byte{make([]byte, 2*cloudtest.SmallMaxMessageSize)}
+	appendMessages(t, st, cloudtest.SmallPrefix+"sizes", "dev",
+		asked("m-before", cloudtest.OutcomeAccept, 1), big, asked("m-after", cloudtest.OutcomeAccept, 1))
+	u := startUplink(t, protonConfig(s), st, nil)
+	s.WaitFor(t, 20*time.Second, "the small messages", func(ds []cloudtest.Delivery) bool {
+		return accepted(ds, "m-before") && accepted(ds, "m-after")
+	})
+	checkFor(t, 5*time.Second, func() bool { return stored(t, st) == 0 }, func() string {
+		return fmt.Sprintf("store holds %d messages, want 0", stored(t, st))
+	})
+	if n := len(byID(s.Deliveries())["m-big"]); n != 0 {
+		t.Errorf("the large message arrived %d times, want never", n)
+	}
+	dls, err := st.DeadLetters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dls) != 1 || dls[0].Seq != 2 || !strings.Contains(dls[0].Reason, "max-message-size 1024") {
+		t.Errorf("dead letters: got %+v, want seq 2 for exceeding max-message-size 1024", dls)
+	}
+	if st := u.Status(); st.Forwarded != 2 || st.DeadLettered != 1 {
+		t.Errorf("status: got %+v, want 2 forwarded, 1 dead-lettered", st)
 	}
 }
 

@@ -101,3 +101,10 @@ func (u *Uplink) Run(ctx context.Context) error {
 	}
 	return sup.run(ctx, isStoreClosed)
 }
+
+// debugging reports whether debug lines are logged: per-message debug lines are
+// built only then (their arguments cost allocations even when discarded). The level
+// is asked each time, since it may change while running.
+func (u *Uplink) debugging() bool {
+	return u.log.Enabled(context.Background(), slog.LevelDebug)
+}

@@ -138,7 +138,13 @@ func (d *deviceResult) run(ctx context.Context, o options, sasl amqp.SASLType, r
 	if o.Settled {
 		mode = amqp.SenderSettleModeSettled
 	}
-	snd, err := sess.NewSender(ctx, address, &amqp.SenderOptions{SettlementMode: &mode, TargetDurability: durability})
+	sopts := &amqp.SenderOptions{SettlementMode: &mode, TargetDurability: durability}
+	if o.Straight && !o.Settled {
+		// As the uplink attaches: no mode requested, so a broker may answer mixed
+		// (rhea does); the messages are still sent unsettled.
+		sopts.SettlementMode = nil
+	}
+	snd, err := sess.NewSender(ctx, address, sopts)
 	if err != nil {
 		return fmt.Errorf("device %d: attach: %w", id, err)
 	}

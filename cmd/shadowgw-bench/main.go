@@ -64,6 +64,7 @@ type options struct {
 	Timeout    time.Duration `json:"-"`
 	JSON       bool          `json:"-"`
 	Straight   bool          `json:"straight,omitempty"`
+	NoConsumer bool          `json:"no_consumer,omitempty"`
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -97,6 +98,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Minute, "give up after `DURATION`")
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&o.Straight, "straight", false, "the devices send straight to --cloud-url and --cloud-address, without the gateway: the baseline")
+	fs.BoolVar(&o.NoConsumer, "no-consumer", false, "do not consume from --cloud-url: with --straight, into a broker that only counts")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "usage: shadowgw-bench [flags] [--spawn BINARY -- ARGS...]\n\n")
 		fs.PrintDefaults()
@@ -182,7 +184,7 @@ func run(ctx context.Context, o options) (*report, error) {
 	}
 
 	var cons *consumer
-	if o.CloudURL != "" {
+	if o.CloudURL != "" && !o.NoConsumer {
 		var err error
 		if cons, err = startConsumer(ctx, o, r.Run); err != nil {
 			return nil, gw.explain(err)

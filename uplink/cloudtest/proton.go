@@ -86,6 +86,14 @@ const (
 	// "relay-attached", "relay-detached" (Requeued), "relayed" (Outcome, Condition,
 	// Description).
 	RelayPrefix = "relay/"
+	// SmallPrefix: the link has a max-message-size of SmallMaxMessageSize (AMQP 1.0
+	// §2.7.3).
+	SmallPrefix = "small/"
+)
+
+// SmallMaxMessageSize is the max-message-size of a link to a SmallPrefix address.
+const (
+	SmallMaxMessageSize = 1024
 )
 
 // Delivery is one transfer the server received.

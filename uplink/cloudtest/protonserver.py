@@ -19,7 +19,9 @@
 #   §2.6.7) until a line {"cmd": "credit", "address": ADDRESS} on stdin grants it:
 #   from then on every link to ADDRESS, open or new, gets credit like the others;
 #   links to target addresses starting "trickle/" get one credit at attach and one
-#   more TRICKLE seconds after each delivery.
+#   more TRICKLE seconds after each delivery;
+#   links to target addresses starting "small/" have a max-message-size of SMALL
+#   bytes (AMQP 1.0 §2.7.3).
 #
 #   relay mode: a message sent to an address starting "relay/" is held unsettled
 #   and given, in order, to a receiver attached with that source address (within
@@ -47,6 +49,7 @@ from proton.reactor import ApplicationEvent, Container, EventInjector
 WINDOW = 200
 TRICKLE = 0.3       # seconds between credits on a trickle/ link
 DELAY_ACCEPT = 3.0  # seconds before a delay-accept outcome
+SMALL = 1024        # max-message-size of a small/ link
 
 
 def emit(**kw):
@@ -190,6 +193,9 @@ class Server(MessagingHandler):
         elif address.startswith("trickle/"):
             link.open()
             link.flow(1)
+        elif address.startswith("small/"):
+            link.max_message_size = SMALL
+            link.open()
         elif self.starved(link):
             link.open()
             self.starving.append(link)

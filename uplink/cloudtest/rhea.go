@@ -38,6 +38,7 @@ type RheaBroker struct {
 	mu         sync.Mutex
 	deliveries []Delivery
 	attaches   []RheaAttach
+	count      int           // deliveries counted by a sink (see StartRheaSink)
 	changed    chan struct{} // closed and replaced at every new line
 	cmd        *exec.Cmd
 	done       chan struct{}
@@ -54,6 +55,19 @@ type RheaAttach struct {
 // t.Cleanup (SIGKILL by PID). It skips the test if node or rhea is missing, or fails
 // it when SHADOWGW_REQUIRE_PEERS=1.
 func StartRhea(t testing.TB) *RheaBroker {
+	t.Helper()
+	return startRhea(t, false)
+}
+
+// StartRheaSink starts the broker like [StartRhea], but it only counts what it
+// accepts: Deliveries stays empty and [RheaBroker.Count] says how many arrived. It is
+// for measurements, where a record per delivery would make the broker the bottleneck.
+func StartRheaSink(t testing.TB) *RheaBroker {
+	t.Helper()
+	return startRhea(t, true)
+}
+
+func startRhea(t testing.TB, countOnly bool) *RheaBroker {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	var modules string
@@ -87,6 +101,9 @@ func StartRhea(t testing.TB) *RheaBroker {
 	s.URL = "amqps://" + addr
 	cmd := exec.Command(node, script, strconv.Itoa(ports[0]), s.ServerCert, s.ServerKey, s.User)
 	cmd.Env = append(os.Environ(), "NODE_PATH="+modules, "RHEA_PASSWORD="+s.Password)
+	if countOnly {
+		cmd.Env = append(cmd.Env, "RHEA_COUNT_ONLY=1")
+	}
 	cmd.SysProcAttr = procAttr(syscall.SIGKILL)
 	stderr, err := os.Create(filepath.Join(dir, "stderr.log"))
 	if err != nil {
@@ -144,6 +161,13 @@ func (s *RheaBroker) record(line []byte, ready func()) {
 		if json.Unmarshal(line, &d) == nil {
 			s.deliveries = append(s.deliveries, d)
 		}
+	case "count":
+		var c struct {
+			N int `json:"n"`
+		}
+		if json.Unmarshal(line, &c) == nil {
+			s.count = c.N
+		}
 	case "attach":
 		var a RheaAttach
 		if json.Unmarshal(line, &a) == nil {
@@ -152,6 +176,30 @@ func (s *RheaBroker) record(line []byte, ready func()) {
 	}
 	close(s.changed)
 	s.changed = make(chan struct{})
+}
+
+// PID returns the broker's process id, to read its CPU time.
+func (s *RheaBroker) PID() int { return s.cmd.Process.Pid }
+
+// WaitCount waits until a broker started by [StartRheaSink] counted at least n
+// deliveries (the count is reported every 50 ms), and returns when it saw them; it
+// fails the test if that does not happen within timeout.
+func (s *RheaBroker) WaitCount(t testing.TB, n int, timeout time.Duration) time.Time {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		s.mu.Lock()
+		c, changed := s.count, s.changed
+		s.mu.Unlock()
+		if c >= n {
+			return time.Now()
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("cloudtest: rhea broker: %d of %d deliveries within %v", c, n, timeout)
+		}
+	}
 }
 
 // WritePasswordFile writes s.Password, with a trailing newline, to a new file in a

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shadowgw/shadowgw/edge/devicetest"
+	"github.com/shadowgw/shadowgw/uplink/cloudtest"
+)
+
+// TestRate measures, in one run and alternating, the end-to-end rate into a fast
+// in-memory broker (a rhea sink from npm that accepts and counts, over TLS with SASL
+// PLAIN) of:
+//
+//   - proton: a Proton C sender (Debian's send-ssl example) straight to it, from its
+//     start until the broker counted every message;
+//   - straight: the load tool's 4 devices (go-amqp) straight to it, with the messages
+//     the gateway gets (the broker's cost of their content, without the gateway);
+//   - online: 4 load-tool devices → the gateway → the broker, from the devices' start
+//     until the broker counted every message;
+//   - via: a Proton C sender (Debian's send example, plain AMQP) → the gateway → the
+//     broker: the same messages as proton's, so that the broker's CPU per message
+//     compares the gateway's traffic with the sender's own;
+//
+// with the CPU time per message of the sender (send-ssl, or the gateway: ingest,
+// store and forward) and of the broker (node). It runs only when SHADOWGW_BENCH_COST
+// is set to the messages per run; SHADOWGW_BENCH_ROUNDS and SHADOWGW_BENCH_BASELINE
+// are as for TestCost:
+//
+//	SHADOWGW_BENCH_COST=20000 go test -count=1 -run TestRate -v ./cmd/shadowgw-bench/
+//
+// Performance is reported, not asserted.
+func TestRate(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("SHADOWGW_BENCH_COST"))
+	if n <= 0 {
+		t.Skip("set SHADOWGW_BENCH_COST to the messages per run to measure the rate into a fast broker")
+	}
+	n = n / 4 * 4
+	rounds := 3
+	if s := os.Getenv("SHADOWGW_BENCH_ROUNDS"); s != "" {
+		rounds, _ = strconv.Atoi(s)
+	}
+	gateways := map[string]string{"gateway": gatewayBin}
+	names := []string{"gateway"}
+	if base := os.Getenv("SHADOWGW_BENCH_BASELINE"); base != "" {
+		gateways["baseline"] = base
+		names = append(names, "baseline")
+	}
+	b := cloudtest.StartRheaSink(t)
+	send := devicetest.ProtonSendSSL(t)
+	plain := devicetest.ProtonSend(t)
+	pw := b.WritePasswordFile(t)
+	host, port, _ := net.SplitHostPort(strings.TrimPrefix(b.URL, "amqps://"))
+	total := 0 // what the broker counted so far
+
+	type result struct{ cpu, broker, rate float64 }
+	results := map[string][]result{}
+	record := func(name string, cpu, broker time.Duration, seconds float64) {
+		r := result{cpu: float64(cpu.Microseconds()) / float64(n), broker: float64(broker.Microseconds()) / float64(n), rate: float64(n) / seconds}
+		results[name] = append(results[name], r)
+		la, _ := os.ReadFile("/proc/loadavg")
+		t.Logf("%-16s %7.1f µs/msg  broker %6.1f µs/msg  %8.0f msg/s  load %s", name, r.cpu, r.broker, r.rate, strings.Join(strings.Fields(string(la))[:3], " "))
+	}
+
+	for round := range rounds {
+		bb := readProc(b.PID())
+		start := time.Now()
+		cmd := exec.Command(send, host, port, fmt.Sprintf("rate-proton-%d", round), strconv.Itoa(n), b.User, b.Password)
+		cmd.Args[0] = "send-ssl"
+		cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+b.CAFile)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("send-ssl: %v\n%s", err, out)
+		}
+		total += n
+		end := b.WaitCount(t, total, 5*time.Minute)
+		ba := readProc(b.PID())
+		record("proton", cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime(), ba.cpu-bb.cpu, end.Sub(start).Seconds())
+
+		// The load tool's devices (go-amqp) straight to the broker: the gateway's
+		// messages without the gateway, for the broker's cost of their content.
+		bb = readProc(b.PID())
+		start = time.Now()
+		if r, code := bench(t, "--durable=false", "--devices", "4", "--messages", strconv.Itoa(n/4), "--size", "100", "--straight", "--no-consumer",
+			"--cloud-url", b.URL, "--cloud-ca", b.CAFile, "--cloud-user", b.User, "--cloud-password-file", pw,
+			"--cloud-address", fmt.Sprintf("rate-straight-%d", round)); code != 0 || r.Accepted != n {
+			t.Fatalf("straight: exit %d, %d of %d accepted, errors %v", code, r.Accepted, n, r.Errors)
+		}
+		total += n
+		end = b.WaitCount(t, total, 5*time.Minute)
+		ba = readProc(b.PID())
+		record("go-amqp straight", 0, ba.cpu-bb.cpu, end.Sub(start).Seconds())
+
+		for _, name := range names {
+			for _, dev := range []string{"online", "via"} {
+				gw := startGateway(t, gateways[name], b.URL, b.CAFile, b.User, pw)
+				ga, bb := readProc(gw.pid()), readProc(b.PID())
+				start := time.Now()
+				address := fmt.Sprintf("rate-%s-%s-%d", name, dev, round)
+				if dev == "online" {
+					r, code := bench(t, "--durable=false", "--devices", "4", "--messages", strconv.Itoa(n/4), "--size", "100",
+						"--address", address, "--addr", gw.addr, "--gateway-pid", strconv.Itoa(gw.pid()))
+					if code != 0 || r.Accepted != n {
+						gw.stop()
+						t.Fatalf("%s: exit %d, %d of %d accepted, errors %v", name, code, r.Accepted, n, r.Errors)
+					}
+				} else {
+					h, p, _ := net.SplitHostPort(gw.addr)
+					if _, err := devicetest.RunProtonSend(t, plain, h, p, address, n); err != nil {
+						gw.stop()
+						t.Fatalf("%s: send: %v", name, err)
+					}
+				}
+				total += n
+				end := b.WaitCount(t, total, 5*time.Minute)
+				gz, ba := readProc(gw.pid()), readProc(b.PID())
+				gw.stop()
+				record(name+" "+dev, gz.cpu-ga.cpu, ba.cpu-bb.cpu, end.Sub(start).Seconds())
+			}
+		}
+	}
+
+	t.Logf("medians of %d rounds, %d messages each, into a rhea sink:", rounds, n)
+	ref := median(results["proton"], func(r result) float64 { return r.cpu })
+	refRate := median(results["proton"], func(r result) float64 { return r.rate })
+	refBroker := median(results["proton"], func(r result) float64 { return r.broker })
+	for _, name := range append([]string{"proton", "go-amqp straight"}, func() []string {
+		var l []string
+		for _, g := range names {
+			l = append(l, g+" online", g+" via")
+		}
+		return l
+	}()...) {
+		rs := results[name]
+		cpu, rate, broker := median(rs, func(r result) float64 { return r.cpu }), median(rs, func(r result) float64 { return r.rate }), median(rs, func(r result) float64 { return r.broker })
+		t.Logf("%-16s %7.1f µs/msg (%.1fx proton)  broker %6.1f µs/msg (%.2fx)  %8.0f msg/s (%.2fx)", name, cpu, cpu/ref, broker, broker/refBroker, rate, rate/refRate)
+	}
+}
+
+// gatewayProcess is a gateway started by startGateway.
+type gatewayProcess struct {
+	cmd  *exec.Cmd
+	addr string
+	log  *os.File
+}
+
+func (g *gatewayProcess) pid() int { return g.cmd.Process.Pid }
+
+// startGateway starts bin with an uplink to url and waits until it listens for devices.
+func startGateway(t *testing.T, bin, url, ca, user, passwordFile string) *gatewayProcess {
+	t.Helper()
+	g := &gatewayProcess{addr: freeAddr(t)}
+	g.cmd = exec.Command(bin, "run", "--listen", g.addr, "--data", filepath.Join(t.TempDir(), "data"), "--metrics=",
+		"--uplink", url, "--uplink-ca", ca, "--uplink-user", user, "--uplink-password-file", passwordFile)
+	var err error
+	if g.log, err = os.Create(filepath.Join(t.TempDir(), "gateway.log")); err != nil {
+		t.Fatal(err)
+	}
+	g.cmd.Stdout, g.cmd.Stderr = g.log, g.log
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitListening(g.addr, 15*time.Second); err != nil {
+		g.stop()
+		t.Fatal(err)
+	}
+	return g
+}
+
+// stop ends the gateway with SIGTERM (SIGKILL after 30 s) and waits for it.
+func (g *gatewayProcess) stop() {
+	_ = g.cmd.Process.Signal(syscall.SIGTERM)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	go func() { <-ctx.Done(); _ = g.cmd.Process.Kill() }()
+	_ = g.cmd.Wait()
+	cancel()
+	g.log.Close()
+}
+
+// waitListening waits until addr accepts TCP connections.
+func waitListening(addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not listening within %v: %w", addr, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling, with the deadline above
+	}
+}
