@@ -47,6 +47,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 		return err
 	}
 	gc.LogLevel = level
+	tuneGC()
 	log.Info("shadowgw starting", "version", versionString(), "config", cfg)
 	for _, w := range cfg.Warnings() {
 		log.Warn("configuration warning", "problem", w.Error())
