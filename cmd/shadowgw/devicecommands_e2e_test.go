@@ -157,6 +157,11 @@ func testCommandsOffline(t *testing.T, b *cloudtest.Broker) {
 	args, _ := commandArgs(t, b, t.TempDir(), "")
 	g := startGateway(t, args...)
 	waitMetric(t, g, "shadowgw_commands_received_total", 4*perDevice, time.Minute)
+	// The gateway counts a command received when it has sent the accept; the cloud
+	// has it accepted once the queue holds nothing, unacknowledged messages
+	// included. A kill before that makes the cloud send the unprocessed ones again
+	// (at least once), and they would be stored twice.
+	waitDepth(t, b, strings.TrimPrefix(deviceCmdQueue, "/queue/"), 0, 30*time.Second)
 	g.kill() // after the upstream accept, before any device attached
 	g.start()
 	waitMetric(t, g, "shadowgw_commands_queued{", 4*perDevice, 10*time.Second)
