@@ -50,7 +50,7 @@ func TestDirectCommands(t *testing.T) {
 		t.Fatalf("queue depth with no device attached: %d, want 5", d)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // RabbitMQ restarts once: 25 s under load
 	defer cancel()
 	// A device attaches with credit 2: it gets the first two, in order; it accepts the
 	// first and detaches with the second unsettled: that one is released upstream.
