@@ -9,9 +9,12 @@
 #
 # Usage: scripts/vm-image.sh [ARCH]   (default arm64; prints the directory)
 #
-# Why it is quick (about 5–10 min on a loaded 2-core machine, nearly all of it
-# the debootstrap second stage under qemu-user): the kernel package is not
-# installed in the root. Its postinst would build an initrd with
+# Why it is quick (6 min on a loaded 2-core machine with test-deb.sh's cached
+# root, 13 min without): first, when scripts/test-deb.sh's cached arm64 root
+# exists (minbase and adduser, configured), debootstrap only downloads, and the
+# packages that root lacks are installed into it with dpkg under qemu-user,
+# instead of a whole second stage (VM_FULL_SECOND_STAGE=1 forces that). Then,
+# the kernel package is not installed in the root. Its postinst would build an initrd with
 # initramfs-tools, which under emulation takes most of an hour. Instead the
 # kernel and busybox-static packages that debootstrap downloaded are unpacked
 # on the host (dpkg-deb -x), the kernel's modules are copied into the root
@@ -44,6 +47,8 @@ as_root() {
 }
 fail() {
   echo "vm-image: FAIL: $*" >&2
+  # The work directory goes: keep the log.
+  [ -z "${log:-}" ] || [ ! -f "$log" ] || { cp "$log" "$cache/vm-build-failed.log" && echo "vm-image: log: $cache/vm-build-failed.log" >&2; }
   exit 1
 }
 case "$arch" in arm64) qemu=aarch64 ;; armhf) qemu=arm ;; *) fail "unknown architecture $arch (arm64, armhf)" ;; esac
@@ -101,9 +106,59 @@ done
 echo "${base# }" | as_root tee "$root/debootstrap/base" >/dev/null
 as_root rm -f "$kdeb" "$bdeb"
 
-step "debootstrap --second-stage (under qemu-$qemu)"
-as_root chroot "$root" /debootstrap/debootstrap --second-stage >>"$log" 2>&1 ||
-  { tail -n 20 "$log" >&2; fail "debootstrap --second-stage"; }
+base_tar=$cache/rootfs-$suite-$arch.tar.gz
+if [ -s "$base_tar" ] && [ "${VM_FULL_SECOND_STAGE:-}" != 1 ]; then
+  # scripts/test-deb.sh's cached root (minbase and adduser, configured) saves
+  # the second stage's required packages: only what it lacks, or has in
+  # another version, is installed there, by dpkg, under qemu-user.
+  step "installing the VM's packages into test-deb.sh's cached root $(basename "$base_tar") (under qemu-$qemu)"
+  stage1=$work/stage1
+  as_root mv "$root" "$stage1"
+  as_root mkdir "$root"
+  as_root tar -C "$root" -xzf "$base_tar"
+  as_root mkdir -p "$root/var/cache/shadowgw-vm"
+  python3 - "$root/var/lib/dpkg/status" "$stage1/var/cache/apt/archives" "$root/var/cache/shadowgw-vm" "$drop" <<'CHOOSE' || fail "choosing the packages"
+import os, shutil, subprocess, sys
+status, archives, dest, drop = sys.argv[1:]
+drop = drop.split()
+have = {}
+for para in open(status).read().split("\n\n"):
+    f = dict(l.split(": ", 1) for l in para.splitlines() if ": " in l and not l.startswith(" "))
+    if f.get("Status") == "install ok installed":
+        have[f["Package"]] = f["Version"]
+n = 0
+for deb in sorted(os.listdir(archives)):
+    if not deb.endswith(".deb"):
+        continue
+    p = os.path.join(archives, deb)
+    pkg, ver = subprocess.check_output(["dpkg-deb", "--show", "--showformat=${Package} ${Version}", p], text=True).split()
+    if pkg not in drop and have.get(pkg) != ver:
+        shutil.copy(p, dest)
+        n += 1
+print("vm-image:", n, "packages to install", file=sys.stderr)
+CHOOSE
+  # No daemon starts in the chroot (ssh's postinst would start sshd).
+  printf '#!/bin/sh\nexit 101\n' | as_root tee "$root/usr/sbin/policy-rc.d" >/dev/null
+  as_root chmod 755 "$root/usr/sbin/policy-rc.d"
+  as_root mount -t proc proc "$root/proc"
+  # One dpkg -i of them all, as debootstrap does, leaves a package whose
+  # Pre-Depends are in the same set (systemd: libssl3; systemd-sysv: systemd)
+  # for a second round, once those are configured.
+  as_root chroot "$root" env DEBIAN_FRONTEND=noninteractive sh -c '
+    for round in 1 2 3 4; do
+      echo "== dpkg -i, round $round"
+      dpkg -i --force-confold --skip-same-version /var/cache/shadowgw-vm/*.deb && exit 0
+    done
+    exit 1' >>"$log" 2>&1 ||
+    { tail -n 20 "$log" >&2; fail "dpkg -i of the VM's packages"; }
+  as_root chroot "$root" dpkg --audit >>"$log" 2>&1 || fail "dpkg --audit in the VM's root"
+  as_root umount "$root/proc"
+  as_root rm -rf "$root/usr/sbin/policy-rc.d" "$root/var/cache/shadowgw-vm" "$stage1"
+else
+  step "debootstrap --second-stage (under qemu-$qemu)"
+  as_root chroot "$root" /debootstrap/debootstrap --second-stage >>"$log" 2>&1 ||
+    { tail -n 20 "$log" >&2; fail "debootstrap --second-stage"; }
+fi
 
 # ---- the kernel's modules in the root (udev loads virtio-net, i2c-dev, ...)
 step "modules and initramfs"
@@ -214,9 +269,13 @@ cp "$work/kernel/boot/vmlinuz-$kver" "$work/vmlinuz"
 # ---- configuration of the guest
 f() { as_root sh -c "mkdir -p \"\$(dirname '$root$1')\" && cat >'$root$1'"; }
 f /etc/hostname <<<"shadowgw-vm"
+# nofail: under heavy load on the host udev once took over 90 s (systemd's
+# default device timeout) to announce vda1, and the VM went to emergency mode
+# without sshd; shadowgw itself needs only the root. The first-boot unit wants
+# /boot/firmware (RequiresMountsFor=) and fails loudly without it.
 f /etc/fstab <<'FSTAB'
 /dev/vda2 / ext4 defaults,noatime,errors=remount-ro 0 1
-/dev/vda1 /boot/firmware vfat defaults 0 2
+/dev/vda1 /boot/firmware vfat defaults,nofail,x-systemd.device-timeout=10min 0 2
 FSTAB
 as_root mkdir -p "$root/boot/firmware"
 # qemu's user-mode network: DHCP gives 10.0.2.15; the host's loopback is 10.0.2.2.
