@@ -216,8 +216,11 @@ func (vm *testVM) boot() (wall, ready time.Duration) {
 			vm.t.Fatalf("qemu exited: %s", out.String())
 		default:
 		}
+		tail, _ := os.ReadFile(console)
+		if bytes.Contains(tail, []byte("You are in emergency mode")) {
+			vm.t.Fatalf("the VM is in emergency mode after boot %d; console:\n%s", vm.boots, lastLines(string(tail), 40))
+		}
 		if time.Now().After(deadline) {
-			tail, _ := os.ReadFile(console)
 			vm.t.Fatalf("shadowgw not active within 10 min of the boot; console:\n%s", lastLines(string(tail), 40))
 		}
 		time.Sleep(time.Second)
