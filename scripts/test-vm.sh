@@ -47,6 +47,8 @@ cleanup() {
   if [ "${KEEP:-}" = 1 ]; then echo "test-vm: work directory kept: $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
+# A signal (CI's timeout) ends the script through the EXIT trap: qemu goes too.
+trap 'exit 143' TERM INT HUP
 
 step "the $arch package (packaging/build-deb.sh, as make deb) and the first-boot image (scripts/pi-image.sh)"
 deb=$(packaging/build-deb.sh "$arch" "$work" 2>"$work/build.log") || { cat "$work/build.log"; fail "build-deb.sh"; }
@@ -57,7 +59,8 @@ grep -q '^listen = 0.0.0.0:5672$' "$work/shadowgw.conf" || fail "no [edge] liste
 # pi-image.sh wants a Pi's boot partition: the kernel command line as
 # cmdline.txt, which is also where this script reads it from.
 cp --sparse=always "$vmdir/disk.img" "$work/base.img"
-echo "root=/dev/vda2 ro rootwait fsck.repair=yes console=ttyAMA0" >"$work/cmdline.txt"
+# quiet: the emulated serial console is slow; the journal has it all.
+echo "root=/dev/vda2 ro rootwait fsck.repair=yes console=ttyAMA0 quiet" >"$work/cmdline.txt"
 MTOOLS_SKIP_CHECK=1 mcopy -i "$work/base.img@@$((16384 * 512))" "$work/cmdline.txt" ::/cmdline.txt
 scripts/pi-image.sh "$work/base.img" "$deb" "$work/shadowgw.conf" "$work/disk.img" >"$work/pi-image.log" 2>&1 ||
   { cat "$work/pi-image.log"; fail "scripts/pi-image.sh"; }
@@ -119,7 +122,7 @@ prop() { vm systemctl show -P "$1" shadowgw.service; }
 
 step "first boot: installs the package from the boot partition"
 boot
-until_vm 600 "the first-boot install did not finish" grep -q '^== ' /boot/firmware/shadowgw-firstboot.log
+until_vm 600 "the first-boot install did not finish" grep -q "'^== \\(OK\\|FAILED\\)'" /boot/firmware/shadowgw-firstboot.log
 vm cat /boot/firmware/shadowgw-firstboot.log >"$work/firstboot.log"
 grep -q '^== OK' "$work/firstboot.log" || { cat "$work/firstboot.log"; fail "first-boot install"; }
 [ "$(vm systemctl is-enabled shadowgw-firstboot.service 2>/dev/null || true)" = disabled ] ||
@@ -135,6 +138,13 @@ head -n 5 "$work/status.txt"
 vm 'stat -c %U "/proc/$(systemctl show -P MainPID shadowgw)"' | grep -qx shadowgw || fail "the main process does not run as shadowgw"
 echo "ready $(( $(prop ActiveEnterTimestampMonotonic) / 1000 )) ms after the kernel started (first boot, with the install)"
 
+step "journald: journalctl -p warning finds the service's warnings, and only those"
+# The packaged configuration has no uplink: the daemon warns about it at start.
+vm "journalctl -u shadowgw -b -p warning --no-pager -o cat" >"$work/warnings.txt" || true
+grep -q 'level=WARN.*no uplink configured' "$work/warnings.txt" || { cat "$work/warnings.txt"; fail "journalctl -p warning does not find the 'no uplink configured' warning"; }
+if grep -q 'level=INFO\|level=DEBUG' "$work/warnings.txt"; then cat "$work/warnings.txt"; fail "journalctl -p warning shows info or debug lines"; fi
+echo "journalctl -p warning: $(grep -c . "$work/warnings.txt") line(s), e.g. $(head -n 1 "$work/warnings.txt" | cut -c1-120)"
+
 step "systemctl reload applies a new log level"
 pid=$(prop MainPID)
 vm "sed -i 's/^level = info\$/level = debug/' /etc/shadowgw/shadowgw.conf"
@@ -142,7 +152,17 @@ vm systemctl reload shadowgw.service || fail "systemctl reload"
 until_vm 60 "no 'configuration reloaded' in the journal" \
   "journalctl -u shadowgw -b --no-pager -o cat | grep -q 'configuration reloaded'"
 [ "$(prop MainPID)" = "$pid" ] || fail "reload restarted the service"
-until_vm 60 "no debug line in the journal after the reload" "journalctl -u shadowgw -b --no-pager -o cat | grep -q 'level=DEBUG'"
+vm "journalctl -u shadowgw -b --no-pager -o cat | grep 'configuration reloaded'" | grep -q 'applied="\[log\] level"' ||
+  fail "the reload did not apply [log] level"
+# A debug line: a device connection through the forwarded port that closes
+# before the protocol header (edge logs it at debug only).
+t0=$SECONDS
+until vm "journalctl -u shadowgw -b --no-pager -o cat | grep -q 'level=DEBUG'" 2>/dev/null; do
+  ((SECONDS - t0 < 120)) || fail "no debug line in the journal after the reload (not within 120s)"
+  python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 10).close()' "$dev_port" || true
+  sleep 2
+done
+echo "debug lines after the reload: $(vm "journalctl -u shadowgw -b --no-pager -o cat | grep -m1 'level=DEBUG'" | cut -c1-120)"
 
 step "journald keeps the levels (PRIORITY)"
 vm journalctl -u shadowgw -b --no-pager -o json --output-fields=PRIORITY,MESSAGE >"$work/journal.json"
@@ -197,6 +217,22 @@ for path in /etc/probe /home/probe /usr/probe /root/probe; do
 done
 vm "nsenter -t $pid -m -- ls -A /home" | grep -q . && fail "/home is visible to the service"
 echo "writable: /var/lib/shadowgw, a private /tmp; /etc, /home, /usr, /root read-only even for root there; /home empty"
+# A sensor's device node: vm-image.sh makes the group i2c (as Raspberry Pi OS
+# has it) before the package is installed, so the postinst puts the user in it.
+# The node is the null device under a sensor's name, root:i2c 0660 as
+# Raspberry Pi OS's udev rule makes /dev/i2c-*; read with the service's own
+# uid and groups (from /proc) in its mount namespace.
+vm "id -nG shadowgw" | grep -qw i2c || fail "the postinst did not put shadowgw in the group i2c"
+vm "rm -f /dev/i2c-sensor && mknod -m 0660 /dev/i2c-sensor c 1 3 && chgrp i2c /dev/i2c-sensor"
+groups=$(vm "awk '/^Groups:/ { \$1 = \"\"; gsub(/^ +| +\$/, \"\"); gsub(/ +/, \",\"); print }' /proc/$pid/status")
+echo "the service's supplementary groups: $groups ($(vm "getent group i2c | cut -d: -f1,3"))"
+vm "nsenter -t $pid -m -- setpriv --reuid=\$(id -u shadowgw) --regid=\$(id -g shadowgw) --groups=$groups -- sh -c 'head -c 1 /dev/i2c-sensor >/dev/null'" ||
+  fail "the service cannot read a device node of the group i2c"
+if vm "nsenter -t $pid -m -- setpriv --reuid=\$(id -u shadowgw) --regid=\$(id -g shadowgw) --clear-groups -- sh -c 'head -c 1 /dev/i2c-sensor >/dev/null' 2>/dev/null"; then
+  fail "the node is readable without the group i2c: the check above proves nothing"
+fi
+vm rm -f /dev/i2c-sensor
+echo "readable through the sandbox: a root:i2c 0660 device node (and not without the group)"
 
 step "apt purge removes it cleanly; it installs again"
 vm DEBIAN_FRONTEND=noninteractive apt-get purge -y shadowgw >"$work/purge.log" 2>&1 || { cat "$work/purge.log"; fail "apt-get purge"; }

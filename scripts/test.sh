@@ -6,7 +6,7 @@
 # under qemu-arm-static -cpu arm1176, and arm64).
 #
 # Environment: FUZZTIME (default 5s per fuzz target), SKIP_ARM=1 to leave out the
-# emulated runs.
+# emulated runs, SKIP_VM=1 to leave out the VM (scripts/test-vm.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,4 +55,8 @@ echo "== .deb packages: lintian, install, upgrade, remove in Debian roots (scrip
 if [ "${SKIP_ARM:-}" = 1 ]; then scripts/test-deb.sh amd64; else scripts/test-deb.sh amd64 armhf arm64; fi
 echo "== Raspberry Pi OS image on synthetic images (scripts/test-pi-image.sh)"
 scripts/test-pi-image.sh
+if [ "${SKIP_VM:-}" != 1 ]; then
+  echo "== the arm64 .deb under systemd in a VM (qemu TCG): systemd checks and 3 power cuts (scripts/test-vm.sh)"
+  POWER_CUTS=3 timeout 20m scripts/test-vm.sh
+fi
 echo "== all tests passed"
