@@ -1,8 +1,6 @@
 package main
 
 import (
-	"sync"
-
 	"github.com/shadowgw/shadowgw/edge/mqtt"
 	"github.com/shadowgw/shadowgw/store"
 )
@@ -12,29 +10,9 @@ import (
 // devices (devicecommands.go is the AMQP side).
 type mqttCommands struct{ st *store.Store }
 
-// Watch forwards the store's signal for device to wake until stop is called; stop
-// waits for the forwarding goroutine.
+// Watch is storeCommands.Watch: the same signal for both kinds of device.
 func (mc mqttCommands) Watch(device string, wake func()) (stop func()) {
-	w := mc.st.WatchCommands(device)
-	quit := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-w.C:
-				wake()
-			case <-quit:
-				return
-			}
-		}
-	}()
-	return func() {
-		close(quit)
-		wg.Wait()
-		w.Stop()
-	}
+	return storeCommands{mc.st}.Watch(device, wake)
 }
 
 func (mc mqttCommands) Read(device string, after uint64, max int) ([]mqtt.Command, error) {
