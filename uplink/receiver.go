@@ -336,12 +336,22 @@ func (cs *commandSession) received(m *amqp.Message) {
 	if cs.inFlight >= CommandWindow {
 		// More than the window arrived: RabbitMQ 3.10 does send more than the
 		// credit the receiver meant (TestCommandsFromRabbitMQ saw 64 appends in
-		// flight and more arriving). They wait, in order, for a slot.
+		// flight and more arriving; TestCommandsEndToEnd hundreds). They wait, in
+		// order, for a slot; past maxBacklog the receiver pauses as for a full
+		// store, so a deep cloud queue is not pulled into memory.
+		if len(cs.backlog) >= maxBacklog {
+			cs.release(m)
+			cs.pause()
+			return
+		}
 		cs.backlog = append(cs.backlog, p)
 		return
 	}
 	cs.append(p)
 }
+
+// maxBacklog bounds the commands held beyond the window (see received).
+const maxBacklog = 16 * CommandWindow
 
 // append hands p to the store; its completion comes back on dones.
 func (cs *commandSession) append(p *pendingCommand) {
