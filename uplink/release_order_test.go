@@ -18,7 +18,6 @@ import (
 // the order of the releases; the next link gets them first, in order.
 func TestRabbitMQReleaseOrder(t *testing.T) {
 	b := cloudtest.StartRabbitMQ(t)
-	conn := b.Dial(t)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name    string
@@ -35,6 +34,7 @@ func TestRabbitMQReleaseOrder(t *testing.T) {
 				msgs = append(msgs, amqp.NewMessage([]byte(fmt.Sprint(i))))
 			}
 			b.Send(t, addr, msgs...)
+			conn := b.Dial(t)
 			receive := func(n uint32) (*amqp.Session, *amqp.Receiver, []*amqp.Message) {
 				sess, err := conn.NewSession(ctx, nil)
 				if err != nil {
@@ -67,11 +67,15 @@ func TestRabbitMQReleaseOrder(t *testing.T) {
 				}
 			}
 			// RabbitMQ answers at once when idle; under a loaded machine it took
-			// more than 5 s once.
-			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			// more than 5 s once and did not answer within 30 s twice. The
+			// receiver then ends the connection (receiver.go); so does this test:
+			// both give the unsettled ones back.
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			start := time.Now()
 			if err := sess.Close(cctx); err != nil {
-				t.Fatalf("ending the session: %v after %v", err, time.Since(start))
+				t.Logf("ending the session: %v after %v; ending the connection instead", err, time.Since(start))
+				conn.Close()
+				conn = b.Dial(t)
 			}
 			cancel()
 			sess, rcv, got = receive(8)
