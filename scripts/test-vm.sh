@@ -18,8 +18,9 @@
 # gateway reaches RabbitMQ on the host's loopback as 10.0.2.2.
 #
 # Usage: scripts/test-vm.sh   (root, or sudo; CI runs it after the .deb tests)
-# Environment: VM_ARCH (arm64), POWER_CUTS (3), SHADOWGW_CACHE, KEEP=1 to keep
-# the work directory (disk, console logs).
+# Environment: VM_ARCH (arm64), POWER_CUTS (3), SHADOWGW_VM_CUTS_FOR (a duration
+# after which no new cut starts), SHADOWGW_CACHE, KEEP=1 to keep the work
+# directory (disk, console logs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -249,8 +250,9 @@ until_vm 120 "not active after the reinstall" systemctl is-active --quiet shadow
 poweroff
 
 step "power cuts: $cuts (cmd/shadowgw TestVMPowerCuts)"
+# A cycle takes about 70 s on two shared cores, a slow boot up to 3 min.
 SHADOWGW_VM="$work" SHADOWGW_VM_CUTS="$cuts" SHADOWGW_REQUIRE_PEERS=1 \
-  go test -count=1 -timeout 60m -run '^TestVMPowerCuts$' -v ./cmd/shadowgw/ 2>&1 | tee "$work/powercuts.log" |
+  go test -count=1 -timeout "$((cuts * 3 + 20))m" -run '^TestVMPowerCuts$' -v ./cmd/shadowgw/ 2>&1 | tee "$work/powercuts.log" |
   grep -E '^(=== RUN|--- |PASS|FAIL|ok )|vm_test.go' || true
 grep -q '^--- PASS: TestVMPowerCuts' "$work/powercuts.log" || { tail -n 60 "$work/powercuts.log"; fail "power cuts"; }
 step "test-vm: all passed in $((SECONDS - start))s"
