@@ -26,6 +26,10 @@ import (
 //     gateway's ingest + store + forward);
 //   - drain: a gateway started on a store that holds the messages already, until all
 //     arrived in RabbitMQ (forward only; includes the gateway's start);
+//   - via: a Proton C sender (Debian's send example, plain AMQP) → the gateway → TLS →
+//     RabbitMQ, consumed after: proton's messages, not durable like proton's, so the
+//     broker's CPU per message compares like with like; the online path as the issue
+//     that asked for this benchmark measured it (#15);
 //
 // and for each the broker's (RabbitMQ's beam process) CPU time per message, taking in
 // and delivering to a consumer. It runs only when SHADOWGW_BENCH_COST is set to the
@@ -71,6 +75,7 @@ func TestCost(t *testing.T) {
 	}
 	b := cloudtest.StartRabbitMQ(t)
 	send := devicetest.ProtonSendSSL(t)
+	plain := devicetest.ProtonSend(t)
 	dir := t.TempDir()
 	pw := filepath.Join(dir, "password")
 	if err := os.WriteFile(pw, []byte(b.Password+"\n"), 0o600); err != nil {
@@ -183,22 +188,54 @@ func TestCost(t *testing.T) {
 			_ = gw.Wait()
 			cancel()
 			record(name+" drain", ga.cpu, ba.cpu-bb.cpu, secs)
+
+			// Via: a Proton C device sends proton's messages through the gateway; the
+			// run ends when the consumer got them all from the queue.
+			addr = freeAddr(t)
+			vq := fmt.Sprintf("cost-via-%s-%d", name, round)
+			gw = exec.Command(gateways[name], append([]string{"run", "--listen", addr, "--data", filepath.Join(t.TempDir(), "data"), "--metrics="}, uplinkArgs...)...)
+			if err := gw.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if err := waitListening(addr, 15*time.Second); err != nil {
+				_ = gw.Process.Kill()
+				_ = gw.Wait()
+				t.Fatal(err)
+			}
+			ga, bb = readProc(gw.Process.Pid), readProc(beam)
+			start = time.Now()
+			h, p, _ := net.SplitHostPort(addr)
+			if _, err := devicetest.RunProtonSend(t, plain, h, p, vq, n); err != nil {
+				_ = gw.Process.Kill()
+				_ = gw.Wait()
+				t.Fatalf("%s via: send: %v", name, err)
+			}
+			b.Receive(t, "/queue/"+vq, n, 5*time.Minute)
+			secs = time.Since(start).Seconds()
+			gz, ba := readProc(gw.Process.Pid), readProc(beam)
+			_ = gw.Process.Signal(syscall.SIGTERM)
+			ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+			go func() { <-ctx.Done(); _ = gw.Process.Kill() }()
+			_ = gw.Wait()
+			cancel()
+			record(name+" via", gz.cpu-ga.cpu, ba.cpu-bb.cpu, secs)
 		}
 	}
 
 	t.Logf("medians of %d rounds, %d messages each (CPU per message: the process's user + system time):", rounds, n)
 	ref := median(results["proton"], func(r result) float64 { return r.cpu })
+	refBroker := median(results["proton"], func(r result) float64 { return r.broker })
 	for _, name := range append([]string{"proton"}, func() []string {
 		var l []string
 		for _, g := range names {
-			l = append(l, g+" online", g+" drain")
+			l = append(l, g+" online", g+" drain", g+" via")
 		}
 		return l
 	}()...) {
 		rs := results[name]
-		cpu := median(rs, func(r result) float64 { return r.cpu })
-		t.Logf("%-16s %7.1f µs/msg (%.1fx proton)  broker %6.1f µs/msg  %8.0f msg/s", name, cpu, cpu/ref,
-			median(rs, func(r result) float64 { return r.broker }), median(rs, func(r result) float64 { return r.rate }))
+		cpu, broker := median(rs, func(r result) float64 { return r.cpu }), median(rs, func(r result) float64 { return r.broker })
+		t.Logf("%-16s %7.1f µs/msg (%.1fx proton)  broker %6.1f µs/msg (%.2fx)  %8.0f msg/s", name, cpu, cpu/ref,
+			broker, broker/refBroker, median(rs, func(r result) float64 { return r.rate }))
 	}
 }
 

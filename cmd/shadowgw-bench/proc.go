@@ -27,6 +27,10 @@ type procSample struct {
 	rss     uint64 // VmRSS, bytes
 	peakRSS uint64 // VmHWM, bytes
 	cpu     time.Duration
+	// From /proc/PID/io: system calls that read and wrote, and the bytes they moved
+	// (sockets included). Zero where the file cannot be read (another user's process).
+	reads, writes           uint64
+	readBytes, writtenBytes uint64
 }
 
 // readProc reads /proc/PID/status and /proc/PID/stat; pid 0 or a failed read gives a
@@ -76,6 +80,22 @@ func readProc(pid int) procSample {
 	}
 	s.cpu = time.Duration(utime+stime) * time.Second / userHZ
 	s.ok = true
+	if io, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid)); err == nil {
+		for _, line := range strings.Split(string(io), "\n") {
+			name, v, _ := strings.Cut(line, ": ")
+			n, _ := strconv.ParseUint(v, 10, 64)
+			switch name {
+			case "syscr":
+				s.reads = n
+			case "syscw":
+				s.writes = n
+			case "rchar":
+				s.readBytes = n
+			case "wchar":
+				s.writtenBytes = n
+			}
+		}
+	}
 	return s
 }
 
