@@ -36,7 +36,8 @@ var nullValueSection = []byte{0x00, 0x53, 0x77, 0x40}
 // §3.2) is forwarded as decoded; only the parts an intermediary owns change:
 //
 //   - header (§3.2.1): a ttl is reduced by the time spent in the store, and a message
-//     whose ttl ran out is not sent;
+//     whose ttl ran out is not sent; a header that holds only the defaults is left
+//     out, which means the same;
 //   - delivery-annotations (§3.2.2) are dropped: they were for the gateway, the hop that
 //     received them, not for the next one;
 //   - message-annotations (§3.2.3) keep the device's entries and get SourceAnnotation;
@@ -63,6 +64,12 @@ func prepare(m *storedMessage, target, idPrefix string, now time.Time, spare amq
 		}
 		// ttl is in whole milliseconds on the wire, and 0 would mean none.
 		h.TTL = max(left.Truncate(time.Millisecond), time.Millisecond)
+	}
+	if h := msg.Header; h != nil && *h == (amqp.MessageHeader{Priority: 4}) {
+		// A header of defaults says what no header says (§3.2.1); go-amqp would
+		// encode it in full (Proton's empty header becomes a list32 with durable
+		// false), for the cloud to decode with every message.
+		msg.Header = nil
 	}
 	msg.DeliveryAnnotations = nil
 	if msg.Annotations == nil {
@@ -152,18 +159,29 @@ func decode(payload []byte) (msg *amqp.Message, err error) {
 }
 
 // rewriteModified stores the message seq as the cloud's modified outcome asks it to
-// be sent next (AMQP 1.0 §3.4.5): with delivery-failed, the header's delivery-count
-// one higher; message-annotations combined with the message's, the outcome's value
-// replacing an existing one under the same key. It starts from the payload as
-// stored, so that the ttl is still counted from the time the message was received.
+// be sent next (see modified). It starts from the payload as stored, so that the
+// ttl is still counted from the time the message was received.
 func (u *Uplink) rewriteModified(seq uint64, payload []byte, state *amqp.StateModified) error {
-	msg, err := decode(payload)
+	b, err := modified(payload, state)
 	if err != nil {
 		return err
 	}
+	return u.src.Rewrite(seq, b)
+}
+
+// modified returns payload changed as a modified outcome asks (AMQP 1.0 §3.4.5):
+// with delivery-failed, the header's delivery-count one higher (a message without
+// header gets one of the defaults, §3.2.1: priority 4); message-annotations
+// combined with the message's, the outcome's value replacing an existing one under
+// the same key.
+func modified(payload []byte, state *amqp.StateModified) ([]byte, error) {
+	msg, err := decode(payload)
+	if err != nil {
+		return nil, err
+	}
 	if state.DeliveryFailed {
 		if msg.Header == nil {
-			msg.Header = &amqp.MessageHeader{}
+			msg.Header = &amqp.MessageHeader{Priority: 4}
 		}
 		msg.Header.DeliveryCount++
 	}
@@ -177,9 +195,9 @@ func (u *Uplink) rewriteModified(seq uint64, payload []byte, state *amqp.StateMo
 	}
 	b, err := msg.MarshalBinary()
 	if err != nil {
-		return fmt.Errorf("encode: %w", err)
+		return nil, fmt.Errorf("encode: %w", err)
 	}
-	return u.src.Rewrite(seq, b)
+	return b, nil
 }
 
 // isSizeExceeded reports whether err is go-amqp's refusal of a message larger than

@@ -93,6 +93,29 @@ func TestPrepare(t *testing.T) {
 			},
 		},
 		{
+			name: "a header of defaults left out",
+			// Proton C's send example: an empty header, which go-amqp decodes as
+			// the defaults (priority 4).
+			payload: []byte{0x00, 0x53, 0x70, 0x45, 0x00, 0x53, 0x77, 0xa1, 0x01, 'v'},
+			check: func(t *testing.T, got *amqp.Message, sent []byte) {
+				if got.Header != nil || bytes.Contains(sent, []byte{0x00, 0x53, 0x70}) {
+					t.Errorf("got header %+v in %x, want none", got.Header, sent)
+				}
+				if got.Value != "v" {
+					t.Errorf("body: got %v, want v", got.Value)
+				}
+			},
+		},
+		{
+			name: "a header that differs from the defaults kept",
+			msg:  &amqp.Message{Header: &amqp.MessageHeader{Priority: 4, FirstAcquirer: true}, Value: "v"},
+			check: func(t *testing.T, got *amqp.Message, _ []byte) {
+				if got.Header == nil || !got.Header.FirstAcquirer || got.Header.Priority != 4 {
+					t.Errorf("header: got %+v, want first-acquirer and priority 4", got.Header)
+				}
+			},
+		},
+		{
 			name:     "ttl reduced by the time stored",
 			msg:      &amqp.Message{Header: &amqp.MessageHeader{TTL: time.Hour}, Value: "v"},
 			received: now.Add(-10*time.Minute - 1500*time.Microsecond),
@@ -186,6 +209,38 @@ func TestPrepare(t *testing.T) {
 				t.Fatalf("decode what would be sent: %v", err)
 			}
 			tt.check(t, got, enc)
+		})
+	}
+}
+
+// TestModified: a modified outcome with delivery-failed counts the failed delivery
+// in the header; a message without header gets one of the defaults, priority 4
+// included (§3.2.1), not priority 0.
+func TestModified(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		msg  *amqp.Message
+		want amqp.MessageHeader
+	}{
+		{"no header", &amqp.Message{Value: "v"}, amqp.MessageHeader{Priority: 4, DeliveryCount: 1}},
+		{"a header", &amqp.Message{Header: &amqp.MessageHeader{Durable: true, Priority: 7, DeliveryCount: 2}, Value: "v"},
+			amqp.MessageHeader{Durable: true, Priority: 7, DeliveryCount: 3}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := modified(encode(t, tt.msg), &amqp.StateModified{DeliveryFailed: true, MessageAnnotations: amqp.Annotations{"x-opt-try": int64(1)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := new(amqp.Message)
+			if err := got.UnmarshalBinary(b); err != nil {
+				t.Fatal(err)
+			}
+			if got.Header == nil || *got.Header != tt.want {
+				t.Errorf("header: got %+v, want %+v", got.Header, tt.want)
+			}
+			if got.Annotations["x-opt-try"] != int64(1) || got.Value != "v" {
+				t.Errorf("got annotations %v, body %v; want x-opt-try=1, v", got.Annotations, got.Value)
+			}
 		})
 	}
 }

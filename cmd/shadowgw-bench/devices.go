@@ -202,7 +202,7 @@ func (d *deviceResult) run(ctx context.Context, o options, sasl amqp.SASLType, r
 		}
 		now := time.Now()
 		m := amqp.NewMessage(body)
-		m.Header = &amqp.MessageHeader{Durable: o.Durable}
+		m.Header = &amqp.MessageHeader{Durable: o.Durable, Priority: 4}
 		m.ApplicationProperties = map[string]any{propRun: run, propDevice: int64(id), propSeq: int64(seq), propSent: now.UnixNano()}
 		if o.Settled {
 			if sendErr = snd.Send(ctx, m, nil); sendErr != nil {

@@ -48,7 +48,7 @@ func (p *presence) event(device string, up bool) {
 	}
 	ct := PresenceContentType
 	m := amqp.NewMessage([]byte{})
-	m.Header = &amqp.MessageHeader{Durable: true, TTL: p.ttl}
+	m.Header = &amqp.MessageHeader{Durable: true, Priority: 4, TTL: p.ttl} // priority: the default (§3.2.1)
 	m.Properties = &amqp.MessageProperties{
 		ContentType:  &ct,
 		CreationTime: &now,

@@ -56,8 +56,8 @@ func TestPresenceEvent(t *testing.T) {
 		if p := am.Properties; p == nil || p.ContentType == nil || *p.ContentType != PresenceContentType || p.CreationTime == nil {
 			t.Errorf("event %d: properties %+v", i, am.Properties)
 		}
-		if am.Header == nil || !am.Header.Durable || am.Header.TTL != 30*time.Second {
-			t.Errorf("event %d: header %+v, want durable, ttl 30s", i, am.Header)
+		if am.Header == nil || !am.Header.Durable || am.Header.TTL != 30*time.Second || am.Header.Priority != 4 {
+			t.Errorf("event %d: header %+v, want durable, priority 4, ttl 30s", i, am.Header)
 		}
 	}
 }
