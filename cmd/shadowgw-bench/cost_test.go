@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -175,49 +173,28 @@ func TestCost(t *testing.T) {
 			}
 			bb = readProc(beam)
 			start := time.Now()
-			gw := exec.Command(gateways[name], append([]string{"run", "--listen", freeAddr(t), "--data", data, "--metrics="}, uplinkArgs...)...)
-			if err := gw.Start(); err != nil {
-				t.Fatal(err)
-			}
+			gw := startGateway(t, gateways[name], data, uplinkArgs...)
 			b.Receive(t, "/queue/"+dq, n/4*4, 5*time.Minute)
 			secs := time.Since(start).Seconds()
-			ga, ba := readProc(gw.Process.Pid), readProc(beam)
-			_ = gw.Process.Signal(syscall.SIGTERM)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			go func() { <-ctx.Done(); _ = gw.Process.Kill() }()
-			_ = gw.Wait()
-			cancel()
+			ga, ba := readProc(gw.pid()), readProc(beam)
+			gw.stop()
 			record(name+" drain", ga.cpu, ba.cpu-bb.cpu, secs)
 
 			// Via: a Proton C device sends proton's messages through the gateway; the
 			// run ends when the consumer got them all from the queue.
-			addr = freeAddr(t)
 			vq := fmt.Sprintf("cost-via-%s-%d", name, round)
-			gw = exec.Command(gateways[name], append([]string{"run", "--listen", addr, "--data", filepath.Join(t.TempDir(), "data"), "--metrics="}, uplinkArgs...)...)
-			if err := gw.Start(); err != nil {
-				t.Fatal(err)
-			}
-			if err := waitListening(addr, 15*time.Second); err != nil {
-				_ = gw.Process.Kill()
-				_ = gw.Wait()
-				t.Fatal(err)
-			}
-			ga, bb = readProc(gw.Process.Pid), readProc(beam)
+			gw = startGateway(t, gateways[name], "", uplinkArgs...)
+			ga, bb = readProc(gw.pid()), readProc(beam)
 			start = time.Now()
-			h, p, _ := net.SplitHostPort(addr)
+			h, p, _ := net.SplitHostPort(gw.addr)
 			if _, err := devicetest.RunProtonSend(t, plain, h, p, vq, n); err != nil {
-				_ = gw.Process.Kill()
-				_ = gw.Wait()
+				gw.stop()
 				t.Fatalf("%s via: send: %v", name, err)
 			}
 			b.Receive(t, "/queue/"+vq, n, 5*time.Minute)
 			secs = time.Since(start).Seconds()
-			gz, ba := readProc(gw.Process.Pid), readProc(beam)
-			_ = gw.Process.Signal(syscall.SIGTERM)
-			ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
-			go func() { <-ctx.Done(); _ = gw.Process.Kill() }()
-			_ = gw.Wait()
-			cancel()
+			gz, ba := readProc(gw.pid()), readProc(beam)
+			gw.stop()
 			record(name+" via", gz.cpu-ga.cpu, ba.cpu-bb.cpu, secs)
 		}
 	}

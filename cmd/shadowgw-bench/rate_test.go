@@ -115,7 +115,7 @@ func TestRate(t *testing.T) {
 
 		for _, name := range names {
 			for _, dev := range []string{"online", "via"} {
-				gw := startGateway(t, gateways[name], b.URL, b.CAFile, b.User, pw)
+				gw := startGateway(t, gateways[name], "", "--uplink", b.URL, "--uplink-ca", b.CAFile, "--uplink-user", b.User, "--uplink-password-file", pw)
 				ga, bb := readProc(gw.pid()), readProc(b.PID())
 				start := time.Now()
 				address := fmt.Sprintf("rate-%s-%s-%d", name, dev, round)
@@ -169,12 +169,16 @@ type gatewayProcess struct {
 
 func (g *gatewayProcess) pid() int { return g.cmd.Process.Pid }
 
-// startGateway starts bin with an uplink to url and waits until it listens for devices.
-func startGateway(t *testing.T, bin, url, ca, user, passwordFile string) *gatewayProcess {
+// startGateway starts bin on the store in data (a new one if data is empty) with
+// args added to its command line (the uplink's), and waits until it listens for
+// devices.
+func startGateway(t *testing.T, bin, data string, args ...string) *gatewayProcess {
 	t.Helper()
+	if data == "" {
+		data = filepath.Join(t.TempDir(), "data")
+	}
 	g := &gatewayProcess{addr: freeAddr(t)}
-	g.cmd = exec.Command(bin, "run", "--listen", g.addr, "--data", filepath.Join(t.TempDir(), "data"), "--metrics=",
-		"--uplink", url, "--uplink-ca", ca, "--uplink-user", user, "--uplink-password-file", passwordFile)
+	g.cmd = exec.Command(bin, append([]string{"run", "--listen", g.addr, "--data", data, "--metrics="}, args...)...)
 	var err error
 	if g.log, err = os.Create(filepath.Join(t.TempDir(), "gateway.log")); err != nil {
 		t.Fatal(err)
