@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -42,14 +41,8 @@ import (
 //
 // Performance is reported, not asserted: the figures depend on the machine and its load.
 func TestCost(t *testing.T) {
-	n, _ := strconv.Atoi(os.Getenv("SHADOWGW_BENCH_COST"))
-	if n <= 0 {
-		t.Skip("set SHADOWGW_BENCH_COST to the messages per run to measure the cost per message")
-	}
-	rounds := 3
-	if s := os.Getenv("SHADOWGW_BENCH_ROUNDS"); s != "" {
-		rounds, _ = strconv.Atoi(s)
-	}
+	m := newRuns(t, "set SHADOWGW_BENCH_COST to the messages per run to measure the cost per message")
+	n := m.n
 	rate := os.Getenv("SHADOWGW_BENCH_RATE") // of the online runs' devices, all together; default as fast as they can
 	if rate == "" {
 		rate = "0"
@@ -64,12 +57,6 @@ func TestCost(t *testing.T) {
 	durable := "--durable=true"
 	if os.Getenv("SHADOWGW_BENCH_TRANSIENT") != "" {
 		durable = "--durable=false"
-	}
-	gateways := map[string]string{"gateway": gatewayBin}
-	names := []string{"gateway"}
-	if base := os.Getenv("SHADOWGW_BENCH_BASELINE"); base != "" {
-		gateways["baseline"] = base
-		names = append(names, "baseline")
 	}
 	b := cloudtest.StartRabbitMQ(t)
 	send := devicetest.ProtonSendSSL(t)
@@ -94,16 +81,7 @@ func TestCost(t *testing.T) {
 		return pid
 	}()
 
-	type result struct{ cpu, broker, rate float64 }
-	results := map[string][]result{}
-	record := func(name string, cpu, broker time.Duration, seconds float64) {
-		r := result{cpu: float64(cpu.Microseconds()) / float64(n), broker: float64(broker.Microseconds()) / float64(n), rate: float64(n) / seconds}
-		results[name] = append(results[name], r)
-		la, _ := os.ReadFile("/proc/loadavg")
-		t.Logf("%-16s %7.1f µs/msg  broker %6.1f µs/msg  %8.0f msg/s  load %s", name, r.cpu, r.broker, r.rate, strings.Join(strings.Fields(string(la))[:3], " "))
-	}
-
-	for round := range rounds {
+	for round := range m.rounds {
 		// Proton C straight to the broker.
 		q := fmt.Sprintf("/queue/cost-proton-%d", round)
 		bb := readProc(beam)
@@ -120,9 +98,9 @@ func TestCost(t *testing.T) {
 		// declaring it again.
 		b.Receive(t, "/amq/queue/"+strings.TrimPrefix(q, "/queue/"), n, 5*time.Minute)
 		ba := readProc(beam)
-		record("proton", cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime(), ba.cpu-bb.cpu, secs)
+		m.record("proton", cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime(), bb, ba, secs)
 
-		for _, name := range names {
+		for _, name := range m.builds {
 			// Online: the load tool's devices, gateway and consumer. RabbitMQ 3.10 now and
 			// then stops delivering to the consumer, the rest of the messages accepted and
 			// left in the queue: such a run says nothing about the gateway's rate, so it
@@ -139,7 +117,7 @@ func TestCost(t *testing.T) {
 				r, code = bench(t, append([]string{durable, "--devices", "4", "--messages", strconv.Itoa(n / 4), "--size", "100", "--rate", rate,
 					"--address", cq, "--cloud-url", b.URL, "--cloud-ca", b.CAFile, "--cloud-user", b.User, "--cloud-password-file", pw,
 					"--cloud-address", "/queue/" + cq, "--spawn-log", filepath.Join(dir, cq+".log"),
-					"--spawn", gateways[name], "--addr", addr, "--",
+					"--spawn", m.bins[name], "--addr", addr, "--",
 					"run", "--listen", addr, "--data", data, "--metrics="}, uplinkArgs...)...)
 				ba = readProc(beam)
 				if code == 0 && r.Gateway != nil && r.Cloud != nil && r.Cloud.Arrived == n/4*4 {
@@ -157,7 +135,7 @@ func TestCost(t *testing.T) {
 				log, _ := os.ReadFile(filepath.Join(dir, cq+".log"))
 				t.Fatalf("%s online: exit %d, cloud %+v, gateway %+v, errors %v; the gateway's log:\n%s", name, code, r.Cloud, r.Gateway, r.Errors, lastLines(log, 40))
 			}
-			record(name+" online", time.Duration(r.Gateway.CPUSeconds*1e9), ba.cpu-bb.cpu, r.Cloud.Seconds)
+			m.record(name+" online", time.Duration(r.Gateway.CPUSeconds*1e9), bb, ba, r.Cloud.Seconds)
 			if r.AckLatency != nil {
 				t.Logf("%-16s ack latency p50 %.2f ms p99 %.2f ms; RSS before the devices (connected, idle) %.1f MiB",
 					name+" online", r.AckLatency.P50, r.AckLatency.P99, float64(r.Gateway.RSSBeforeBytes)/(1<<20))
@@ -168,22 +146,22 @@ func TestCost(t *testing.T) {
 			data := filepath.Join(t.TempDir(), "data")
 			dq := fmt.Sprintf("cost-drain-%s-%d", name, round)
 			if _, code := bench(t, durable, "--devices", "4", "--messages", strconv.Itoa(n/4), "--size", "100", "--address", dq,
-				"--spawn", gateways[name], "--addr", addr, "--", "run", "--listen", addr, "--data", data, "--metrics="); code != 0 {
+				"--spawn", m.bins[name], "--addr", addr, "--", "run", "--listen", addr, "--data", data, "--metrics="); code != 0 {
 				t.Fatalf("%s drain: filling the store: exit %d", name, code)
 			}
 			bb = readProc(beam)
 			start := time.Now()
-			gw := startGateway(t, gateways[name], data, uplinkArgs...)
+			gw := startGateway(t, m.bins[name], data, uplinkArgs...)
 			b.Receive(t, "/queue/"+dq, n/4*4, 5*time.Minute)
 			secs := time.Since(start).Seconds()
 			ga, ba := readProc(gw.pid()), readProc(beam)
 			gw.stop()
-			record(name+" drain", ga.cpu, ba.cpu-bb.cpu, secs)
+			m.record(name+" drain", ga.cpu, bb, ba, secs)
 
 			// Via: a Proton C device sends proton's messages through the gateway; the
 			// run ends when the consumer got them all from the queue.
 			vq := fmt.Sprintf("cost-via-%s-%d", name, round)
-			gw = startGateway(t, gateways[name], "", uplinkArgs...)
+			gw = startGateway(t, m.bins[name], "", uplinkArgs...)
 			ga, bb = readProc(gw.pid()), readProc(beam)
 			start = time.Now()
 			h, p, _ := net.SplitHostPort(gw.addr)
@@ -195,38 +173,11 @@ func TestCost(t *testing.T) {
 			secs = time.Since(start).Seconds()
 			gz, ba := readProc(gw.pid()), readProc(beam)
 			gw.stop()
-			record(name+" via", gz.cpu-ga.cpu, ba.cpu-bb.cpu, secs)
+			m.record(name+" via", gz.cpu-ga.cpu, bb, ba, secs)
 		}
 	}
 
-	t.Logf("medians of %d rounds, %d messages each (CPU per message: the process's user + system time):", rounds, n)
-	ref := median(results["proton"], func(r result) float64 { return r.cpu })
-	refBroker := median(results["proton"], func(r result) float64 { return r.broker })
-	for _, name := range append([]string{"proton"}, func() []string {
-		var l []string
-		for _, g := range names {
-			l = append(l, g+" online", g+" drain", g+" via")
-		}
-		return l
-	}()...) {
-		rs := results[name]
-		cpu, broker := median(rs, func(r result) float64 { return r.cpu }), median(rs, func(r result) float64 { return r.broker })
-		t.Logf("%-16s %7.1f µs/msg (%.1fx proton)  broker %6.1f µs/msg (%.2fx)  %8.0f msg/s", name, cpu, cpu/ref,
-			broker, broker/refBroker, median(rs, func(r result) float64 { return r.rate }))
-	}
-}
-
-// median returns the median of f over rs.
-func median[T any](rs []T, f func(T) float64) float64 {
-	if len(rs) == 0 {
-		return 0
-	}
-	v := make([]float64, len(rs))
-	for i, r := range rs {
-		v[i] = f(r)
-	}
-	slices.Sort(v)
-	return v[len(v)/2]
+	m.report("into RabbitMQ (CPU per message: the process's user + system time)", []string{"proton"}, "online", "drain", "via")
 }
 
 // lastLines returns the last n lines of b.

@@ -40,39 +40,14 @@ import (
 //
 // Performance is reported, not asserted.
 func TestRate(t *testing.T) {
-	n, _ := strconv.Atoi(os.Getenv("SHADOWGW_BENCH_COST"))
-	if n <= 0 {
-		t.Skip("set SHADOWGW_BENCH_COST to the messages per run to measure the rate into a fast broker")
-	}
-	n = n / 4 * 4
-	rounds := 3
-	if s := os.Getenv("SHADOWGW_BENCH_ROUNDS"); s != "" {
-		rounds, _ = strconv.Atoi(s)
-	}
-	gateways := map[string]string{"gateway": gatewayBin}
-	names := []string{"gateway"}
-	if base := os.Getenv("SHADOWGW_BENCH_BASELINE"); base != "" {
-		gateways["baseline"] = base
-		names = append(names, "baseline")
-	}
+	m := newRuns(t, "set SHADOWGW_BENCH_COST to the messages per run to measure the rate into a fast broker")
+	n := m.n
 	b := cloudtest.StartRheaSink(t)
 	send := devicetest.ProtonSendSSL(t)
 	plain := devicetest.ProtonSend(t)
 	pw := b.WritePasswordFile(t)
 	host, port, _ := net.SplitHostPort(strings.TrimPrefix(b.URL, "amqps://"))
 	total := 0 // what the broker counted so far
-
-	type result struct{ cpu, broker, rate, reads, bytes float64 }
-	results := map[string][]result{}
-	// record keeps a run's figures: the sender's CPU, and the broker's CPU, read system
-	// calls and bytes read between its samples bb and ba, all per message.
-	record := func(name string, cpu time.Duration, bb, ba procSample, seconds float64) {
-		r := result{cpu: float64(cpu.Microseconds()) / float64(n), broker: float64((ba.cpu - bb.cpu).Microseconds()) / float64(n), rate: float64(n) / seconds,
-			reads: float64(ba.reads-bb.reads) / float64(n), bytes: float64(ba.readBytes-bb.readBytes) / float64(n)}
-		results[name] = append(results[name], r)
-		la, _ := os.ReadFile("/proc/loadavg")
-		t.Logf("%-16s %7.1f µs/msg  broker %6.1f µs/msg %5.3f reads %5.1f B/msg  %8.0f msg/s  load %s", name, r.cpu, r.broker, r.reads, r.bytes, r.rate, strings.Join(strings.Fields(string(la))[:3], " "))
-	}
 
 	// The broker's first messages cost it several times what later ones do (V8 compiles
 	// rhea's code as it runs): an unmeasured run first, so that round 0 compares too.
@@ -85,7 +60,7 @@ func TestRate(t *testing.T) {
 	total += n
 	b.WaitCount(t, total, 5*time.Minute)
 
-	for round := range rounds {
+	for round := range m.rounds {
 		bb := readProc(b.PID())
 		start := time.Now()
 		cmd := exec.Command(send, host, port, fmt.Sprintf("rate-proton-%d", round), strconv.Itoa(n), b.User, b.Password)
@@ -97,7 +72,7 @@ func TestRate(t *testing.T) {
 		total += n
 		end := b.WaitCount(t, total, 5*time.Minute)
 		ba := readProc(b.PID())
-		record("proton", cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime(), bb, ba, end.Sub(start).Seconds())
+		m.record("proton", cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime(), bb, ba, end.Sub(start).Seconds())
 
 		// The load tool's devices (go-amqp) straight to the broker: the gateway's
 		// messages without the gateway, for the broker's cost of their content.
@@ -111,11 +86,11 @@ func TestRate(t *testing.T) {
 		total += n
 		end = b.WaitCount(t, total, 5*time.Minute)
 		ba = readProc(b.PID())
-		record("go-amqp straight", 0, bb, ba, end.Sub(start).Seconds())
+		m.record("go-amqp straight", 0, bb, ba, end.Sub(start).Seconds())
 
-		for _, name := range names {
+		for _, name := range m.builds {
 			for _, dev := range []string{"online", "via"} {
-				gw := startGateway(t, gateways[name], "", "--uplink", b.URL, "--uplink-ca", b.CAFile, "--uplink-user", b.User, "--uplink-password-file", pw)
+				gw := startGateway(t, m.bins[name], "", "--uplink", b.URL, "--uplink-ca", b.CAFile, "--uplink-user", b.User, "--uplink-password-file", pw)
 				ga, bb := readProc(gw.pid()), readProc(b.PID())
 				start := time.Now()
 				address := fmt.Sprintf("rate-%s-%s-%d", name, dev, round)
@@ -137,27 +112,12 @@ func TestRate(t *testing.T) {
 				end := b.WaitCount(t, total, 5*time.Minute)
 				gz, ba := readProc(gw.pid()), readProc(b.PID())
 				gw.stop()
-				record(name+" "+dev, gz.cpu-ga.cpu, bb, ba, end.Sub(start).Seconds())
+				m.record(name+" "+dev, gz.cpu-ga.cpu, bb, ba, end.Sub(start).Seconds())
 			}
 		}
 	}
 
-	t.Logf("medians of %d rounds, %d messages each, into a rhea sink:", rounds, n)
-	ref := median(results["proton"], func(r result) float64 { return r.cpu })
-	refRate := median(results["proton"], func(r result) float64 { return r.rate })
-	refBroker := median(results["proton"], func(r result) float64 { return r.broker })
-	for _, name := range append([]string{"proton", "go-amqp straight"}, func() []string {
-		var l []string
-		for _, g := range names {
-			l = append(l, g+" online", g+" via")
-		}
-		return l
-	}()...) {
-		rs := results[name]
-		cpu, rate, broker := median(rs, func(r result) float64 { return r.cpu }), median(rs, func(r result) float64 { return r.rate }), median(rs, func(r result) float64 { return r.broker })
-		reads, bytes := median(rs, func(r result) float64 { return r.reads }), median(rs, func(r result) float64 { return r.bytes })
-		t.Logf("%-16s %7.1f µs/msg (%.1fx proton)  broker %6.1f µs/msg (%.2fx) %5.3f reads %5.1f B/msg  %8.0f msg/s (%.2fx)", name, cpu, cpu/ref, broker, broker/refBroker, reads, bytes, rate, rate/refRate)
-	}
+	m.report("into a rhea sink", []string{"proton", "go-amqp straight"}, "online", "via")
 }
 
 // gatewayProcess is a gateway started by startGateway.
