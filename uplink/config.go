@@ -69,6 +69,11 @@ type Config struct {
 	// AddressPrefix from the message's address and sender; see AddressTemplate
 	// (the type). Default "": the stored address.
 	AddressTemplate string
+	// SourceAnnotation is the message-annotations key (a symbol beginning with
+	// "x-opt-") under which each forwarded message carries who sent it to the
+	// gateway; default SourceAnnotation. NoSourceAnnotation leaves it out (see
+	// CheckSourceAnnotation).
+	SourceAnnotation string
 	// TargetDurability is the terminus durability requested for each target (AMQP 1.0
 	// §3.5.3): "none", "configuration" (the default) or "unsettled-state". RabbitMQ
 	// declares the queue of a "/queue/NAME" target durable unless it is "none", and
@@ -123,6 +128,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.TargetDurability == "" {
 		c.TargetDurability = DefaultTargetDurability
+	}
+	if c.SourceAnnotation == "" {
+		c.SourceAnnotation = SourceAnnotation
 	}
 	if c.InFlight <= 0 {
 		c.InFlight = DefaultInFlight
@@ -190,7 +198,19 @@ func (c Config) Validate() error {
 	if _, err := ParseAddressTemplate(c.AddressTemplate); err != nil {
 		return configErr("AddressTemplate", err.Error())
 	}
+	if err := CheckSourceAnnotation(c.SourceAnnotation); err != nil {
+		return configErr("SourceAnnotation", err.Error())
+	}
 	return nil
+}
+
+// sourceKey returns the message-annotations key of the source, "" for none, of a
+// Config with defaults.
+func (c *Config) sourceKey() string {
+	if c.SourceAnnotation == NoSourceAnnotation {
+		return ""
+	}
+	return c.SourceAnnotation
 }
 
 // endpoint is one cloud broker of Config.URL.
@@ -268,6 +288,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("password_file", c.PasswordFile),
 		slog.String("address_prefix", c.AddressPrefix),
 		slog.String("address_template", c.AddressTemplate),
+		slog.String("source_annotation", c.SourceAnnotation),
 		slog.Int("in_flight", c.InFlight),
 	)
 }

@@ -118,7 +118,7 @@ func (t *DirectTarget) settleAll(wctx context.Context, c *connection, receipts <
 
 // prepare decodes a direct delivery for the cloud, changing only what an intermediary
 // owns (see prepare for stored messages): the ttl loses the time spent in the gateway,
-// delivery-annotations are dropped, SourceAnnotation is set.
+// delivery-annotations are dropped, the source annotation is set (see setSource).
 func (t *DirectTarget) prepare(it directItem) (*amqp.Message, error) {
 	msg, err := decode(it.payload)
 	if err != nil {
@@ -128,10 +128,6 @@ func (t *DirectTarget) prepare(it directItem) (*amqp.Message, error) {
 		h.TTL = max((h.TTL - time.Since(it.received)).Truncate(time.Millisecond), time.Millisecond)
 	}
 	msg.DeliveryAnnotations = nil
-	if msg.Annotations == nil {
-		msg.Annotations = amqp.Annotations{}
-	}
-	delete(msg.Annotations, amqp.Symbol(SourceAnnotation))
-	msg.Annotations[SourceAnnotation] = it.source
+	setSource(msg, t.d.u.cfg.sourceKey(), it.source, nil)
 	return msg, nil
 }

@@ -167,7 +167,7 @@ func (l *lane) send(m *storedMessage, receipts chan<- sent) (ev event, failed bo
 		l.ann = make(amqp.Annotations, 1)
 	}
 	clear(l.ann)
-	out, err := prepare(m, l.target, l.idPrefix, f.u.clk.Now(), l.ann)
+	out, err := prepare(m, l.target, l.idPrefix, f.u.cfg.sourceKey(), f.u.clk.Now(), l.ann)
 	if err != nil {
 		return event{kind: evUnsendable, seq: m.Seq, reason: err.Error()}, false
 	}

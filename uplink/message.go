@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	amqp "github.com/Azure/go-amqp"
@@ -14,9 +15,58 @@ import (
 )
 
 // SourceAnnotation is the message annotation (AMQP 1.0 §3.2.3) the uplink adds to every
-// forwarded message: the stored Source, i.e. who sent it to the gateway. A value the
-// device set under this key is replaced.
+// forwarded message by default: the stored Source, i.e. who sent it to the gateway. A
+// value the device set under this key is replaced. Config.SourceAnnotation names
+// another key, or none.
 const SourceAnnotation = message.SourceAnnotation
+
+// NoSourceAnnotation, as Config.SourceAnnotation, forwards messages without one: for
+// clouds whose address already names the device (see AddressTemplate), where the
+// annotation would be decoded, stored and delivered with every message for nothing.
+const NoSourceAnnotation = "none"
+
+// CheckSourceAnnotation returns an error if key cannot be Config.SourceAnnotation:
+// it must be NoSourceAnnotation or a symbol beginning with "x-opt-". AMQP 1.0 §3.2.10
+// reserves annotation keys that do not begin with "x-", and a receiver that does not
+// understand a key without the "x-opt-" prefix must detach the link: a cloud that
+// does not know the gateway's annotation must be free to ignore it. A symbol is ASCII
+// (§1.6.21); spaces and control characters are refused as well.
+func CheckSourceAnnotation(key string) error {
+	if key == "" || key == NoSourceAnnotation {
+		return nil
+	}
+	if !strings.HasPrefix(key, "x-opt-") || len(key) == len("x-opt-") {
+		return fmt.Errorf("%q: want a symbol beginning with x-opt- (AMQP 1.0 §3.2.10 reserves the others), or %s", key, NoSourceAnnotation)
+	}
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c <= ' ' || c >= 0x7f {
+			return fmt.Errorf("%q: byte %d is not a printable ASCII character (a symbol is ASCII, §1.6.21)", key, i)
+		}
+	}
+	return nil
+}
+
+// setSource puts source under key in msg's message-annotations, replacing what the
+// device set under key or under SourceAnnotation (a device's own claim under the
+// gateway's key is never passed on as the gateway's); key "" adds nothing. spare,
+// empty or nil, becomes the annotations of a message that has none.
+func setSource(msg *amqp.Message, key, source string, spare amqp.Annotations) {
+	if msg.Annotations != nil {
+		delete(msg.Annotations, amqp.Symbol(SourceAnnotation))
+		delete(msg.Annotations, SourceAnnotation)
+	}
+	if key == "" {
+		return
+	}
+	if msg.Annotations == nil {
+		msg.Annotations = spare // empty, or nil: a new map
+		if msg.Annotations == nil {
+			msg.Annotations = make(amqp.Annotations, 1)
+		}
+	}
+	delete(msg.Annotations, amqp.Symbol(key))
+	msg.Annotations[key] = source // a string key is encoded as a symbol
+}
 
 // outgoing is a stored message made ready for the cloud.
 type outgoing struct {
@@ -40,7 +90,8 @@ var nullValueSection = []byte{0x00, 0x53, 0x77, 0x40}
 //     out, which means the same;
 //   - delivery-annotations (§3.2.2) are dropped: they were for the gateway, the hop that
 //     received them, not for the next one;
-//   - message-annotations (§3.2.3) keep the device's entries and get SourceAnnotation;
+//   - message-annotations (§3.2.3) keep the device's entries and get the source under
+//     key, Config.SourceAnnotation resolved ("" for none; see setSource);
 //   - properties (§3.2.4): a message without message-id gets idPrefix + its store
 //     sequence number, the same at every retry, so that the cloud's consumers can
 //     drop the duplicates at-least-once delivery makes.
@@ -48,7 +99,7 @@ var nullValueSection = []byte{0x00, 0x53, 0x77, 0x40}
 // An error means the message can never be sent as stored; the caller dead-letters it
 // with the error's text as the reason. spare, empty or nil, becomes the message's
 // annotations if it has none: the caller may reuse it once the message is encoded.
-func prepare(m *storedMessage, target, idPrefix string, now time.Time, spare amqp.Annotations) (out outgoing, err error) {
+func prepare(m *storedMessage, target, idPrefix, key string, now time.Time, spare amqp.Annotations) (out outgoing, err error) {
 	if m.Address == "" {
 		return outgoing{}, errNoAddress
 	}
@@ -72,14 +123,7 @@ func prepare(m *storedMessage, target, idPrefix string, now time.Time, spare amq
 		msg.Header = nil
 	}
 	msg.DeliveryAnnotations = nil
-	if msg.Annotations == nil {
-		msg.Annotations = spare // empty, or nil: a new map
-		if msg.Annotations == nil {
-			msg.Annotations = make(amqp.Annotations, 1)
-		}
-	}
-	delete(msg.Annotations, amqp.Symbol(SourceAnnotation))
-	msg.Annotations[SourceAnnotation] = m.Source // a string key is encoded as a symbol
+	setSource(msg, key, m.Source, spare)
 	if msg.Properties == nil {
 		msg.Properties = &amqp.MessageProperties{}
 	}
@@ -90,20 +134,23 @@ func prepare(m *storedMessage, target, idPrefix string, now time.Time, spare amq
 	// The message is not encoded here: Send encodes it, once. A message go-amqp cannot
 	// encode, or one larger than the cloud's max-message-size, fails that Send before
 	// anything is written (see unsendable).
-	return outgoing{msg: msg, target: target, size: sizeEstimate(m, idPrefix, msg.Properties.MessageID)}, nil
+	return outgoing{msg: msg, target: target, size: sizeEstimate(m, idPrefix, key, msg.Properties.MessageID)}, nil
 }
 
 // sizeEstimate returns about how many bytes the prepared message of m encodes to,
-// without encoding it: the stored size, plus the source annotation and a derived
-// message-id. The stored sections are re-encoded by go-amqp, whose choice of
+// without encoding it: the stored size, plus the source annotation under key (if
+// any) and a derived message-id. The stored sections are re-encoded by go-amqp, whose choice of
 // encodings may differ from the device's by a few bytes, and dropped
 // delivery-annotations are not subtracted: the figure is for the rate limit and the
 // logs; go-amqp checks the exact size against the cloud's max-message-size.
-func sizeEstimate(m *storedMessage, idPrefix string, id any) int {
+func sizeEstimate(m *storedMessage, idPrefix, key string, id any) int {
 	// An annotation entry: symbol key (2 + len), string value (2 or 5 + len); a new
 	// message-annotations section or properties list adds up to 12 bytes of
 	// descriptors and headers.
-	n := len(m.Payload) + 2 + len(SourceAnnotation) + 5 + len(m.Source) + 12
+	n := len(m.Payload)
+	if key != "" {
+		n += 2 + len(key) + 5 + len(m.Source) + 12
+	}
 	if s, ok := id.(string); ok && len(s) > len(idPrefix) && s[:len(idPrefix)] == idPrefix {
 		n += 5 + len(s) + 12
 	}

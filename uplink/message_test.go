@@ -29,6 +29,7 @@ func TestPrepare(t *testing.T) {
 		msg      *amqp.Message // encoded as the payload
 		payload  []byte        // instead of msg
 		address  string
+		key      string // Config.SourceAnnotation resolved; "" is SourceAnnotation, "-" none
 		received time.Time
 		check    func(t *testing.T, got *amqp.Message, sent []byte)
 		wantErr  string
@@ -56,6 +57,45 @@ func TestPrepare(t *testing.T) {
 			check: func(t *testing.T, got *amqp.Message, _ []byte) {
 				if got.Annotations[SourceAnnotation] != "dev-1" {
 					t.Errorf("annotations: got %v, want %s=dev-1", got.Annotations, SourceAnnotation)
+				}
+			},
+		},
+		{
+			name: "source annotation under another key",
+			msg: &amqp.Message{
+				Annotations: amqp.Annotations{"x-opt-device-id": "spoofed", SourceAnnotation: "spoofed too", "x-opt-kept": int64(1)},
+				Data:        [][]byte{[]byte("x")},
+			},
+			key: "x-opt-device-id",
+			check: func(t *testing.T, got *amqp.Message, _ []byte) {
+				want := amqp.Annotations{"x-opt-device-id": "dev-1", "x-opt-kept": int64(1)}
+				if !reflect.DeepEqual(got.Annotations, want) {
+					t.Errorf("annotations: got %v, want %v", got.Annotations, want)
+				}
+			},
+		},
+		{
+			name: "no source annotation",
+			msg:  &amqp.Message{Properties: &amqp.MessageProperties{MessageID: uint64(7)}, Value: "v"},
+			key:  "-",
+			check: func(t *testing.T, got *amqp.Message, sent []byte) {
+				// No message-annotations section at all (descriptor 0x72).
+				if got.Annotations != nil || bytes.Contains(sent, []byte{0x00, 0x53, 0x72}) {
+					t.Errorf("got annotations %v in %x, want none", got.Annotations, sent)
+				}
+			},
+		},
+		{
+			name: "no source annotation, a device's claim dropped",
+			msg: &amqp.Message{
+				Annotations: amqp.Annotations{SourceAnnotation: "spoofed", "x-opt-kept": "k"},
+				Value:       "v",
+			},
+			key: "-",
+			check: func(t *testing.T, got *amqp.Message, _ []byte) {
+				want := amqp.Annotations{"x-opt-kept": "k"}
+				if !reflect.DeepEqual(got.Annotations, want) {
+					t.Errorf("annotations: got %v, want %v", got.Annotations, want)
 				}
 			},
 		},
@@ -171,7 +211,14 @@ func TestPrepare(t *testing.T) {
 			if received.IsZero() {
 				received = now
 			}
-			out, err := prepare(&store.Message{Seq: 1, Address: address, Source: "dev-1", Received: received, Payload: payload}, "/queue/"+address, "shadowgw:gw:", now, nil)
+			key := tt.key
+			switch key {
+			case "":
+				key = SourceAnnotation
+			case "-":
+				key = ""
+			}
+			out, err := prepare(&store.Message{Seq: 1, Address: address, Source: "dev-1", Received: received, Payload: payload}, "/queue/"+address, "shadowgw:gw:", key, now, nil)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("got err %v, want %q", err, tt.wantErr)
@@ -198,6 +245,7 @@ func TestPrepare(t *testing.T) {
 				if len(kept.Annotations) > 0 {
 					kept.Annotations = maps.Clone(kept.Annotations)
 					delete(kept.Annotations, SourceAnnotation)
+					delete(kept.Annotations, key)
 				}
 				dropped = len(payload) - len(encode(t, &kept))
 			}
@@ -262,7 +310,7 @@ func FuzzPrepare(f *testing.F) {
 	spare := amqp.Annotations{} // reused, as a lane does
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		clear(spare)
-		out, err := prepare(&store.Message{Address: "a", Source: "s", Received: now, Payload: payload}, "", "shadowgw:gw:", now, spare)
+		out, err := prepare(&store.Message{Address: "a", Source: "s", Received: now, Payload: payload}, "", "shadowgw:gw:", SourceAnnotation, now, spare)
 		if err != nil {
 			return
 		}
@@ -283,4 +331,25 @@ func FuzzPrepare(f *testing.F) {
 			t.Fatalf("source annotation: got %v", again.Annotations)
 		}
 	})
+}
+
+func TestCheckSourceAnnotation(t *testing.T) {
+	for _, tt := range []struct {
+		key, wantErr string
+	}{
+		{"", ""},
+		{"none", ""},
+		{SourceAnnotation, ""},
+		{"x-opt-device-id", ""},
+		{"x-device-id", `"x-device-id": want a symbol beginning with x-opt- (AMQP 1.0 §3.2.10 reserves the others), or none`},
+		{"device", `"device": want a symbol beginning with x-opt-`},
+		{"x-opt-", `"x-opt-": want a symbol beginning with x-opt-`},
+		{"x-opt-dev id", `"x-opt-dev id": byte 9 is not a printable ASCII character (a symbol is ASCII, §1.6.21)`},
+		{"x-opt-gerät", `byte 9 is not a printable ASCII character`},
+	} {
+		err := CheckSourceAnnotation(tt.key)
+		if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("CheckSourceAnnotation(%q) = %v, want %q", tt.key, err, tt.wantErr)
+		}
+	}
 }

@@ -37,6 +37,7 @@ func TestRabbitMQ(t *testing.T) {
 	t.Run("refused link", func(t *testing.T) { testRefusedLink(t, b) })
 	t.Run("held address", func(t *testing.T) { testHeldAddress(t, b) })
 	t.Run("external and rotation", func(t *testing.T) { testExternalRotation(t, b) })
+	t.Run("source annotation", func(t *testing.T) { testSourceAnnotation(t, b) })
 	t.Run("rate limit", func(t *testing.T) { testRateLimit(t, b) })
 	t.Run("idle timeout", func(t *testing.T) { testIdleTimeout(t, b) })
 	t.Run("drain rate", func(t *testing.T) { testDrainRate(t, b) })
@@ -131,6 +132,50 @@ func testForward(t *testing.T, b *cloudtest.Broker) {
 	}
 	if warns := logs.lines("level=WARN"); len(warns) > 0 {
 		t.Errorf("got warnings, want none:\n%s", strings.Join(warns, "\n"))
+	}
+}
+
+// testSourceAnnotation checks Config.SourceAnnotation at the broker: another key
+// carries the source, none leaves message-annotations out unless the device set some;
+// a device's own value under the gateway's key is dropped either way.
+func testSourceAnnotation(t *testing.T, b *cloudtest.Broker) {
+	for _, tt := range []struct {
+		key  string
+		want []amqp.Annotations // per message, as RabbitMQ delivers them
+	}{
+		{"x-opt-device-id", []amqp.Annotations{
+			{"x-opt-device-id": "device-1"},
+			{"x-opt-device-id": "device-1", "x-opt-kept": "k"},
+		}},
+		// A device key that is not the gateway's is the device's own: kept.
+		{NoSourceAnnotation, []amqp.Annotations{nil, {"x-opt-device-id": "spoofed", "x-opt-kept": "k"}}},
+	} {
+		t.Run(tt.key, func(t *testing.T) {
+			st := openStore(t, false)
+			queue := "source-" + tt.key
+			appendMessages(t, st, queue, "device-1",
+				&amqp.Message{Properties: &amqp.MessageProperties{MessageID: "m-1"}, Value: "plain"},
+				&amqp.Message{
+					Properties:  &amqp.MessageProperties{MessageID: "m-2"},
+					Annotations: amqp.Annotations{SourceAnnotation: "spoofed", "x-opt-device-id": "spoofed", "x-opt-kept": "k"},
+					Value:       "annotated",
+				})
+			cfg, _ := testConfig(t, b)
+			cfg.SourceAnnotation = tt.key
+			log, _ := newLogger()
+			startUplink(t, cfg, st, log)
+			got := b.Receive(t, "/queue/"+queue, 2, 20*time.Second)
+			for i, g := range got {
+				// RabbitMQ 3.10 adds nothing of its own to a message's annotations
+				// on this path: what arrives is what the uplink sent.
+				if len(g.Annotations) == 0 && tt.want[i] == nil {
+					continue
+				}
+				if !reflect.DeepEqual(g.Annotations, tt.want[i]) {
+					t.Errorf("message %d: annotations %v, want %v", i, g.Annotations, tt.want[i])
+				}
+			}
+		})
 	}
 }
 

@@ -27,6 +27,8 @@ import (
 //     RabbitMQ, consumed after: proton's messages, not durable like proton's, so the
 //     broker's CPU per message compares like with like; the online path as the issue
 //     that asked for this benchmark measured it (#15);
+//   - via bare: via with [uplink] source-annotation = none, the messages as the
+//     device sent them, for what the annotation costs the broker;
 //
 // and for each the broker's (RabbitMQ's beam process) CPU time per message, taking in
 // and delivering to a consumer. It runs only when SHADOWGW_BENCH_COST is set to the
@@ -70,6 +72,10 @@ func TestCost(t *testing.T) {
 	if err := os.WriteFile(conf, []byte("[uplink]\naddress-prefix = /queue/\n"+os.Getenv("SHADOWGW_BENCH_UPLINK_CONF")), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	bare := filepath.Join(dir, "bare.conf")
+	if err := os.WriteFile(bare, []byte("[uplink]\naddress-prefix = /queue/\nsource-annotation = none\n"+os.Getenv("SHADOWGW_BENCH_UPLINK_CONF")), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	uplinkArgs := []string{"--config", conf, "--uplink", b.URL, "--uplink-ca", b.CAFile, "--uplink-user", b.User, "--uplink-password-file", pw}
 	host, port, _ := net.SplitHostPort(b.Addr)
 	beam := func() int {
@@ -82,11 +88,16 @@ func TestCost(t *testing.T) {
 	}()
 
 	for round := range m.rounds {
-		// Proton C straight to the broker.
-		q := fmt.Sprintf("/queue/cost-proton-%d", round)
+		// Proton C straight to the broker, into a queue declared as the gateway's
+		// are (durable: its target's durability is configuration), sent to by its
+		// name without declaring it (/amq/queue/, RabbitMQ 3.10's address of an
+		// existing queue): send-ssl's own target would declare one not durable, and
+		// RabbitMQ's cost per message differs between the two.
+		name := fmt.Sprintf("cost-proton-%d", round)
+		b.Send(t, "/queue/"+name)
 		bb := readProc(beam)
 		start := time.Now()
-		cmd := exec.Command(send, host, port, q, strconv.Itoa(n), b.User, b.Password)
+		cmd := exec.Command(send, host, port, "/amq/queue/"+name, strconv.Itoa(n), b.User, b.Password)
 		cmd.Args[0] = "send-ssl"
 		cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+b.CAFile) // OpenSSL's default verify paths
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -94,9 +105,8 @@ func TestCost(t *testing.T) {
 		}
 		secs := time.Since(start).Seconds()
 		// Empty the queue: the broker's CPU counts delivering to a consumer, as in the
-		// gateway's runs. send-ssl declared the queue not durable, so it is read without
-		// declaring it again.
-		b.Receive(t, "/amq/queue/"+strings.TrimPrefix(q, "/queue/"), n, 5*time.Minute)
+		// gateway's runs.
+		b.Receive(t, "/queue/"+name, n, 5*time.Minute)
 		ba := readProc(beam)
 		m.record("proton", cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime(), bb, ba, secs)
 
@@ -159,25 +169,33 @@ func TestCost(t *testing.T) {
 			m.record(name+" drain", ga.cpu, bb, ba, secs)
 
 			// Via: a Proton C device sends proton's messages through the gateway; the
-			// run ends when the consumer got them all from the queue.
-			vq := fmt.Sprintf("cost-via-%s-%d", name, round)
-			gw = startGateway(t, m.bins[name], "", uplinkArgs...)
-			ga, bb = readProc(gw.pid()), readProc(beam)
-			start = time.Now()
-			h, p, _ := net.SplitHostPort(gw.addr)
-			if _, err := devicetest.RunProtonSend(t, plain, h, p, vq, n); err != nil {
+			// run ends when the consumer got them all from the queue. "via bare":
+			// the same with [uplink] source-annotation = none (this build only: a
+			// baseline may not know the setting).
+			for _, kind := range viaKinds(name) {
+				vq := fmt.Sprintf("cost-%s-%s-%d", strings.ReplaceAll(kind, " ", "-"), name, round)
+				args := uplinkArgs
+				if kind == "via bare" {
+					args = append([]string{"--config", bare}, uplinkArgs[2:]...)
+				}
+				gw = startGateway(t, m.bins[name], "", args...)
+				ga, bb = readProc(gw.pid()), readProc(beam)
+				start = time.Now()
+				h, p, _ := net.SplitHostPort(gw.addr)
+				if _, err := devicetest.RunProtonSend(t, plain, h, p, vq, n); err != nil {
+					gw.stop()
+					t.Fatalf("%s %s: send: %v", name, kind, err)
+				}
+				b.Receive(t, "/queue/"+vq, n, 5*time.Minute)
+				secs = time.Since(start).Seconds()
+				gz, ba := readProc(gw.pid()), readProc(beam)
 				gw.stop()
-				t.Fatalf("%s via: send: %v", name, err)
+				m.record(name+" "+kind, gz.cpu-ga.cpu, bb, ba, secs)
 			}
-			b.Receive(t, "/queue/"+vq, n, 5*time.Minute)
-			secs = time.Since(start).Seconds()
-			gz, ba := readProc(gw.pid()), readProc(beam)
-			gw.stop()
-			m.record(name+" via", gz.cpu-ga.cpu, bb, ba, secs)
 		}
 	}
 
-	m.report("into RabbitMQ (CPU per message: the process's user + system time)", []string{"proton"}, "online", "drain", "via")
+	m.report("into RabbitMQ (CPU per message: the process's user + system time)", []string{"proton"}, "online", "drain", "via", "via bare")
 }
 
 // lastLines returns the last n lines of b.

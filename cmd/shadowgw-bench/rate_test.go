@@ -30,6 +30,7 @@ import (
 //   - via: a Proton C sender (Debian's send example, plain AMQP) → the gateway → the
 //     broker: the same messages as proton's, so that the broker's CPU per message
 //     compares the gateway's traffic with the sender's own;
+//   - via bare: via with [uplink] source-annotation = none;
 //
 // with the CPU time per message of the sender (send-ssl, or the gateway: ingest,
 // store and forward) and of the broker (node). It runs only when SHADOWGW_BENCH_COST
@@ -46,6 +47,10 @@ func TestRate(t *testing.T) {
 	send := devicetest.ProtonSendSSL(t)
 	plain := devicetest.ProtonSend(t)
 	pw := b.WritePasswordFile(t)
+	bare := filepath.Join(t.TempDir(), "bare.conf")
+	if err := os.WriteFile(bare, []byte("[uplink]\nsource-annotation = none\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	host, port, _ := net.SplitHostPort(strings.TrimPrefix(b.URL, "amqps://"))
 	total := 0 // what the broker counted so far
 
@@ -89,11 +94,15 @@ func TestRate(t *testing.T) {
 		m.record("go-amqp straight", 0, bb, ba, end.Sub(start).Seconds())
 
 		for _, name := range m.builds {
-			for _, dev := range []string{"online", "via"} {
-				gw := startGateway(t, m.bins[name], "", "--uplink", b.URL, "--uplink-ca", b.CAFile, "--uplink-user", b.User, "--uplink-password-file", pw)
+			for _, dev := range append([]string{"online"}, viaKinds(name)...) {
+				args := []string{"--uplink", b.URL, "--uplink-ca", b.CAFile, "--uplink-user", b.User, "--uplink-password-file", pw}
+				if dev == "via bare" {
+					args = append(args, "--config", bare)
+				}
+				gw := startGateway(t, m.bins[name], "", args...)
 				ga, bb := readProc(gw.pid()), readProc(b.PID())
 				start := time.Now()
-				address := fmt.Sprintf("rate-%s-%s-%d", name, dev, round)
+				address := fmt.Sprintf("rate-%s-%s-%d", name, strings.ReplaceAll(dev, " ", "-"), round)
 				if dev == "online" {
 					r, code := bench(t, "--durable=false", "--devices", "4", "--messages", strconv.Itoa(n/4), "--size", "100",
 						"--address", address, "--addr", gw.addr, "--gateway-pid", strconv.Itoa(gw.pid()))
@@ -117,7 +126,7 @@ func TestRate(t *testing.T) {
 		}
 	}
 
-	m.report("into a rhea sink", []string{"proton", "go-amqp straight"}, "online", "via")
+	m.report("into a rhea sink", []string{"proton", "go-amqp straight"}, "online", "via", "via bare")
 }
 
 // gatewayProcess is a gateway started by startGateway.

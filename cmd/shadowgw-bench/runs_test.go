@@ -69,6 +69,9 @@ func (r *runs) report(title string, fixed []string, kinds ...string) {
 	ref := fixed[0]
 	refCPU, refBroker, refRate := med(ref, func(x result) float64 { return x.cpu }), med(ref, func(x result) float64 { return x.broker }), med(ref, func(x result) float64 { return x.rate })
 	for _, name := range names {
+		if len(r.results[name]) == 0 {
+			continue // a kind this build does not run
+		}
 		cpu, broker, rate := med(name, func(x result) float64 { return x.cpu }), med(name, func(x result) float64 { return x.broker }), med(name, func(x result) float64 { return x.rate })
 		reads, bytes := med(name, func(x result) float64 { return x.reads }), med(name, func(x result) float64 { return x.bytes })
 		r.t.Logf("%-16s %7.1f µs/msg (%.1fx %s)  broker %6.1f µs/msg (%.2fx) %5.3f reads %5.1f B/msg  %8.0f msg/s (%.2fx)",
@@ -87,4 +90,13 @@ func median[T any](rs []T, f func(T) float64) float64 {
 	}
 	slices.Sort(v)
 	return v[len(v)/2]
+}
+
+// viaKinds returns the via runs of build: "via", and "via bare" (source-annotation =
+// none) for this build, not a baseline that may not know the setting.
+func viaKinds(build string) []string {
+	if build == "gateway" {
+		return []string{"via", "via bare"}
+	}
+	return []string{"via"}
 }

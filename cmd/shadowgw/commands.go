@@ -158,6 +158,7 @@ func gatewayFromConfig(cfg config.Config) (gatewayConfig, error) {
 			PasswordFile:           cfg.Uplink.PasswordFile,
 			AddressPrefix:          cfg.Uplink.AddressPrefix,
 			AddressTemplate:        cfg.Uplink.AddressTemplate,
+			SourceAnnotation:       cfg.Uplink.SourceAnnotation,
 			InFlight:               cfg.Uplink.InFlight,
 			BackoffMin:             cfg.Uplink.ReconnectMin,
 			BackoffMax:             cfg.Uplink.ReconnectMax,

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"os"
 	"time"
+
+	"github.com/shadowgw/shadowgw/uplink"
 )
 
 // Config is the gateway's configuration. Its values come from Default, overlaid by the
@@ -146,6 +148,11 @@ type Uplink struct {
 	// the device's target address and identity, e.g. "telemetry/mytenant/{device}"
 	// (address-template); see uplink.AddressTemplate. Empty means "{address}".
 	AddressTemplate string
+	// SourceAnnotation is the message-annotations key under which every forwarded
+	// message carries who sent it to the gateway (source-annotation): a symbol
+	// beginning with x-opt-, or "none" to leave it out. Default
+	// x-opt-shadowgw-source; see uplink.CheckSourceAnnotation.
+	SourceAnnotation string
 	// Commands is the cloud source address of commands for devices (commands); empty:
 	// none. See [commands].
 	Commands string
@@ -236,9 +243,10 @@ func Default() Config {
 			WhenFull: "backpressure",
 		},
 		Uplink: Uplink{
-			InFlight:     256,
-			ReconnectMin: time.Second,
-			ReconnectMax: time.Minute,
+			SourceAnnotation: uplink.SourceAnnotation,
+			InFlight:         256,
+			ReconnectMin:     time.Second,
+			ReconnectMax:     time.Minute,
 		},
 		Log:      Log{Level: "info"},
 		Metrics:  Metrics{Listen: "127.0.0.1:9464"},

@@ -81,6 +81,7 @@ var sections = []struct {
 		pathField("password-file", func(c *Config) *string { return &c.Uplink.PasswordFile }),
 		stringField("address-prefix", func(c *Config) *string { return &c.Uplink.AddressPrefix }),
 		stringField("address-template", func(c *Config) *string { return &c.Uplink.AddressTemplate }),
+		stringField("source-annotation", func(c *Config) *string { return &c.Uplink.SourceAnnotation }),
 		stringField("commands", func(c *Config) *string { return &c.Uplink.Commands }),
 		intField("in-flight", math.MaxInt32, func(c *Config) int64 { return int64(c.Uplink.InFlight) },
 			func(c *Config, v int64) { c.Uplink.InFlight = int(v) }),

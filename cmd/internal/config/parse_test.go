@@ -43,6 +43,7 @@ func TestLoadExample(t *testing.T) {
 		ReconnectMin:  time.Second,
 		ReconnectMax:  time.Minute,
 	}
+	want.Uplink.SourceAnnotation = "x-opt-shadowgw-source"
 	want.Uplink.AddressTemplate = "{address}.{device}"
 	want.Store.Dir = filepath.Join("testdata", "shadowgw-data")
 	want.Devices = []Device{{Name: "sensor-1", PasswordHash: testHash}}

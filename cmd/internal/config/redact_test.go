@@ -42,6 +42,7 @@ user = "gate#way"
 password-file = /etc/shadowgw/pw
 address-prefix = "/queue/ with ; blanks "
 address-template = telemetry/t/{device}
+source-annotation = none
 commands = /queue/gw-commands
 in-flight = 3
 reconnect-min = 2s

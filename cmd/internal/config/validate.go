@@ -153,6 +153,7 @@ func (c *Config) validateUplink(add func(*Error)) {
 		at("address-prefix", nil, "contains a control character")
 	}
 	validateAddressTemplate(u.AddressTemplate, at)
+	validateSourceAnnotation(u.SourceAnnotation, at)
 	if !u.Enabled() {
 		return // the other settings are unused; Warnings says so
 	}
