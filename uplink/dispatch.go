@@ -78,7 +78,7 @@ func (f *forwarder) skipAddress(address string) {
 		f.pass.skip = map[string]bool{}
 	}
 	f.pass.skip[address] = true
-	f.pass.others = 0
+	f.pass.othersFor = nil
 }
 
 // slowLeft returns how much longer lane l, whose queue is full, must be slow for
@@ -96,7 +96,7 @@ func (f *forwarder) skipAddress(address string) {
 func (f *forwarder) slowLeft(l *lane, now time.Time) (time.Duration, string) {
 	wait := min(creditWait, f.u.cfg.StallTimeout/2)
 	left, reason := wait-l.cloudWaited(now), "the cloud is slow to give link credit"
-	if l.handed-len(l.queue) > cap(f.tokens)/2 && f.othersWait() {
+	if l.handed-len(l.queue) > f.window.size()/2 && f.othersWait() {
 		if d := wait - l.fullWaited - now.Sub(f.pass.blockedAt); d < left {
 			left, reason = d, "the cloud is slow to settle"
 		}
@@ -106,19 +106,22 @@ func (f *forwarder) slowLeft(l *lane, now time.Time) (time.Duration, string) {
 
 // othersWait reports whether the batch holds, after the message waiting for the
 // blocked lane, one for another address that is not skipped. The answer is kept
-// until the owner stops waiting or skips an address.
+// for the lane until the owner reads another batch or skips an address: the lane
+// of a busy address blocks again and again, and the batch is scanned once, not at
+// every block (a message of another address found stays the answer until the
+// owner dispatched it; none found stays the answer).
 func (f *forwarder) othersWait() bool {
-	if f.pass.others == 0 {
-		f.pass.others = 1
-		l, rest := f.pass.blocked, f.pass.batch[f.pass.next+1:]
-		for i := range rest {
-			if a := rest[i].Address; a != l.address && !f.pass.skip[a] {
-				f.pass.others = 2
+	p := &f.pass
+	if l := p.blocked; p.othersFor != l || p.othersAt <= p.next {
+		p.othersFor, p.othersAt = l, len(p.batch)
+		for i := p.next + 1; i < len(p.batch); i++ {
+			if a := p.batch[i].Address; a != l.address && !p.skip[a] {
+				p.othersAt = i
 				break
 			}
 		}
 	}
-	return f.pass.others == 2
+	return p.othersAt < len(p.batch)
 }
 
 // passBy passes the address of lane l by: the message waiting for it and the

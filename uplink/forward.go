@@ -39,7 +39,7 @@ type forwarder struct {
 	sending context.Context // ends when forwarding stops (failure, or ctx ended)
 	stop    context.CancelCauseFunc
 	wctx    context.Context // for awaiting outcomes: ends shutdownGrace after sending
-	tokens  chan struct{}   // the lanes' send window: one per message being sent or awaiting its outcome
+	window  *window         // the lanes' send window: tokens for the messages being sent or awaiting their outcome
 	events  chan event      // lanes → owner
 	worker  *storeWorker
 
@@ -101,7 +101,10 @@ type pass struct {
 	// since blockedAt.
 	blocked   *lane
 	blockedAt time.Time
-	others    int8 // othersWait's answer for blocked: 0 not known, 1 no, 2 yes
+	// othersAt is othersWait's answer for lane othersFor: the index in batch of a
+	// message for another address not skipped, len(batch) if none follows.
+	othersFor *lane
+	othersAt  int
 }
 
 // readBatch is the most messages read from the store at once.
@@ -120,7 +123,7 @@ func (u *Uplink) serve(ctx context.Context, c *connection) error {
 	f := &forwarder{
 		u:             u,
 		conn:          c,
-		tokens:        make(chan struct{}, u.cfg.InFlight),
+		window:        newWindow(u.cfg.InFlight),
 		events:        make(chan event, u.cfg.InFlight+laneQueue),
 		worker:        &storeWorker{u: u, in: make(chan *storeOp), out: make(chan *storeOp)},
 		lanes:         map[string]*lane{},
@@ -302,7 +305,7 @@ func (f *forwarder) advance() error {
 			continue
 		}
 		if l := f.dispatch(&f.pass.batch[f.pass.next], now); l != nil {
-			f.pass.blocked, f.pass.blockedAt, f.pass.others = l, now, 0
+			f.pass.blocked, f.pass.blockedAt = l, now
 			if e := l.emptied.Load(); e != l.emptiedSeen {
 				l.emptiedSeen, l.fullWaited = e, 0
 			}
@@ -335,6 +338,7 @@ func (f *forwarder) read() error {
 			return err
 		}
 		f.pass.batch, f.pass.next, f.pass.atEnd = msgs, 0, len(msgs) == 0
+		f.pass.othersFor = nil
 		return nil
 	}
 }

@@ -70,6 +70,7 @@ type item struct {
 type sent struct {
 	seq     uint64
 	payload []byte // as stored, for a modified outcome to rewrite
+	tokens  int    // of the window, given back with the outcome
 	receipt amqp.SendReceipt
 }
 
@@ -184,13 +185,12 @@ func (l *lane) send(m *storedMessage, receipts chan<- sent) (ev event, failed bo
 		}
 	}
 	snd := l.link.snd
-	select {
-	case f.tokens <- struct{}{}:
-	case <-f.sending.Done():
+	tokens := f.window.cost(len(m.Payload))
+	if !f.window.take(tokens, f.sending.Done()) {
 		return event{kind: evDropped, seq: m.Seq}, false
 	}
 	if err := f.u.limit.wait(f.sending, out.size); err != nil {
-		<-f.tokens
+		f.window.give(tokens)
 		return event{kind: evDropped, seq: m.Seq}, false
 	}
 	// §2.6.12: the transfer is unsettled; the cloud settles it with an outcome that
@@ -202,7 +202,7 @@ func (l *lane) send(m *storedMessage, receipts chan<- sent) (ev event, failed bo
 	l.busy(false)
 	stalled := l.stall.stop()
 	if err != nil {
-		<-f.tokens
+		f.window.give(tokens)
 		switch {
 		case !stalled && f.sending.Err() == nil && unsendable(err, out.msg):
 			// Nothing was written: the link is still good for the next message.
@@ -225,7 +225,7 @@ func (l *lane) send(m *storedMessage, receipts chan<- sent) (ev event, failed bo
 	if f.u.debugging() {
 		f.u.log.Debug("sent", "seq", m.Seq, "target", out.target, "bytes", out.size)
 	}
-	receipts <- sent{seq: m.Seq, payload: m.Payload, receipt: receipt} // never blocks: a token is held
+	receipts <- sent{seq: m.Seq, payload: m.Payload, tokens: tokens, receipt: receipt} // never blocks: a token is held
 	return event{}, false
 }
 
@@ -282,7 +282,7 @@ func (l *lane) settleAll(receipts <-chan sent) {
 			linkGone = ev.err != nil && !errors.Is(ev.err, errStopped) && !ev.stalled
 		}
 		f.u.st.inFlight.Add(-1)
-		<-f.tokens
+		f.window.give(s.tokens)
 		if bctx == nil {
 			bctx, bcancel = batchContext(f.wctx)
 		}

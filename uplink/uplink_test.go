@@ -1,6 +1,7 @@
 package uplink
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,7 @@ func TestRabbitMQ(t *testing.T) {
 
 	t.Run("forward", func(t *testing.T) { testForward(t, b) })
 	t.Run("order", func(t *testing.T) { testOrder(t, b) })
+	t.Run("large messages", func(t *testing.T) { testLargeMessages(t, b) })
 	t.Run("dead letters", func(t *testing.T) { testDeadLetters(t, b) })
 	t.Run("wrong password", func(t *testing.T) { testWrongPassword(t, b) })
 	t.Run("untrusted CA", func(t *testing.T) { testUntrustedCA(t, b) })
@@ -213,6 +215,43 @@ func testOrder(t *testing.T, b *cloudtest.Broker) {
 	if s := u.Status(); s.Forwarded != 3*perAddress {
 		t.Errorf("forwarded: got %d, want %d", s.Forwarded, 3*perAddress)
 	}
+}
+
+// testLargeMessages sends messages of up to three times the window's bytes on two
+// addresses at once: a message takes a token of the window per tokenBytes (see
+// window), the two lanes compete for the window with takes of several tokens, and
+// every message arrives, in order per address.
+func testLargeMessages(t *testing.T, b *cloudtest.Broker) {
+	st := openStore(t, false)
+	cfg, _ := testConfig(t, b)
+	cfg.InFlight = 4 // 4 tokens: a message of 3 × tokenBytes or more is sent alone
+	addrs := []string{"large-a", "large-b"}
+	sizes := []int{100, 3*tokenBytes + 1, tokenBytes, 10, 12 * tokenBytes, 2 * tokenBytes, 1}
+	const rounds = 5
+	for i := range rounds {
+		for j, size := range sizes {
+			for _, a := range addrs {
+				body := bytes.Repeat([]byte{byte('a' + j)}, size)
+				appendMessages(t, st, a, "dev", &amqp.Message{
+					ApplicationProperties: map[string]any{"n": int64(i*len(sizes) + j)},
+					Data:                  [][]byte{body},
+				})
+			}
+		}
+	}
+	startUplink(t, cfg, st, nil)
+	for _, a := range addrs {
+		got := b.Receive(t, "/queue/"+a, rounds*len(sizes), 30*time.Second)
+		for i, m := range got {
+			size := sizes[i%len(sizes)]
+			if n := m.ApplicationProperties["n"]; n != int64(i) || len(m.Data) != 1 || len(m.Data[0]) != size {
+				t.Fatalf("%s: message %d: got n=%v with %d data sections, want n=%d with one of %d bytes", a, i, n, len(m.Data), i, size)
+			}
+		}
+	}
+	checkFor(t, 5*time.Second, func() bool { return stored(t, st) == 0 }, func() string {
+		return fmt.Sprintf("store holds %d messages, want 0", stored(t, st))
+	})
 }
 
 // testDeadLetters checks that payloads that cannot be sent are dead-lettered with a

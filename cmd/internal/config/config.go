@@ -244,7 +244,7 @@ func Default() Config {
 		},
 		Uplink: Uplink{
 			SourceAnnotation: uplink.SourceAnnotation,
-			InFlight:         256,
+			InFlight:         uplink.DefaultInFlight,
 			ReconnectMin:     time.Second,
 			ReconnectMax:     time.Minute,
 		},
