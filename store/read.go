@@ -117,7 +117,8 @@ func (s *Store) Oldest() (map[string]time.Time, error) {
 }
 
 // ReadNext returns up to max queued messages after the cursor and advances it
-// past them (and past expired messages it skipped). Routes are served by
+// past them (and past expired messages it skipped); fewer once their payloads
+// reach ReadBytes, at least one. Routes are served by
 // strict priority: if a route of the highest priority has messages after the
 // cursor, only messages of that priority are returned (those of several such
 // routes merged in seq order); lower priorities are read when the higher ones

@@ -6,6 +6,12 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// ReadBytes bounds the payload bytes one ReadNext or ReadNextFunc returns: the
+// messages are copies, and up to max messages of the largest size a device may send
+// (a megabyte, say) would be more memory than a small board has. A read stops once
+// its messages hold ReadBytes; it returns at least one message, of any size.
+const ReadBytes = 4 << 20
+
 // ReadNextFunc is ReadNext with a filter: skip is called, inside the read
 // transaction, with the seq and the address of each message ReadNext would
 // return (address is valid only during the call, and must not be kept). A
@@ -60,6 +66,7 @@ func (s *Store) ReadNextFunc(c *Cursor, max int, skip func(seq uint64, address [
 func (s *Store) readMerged(q *bolt.Bucket, routes []*route, after func(*route) uint64, seen func(*route, uint64), max int, skip func(uint64, []byte) bool) ([]Message, error) {
 	var msgs []Message
 	var str interner
+	bytes := 0
 	now := s.opts.Clock.Now().UnixNano()
 	err := mergeRoutes(q, routes, after, func(r *route, seq uint64, v []byte) (bool, error) {
 		rec, err := decodeMessageRecord(seq, v)
@@ -76,7 +83,8 @@ func (s *Store) readMerged(q *bolt.Bucket, routes []*route, after func(*route) u
 		m := rec.message(seq, &str)
 		m.Route = r.Name
 		msgs = append(msgs, m)
-		return len(msgs) < max, nil
+		bytes += len(m.Payload)
+		return len(msgs) < max && bytes < ReadBytes, nil
 	})
 	return msgs, err
 }

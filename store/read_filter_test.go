@@ -43,3 +43,31 @@ func TestReadNextFunc(t *testing.T) {
 		t.Fatalf("ReadNext from the start got %v, want the alarms %v", seqs(got), alarms)
 	}
 }
+
+// A read stops once its messages hold ReadBytes, and returns at least one message
+// however large; the next read goes on after it.
+func TestReadNextBytes(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	var want []uint64
+	for _, size := range []int{ReadBytes + 1, 10, ReadBytes / 2, ReadBytes / 2, 10, 20} {
+		m := Message{Address: "big", Payload: make([]byte, size)}
+		if err := s.Append(t.Context(), &m); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, m.Seq)
+	}
+	var c Cursor
+	for i, n := range []int{1, 3, 2} { // ReadBytes+1 alone; 10 + two halves; the rest
+		got, err := s.ReadNext(&c, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(seqs(got), want[:n]) {
+			t.Fatalf("read %d: got %v, want %v", i, seqs(got), want[:n])
+		}
+		want = want[n:]
+	}
+	if got, _ := s.ReadNext(&c, 100); len(got) != 0 {
+		t.Fatalf("got %v at the end, want nothing", seqs(got))
+	}
+}
