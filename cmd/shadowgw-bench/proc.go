@@ -26,6 +26,7 @@ type procSample struct {
 	at      time.Time
 	rss     uint64 // VmRSS, bytes
 	peakRSS uint64 // VmHWM, bytes
+	anon    uint64 // RssAnon, bytes: RSS less file-backed and shared pages
 	cpu     time.Duration
 	// From /proc/PID/io: system calls that read and wrote, and the bytes they moved
 	// (sockets included). Zero where the file cannot be read (another user's process).
@@ -46,17 +47,20 @@ func readProc(pid int) procSample {
 	}
 	for _, line := range strings.Split(string(status), "\n") {
 		name, v, ok := strings.Cut(line, ":")
-		if !ok || name != "VmRSS" && name != "VmHWM" {
+		if !ok || name != "VmRSS" && name != "VmHWM" && name != "RssAnon" {
 			continue
 		}
 		kib, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		if err != nil {
 			return s
 		}
-		if name == "VmRSS" {
+		switch name {
+		case "VmRSS":
 			s.rss = kib << 10
-		} else {
+		case "VmHWM":
 			s.peakRSS = kib << 10
+		default:
+			s.anon = kib << 10
 		}
 	}
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
