@@ -31,6 +31,9 @@ import (
 //     broker: the same messages as proton's, so that the broker's CPU per message
 //     compares the gateway's traffic with the sender's own;
 //   - via bare: via with [uplink] source-annotation = none;
+//   - python, python annotated: one Python Proton sender (testdata/send.py) straight
+//     to it, sending the messages the gateway forwards in via bare and in via:
+//     what the source annotation costs the broker from any sender;
 //
 // with the CPU time per message of the sender (send-ssl, or the gateway: ingest,
 // store and forward) and of the broker (node). It runs only when SHADOWGW_BENCH_COST
@@ -79,6 +82,28 @@ func TestRate(t *testing.T) {
 		ba := readProc(b.PID())
 		m.record("proton", cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime(), bb, ba, end.Sub(start).Seconds())
 
+		// One Python Proton sender, sending the messages the gateway forwards for
+		// send's, without and with the source annotation (testdata/send.py): what
+		// the annotation costs the broker when any sender sends it.
+		for _, name := range []string{"python", "python annotated"} {
+			args := []string{"testdata/send.py", b.URL, fmt.Sprintf("rate-%s-%d", strings.ReplaceAll(name, " ", "-"), round), strconv.Itoa(n),
+				"--user", b.User, "--ca", b.CAFile}
+			if name == "python annotated" {
+				args = append(args, "--annotate")
+			}
+			py := exec.Command("/usr/bin/python3", args...)
+			py.Env = append(os.Environ(), "SEND_PASSWORD="+b.Password)
+			bb := readProc(b.PID())
+			start := time.Now()
+			if out, err := py.CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v\n%s", name, err, out)
+			}
+			total += n
+			end := b.WaitCount(t, total, 5*time.Minute)
+			ba := readProc(b.PID())
+			m.record(name, py.ProcessState.UserTime()+py.ProcessState.SystemTime(), bb, ba, end.Sub(start).Seconds())
+		}
+
 		// The load tool's devices (go-amqp) straight to the broker: the gateway's
 		// messages without the gateway, for the broker's cost of their content.
 		bb = readProc(b.PID())
@@ -126,7 +151,7 @@ func TestRate(t *testing.T) {
 		}
 	}
 
-	m.report("into a rhea sink", []string{"proton", "go-amqp straight"}, "online", "via", "via bare")
+	m.report("into a rhea sink", []string{"proton", "go-amqp straight", "python", "python annotated"}, "online", "via", "via bare")
 }
 
 // gatewayProcess is a gateway started by startGateway.
