@@ -68,15 +68,12 @@ func TestCost(t *testing.T) {
 	if err := os.WriteFile(pw, []byte(b.Password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	conf := filepath.Join(dir, "shadowgw.conf")
-	if err := os.WriteFile(conf, []byte("[uplink]\naddress-prefix = /queue/\n"+os.Getenv("SHADOWGW_BENCH_UPLINK_CONF")), 0o600); err != nil {
-		t.Fatal(err)
+	extra := os.Getenv("SHADOWGW_BENCH_UPLINK_CONF")
+	uplink := func(conf string) []string {
+		return []string{"--config", conf, "--uplink", b.URL, "--uplink-ca", b.CAFile, "--uplink-user", b.User, "--uplink-password-file", pw}
 	}
-	bare := filepath.Join(dir, "bare.conf")
-	if err := os.WriteFile(bare, []byte("[uplink]\naddress-prefix = /queue/\nsource-annotation = none\n"+os.Getenv("SHADOWGW_BENCH_UPLINK_CONF")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	uplinkArgs := []string{"--config", conf, "--uplink", b.URL, "--uplink-ca", b.CAFile, "--uplink-user", b.User, "--uplink-password-file", pw}
+	uplinkArgs := uplink(writeConf(t, dir, "shadowgw.conf", "[uplink]\naddress-prefix = /queue/\n"+extra))
+	bareArgs := uplink(writeConf(t, dir, "bare.conf", "[uplink]\naddress-prefix = /queue/\nsource-annotation = none\n"+extra))
 	host, port, _ := net.SplitHostPort(b.Addr)
 	beam := func() int {
 		s, err := os.ReadFile(filepath.Join(b.Dir, "rabbitmq.pid"))
@@ -152,13 +149,8 @@ func TestCost(t *testing.T) {
 			}
 
 			// Drain: fill a store without an uplink, then start the gateway with one.
-			addr := freeAddr(t)
-			data := filepath.Join(t.TempDir(), "data")
 			dq := fmt.Sprintf("cost-drain-%s-%d", name, round)
-			if _, code := bench(t, durable, "--devices", "4", "--messages", strconv.Itoa(n/4), "--size", "100", "--address", dq,
-				"--spawn", m.bins[name], "--addr", addr, "--", "run", "--listen", addr, "--data", data, "--metrics="); code != 0 {
-				t.Fatalf("%s drain: filling the store: exit %d", name, code)
-			}
+			data := fillStore(t, m.bins[name], dq, n/4, 100, durable)
 			bb = readProc(beam)
 			start := time.Now()
 			gw := startGateway(t, m.bins[name], data, uplinkArgs...)
@@ -176,7 +168,7 @@ func TestCost(t *testing.T) {
 				vq := fmt.Sprintf("cost-%s-%s-%d", strings.ReplaceAll(kind, " ", "-"), name, round)
 				args := uplinkArgs
 				if kind == "via bare" {
-					args = append([]string{"--config", bare}, uplinkArgs[2:]...)
+					args = bareArgs
 				}
 				gw = startGateway(t, m.bins[name], "", args...)
 				ga, bb = readProc(gw.pid()), readProc(beam)

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -41,19 +40,11 @@ func TestDrainMemory(t *testing.T) {
 	b := cloudtest.StartRabbitMQ(t)
 	dir := t.TempDir()
 	pw := b.WritePasswordFile(t)
-	conf := filepath.Join(dir, "shadowgw.conf")
-	if err := os.WriteFile(conf, []byte("[uplink]\naddress-prefix = /queue/\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	conf := writeConf(t, dir, "shadowgw.conf", "[uplink]\naddress-prefix = /queue/\n")
 	for round := range 2 {
 		for _, name := range builds {
-			addr := freeAddr(t)
-			data := filepath.Join(t.TempDir(), "data")
 			q := fmt.Sprintf("memory-%s-%d", name, round)
-			if _, code := bench(t, "--durable=true", "--devices", "4", "--messages", strconv.Itoa(n), "--size", strconv.Itoa(size),
-				"--address", q, "--spawn", bins[name], "--addr", addr, "--", "run", "--listen", addr, "--data", data, "--metrics="); code != 0 {
-				t.Fatalf("%s: filling the store: exit %d", name, code)
-			}
+			data := fillStore(t, bins[name], q, n, size, "--durable=true")
 			start := time.Now()
 			gw := startGateway(t, bins[name], data, "--config", conf, "--uplink", b.URL, "--uplink-ca", b.CAFile, "--uplink-user", b.User, "--uplink-password-file", pw)
 			before := readProc(gw.pid())
@@ -67,7 +58,7 @@ func TestDrainMemory(t *testing.T) {
 				tick := time.NewTicker(5 * time.Millisecond)
 				defer tick.Stop()
 				for {
-					most = max(most, rssAnon(gw.pid()))
+					most = max(most, readProc(gw.pid()).anon)
 					select {
 					case <-stop:
 						peakAnon <- most
@@ -87,6 +78,3 @@ func TestDrainMemory(t *testing.T) {
 		}
 	}
 }
-
-// rssAnon returns the process's resident anonymous memory (RssAnon), 0 if unknown.
-func rssAnon(pid int) uint64 { return readProc(pid).anon }

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -50,10 +47,7 @@ func TestRate(t *testing.T) {
 	send := devicetest.ProtonSendSSL(t)
 	plain := devicetest.ProtonSend(t)
 	pw := b.WritePasswordFile(t)
-	bare := filepath.Join(t.TempDir(), "bare.conf")
-	if err := os.WriteFile(bare, []byte("[uplink]\nsource-annotation = none\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	bare := writeConf(t, t.TempDir(), "bare.conf", "[uplink]\nsource-annotation = none\n")
 	host, port, _ := net.SplitHostPort(strings.TrimPrefix(b.URL, "amqps://"))
 	total := 0 // what the broker counted so far
 
@@ -152,64 +146,4 @@ func TestRate(t *testing.T) {
 	}
 
 	m.report("into a rhea sink", []string{"proton", "go-amqp straight", "python", "python annotated"}, "online", "via", "via bare")
-}
-
-// gatewayProcess is a gateway started by startGateway.
-type gatewayProcess struct {
-	cmd  *exec.Cmd
-	addr string
-	log  *os.File
-}
-
-func (g *gatewayProcess) pid() int { return g.cmd.Process.Pid }
-
-// startGateway starts bin on the store in data (a new one if data is empty) with
-// args added to its command line (the uplink's), and waits until it listens for
-// devices.
-func startGateway(t *testing.T, bin, data string, args ...string) *gatewayProcess {
-	t.Helper()
-	if data == "" {
-		data = filepath.Join(t.TempDir(), "data")
-	}
-	g := &gatewayProcess{addr: freeAddr(t)}
-	g.cmd = exec.Command(bin, append([]string{"run", "--listen", g.addr, "--data", data, "--metrics="}, args...)...)
-	var err error
-	if g.log, err = os.Create(filepath.Join(t.TempDir(), "gateway.log")); err != nil {
-		t.Fatal(err)
-	}
-	g.cmd.Stdout, g.cmd.Stderr = g.log, g.log
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := waitListening(g.addr, 15*time.Second); err != nil {
-		g.stop()
-		t.Fatal(err)
-	}
-	return g
-}
-
-// stop ends the gateway with SIGTERM (SIGKILL after 30 s) and waits for it.
-func (g *gatewayProcess) stop() {
-	_ = g.cmd.Process.Signal(syscall.SIGTERM)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	go func() { <-ctx.Done(); _ = g.cmd.Process.Kill() }()
-	_ = g.cmd.Wait()
-	cancel()
-	g.log.Close()
-}
-
-// waitListening waits until addr accepts TCP connections.
-func waitListening(addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not listening within %v: %w", addr, timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling, with the deadline above
-	}
 }
